@@ -1,0 +1,1 @@
+"""Operations: starting services on loopback, Prometheus/Grafana provisioning, benchmarks."""

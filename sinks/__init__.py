@@ -1,0 +1,1 @@
+"""Sinks: where the stream lands. ClickHouse (server or chdb) behind one small client."""

@@ -1,0 +1,1 @@
+"""aimass stream processing: settings, event contracts, topics, data replay and the Faust app."""

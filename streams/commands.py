@@ -1,0 +1,142 @@
+"""Our subcommands on the Faust command line: up, down, ps, topics, data, replay, train, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+from faust.cli import argument, option
+
+from .settings import Settings
+
+
+def _fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def register(app, settings: Settings) -> None:  # noqa: C901 - one small function per command
+    from ops import services as svc
+    from ops.services import ServiceError
+
+    @app.command(option("--embedded", is_flag=True, default=False,
+                        help="Tansu broker + chdb instead of Kafka + ClickHouse server."),
+                 option("--no-prometheus", is_flag=True, default=False,
+                        help="Do not start Prometheus."))
+    async def up(self, embedded: bool, no_prometheus: bool) -> None:
+        """Start the services on loopback and wait until they are ready."""
+        from sinks import schema
+        from sinks.clickhouse import connect
+
+        from .topics import ensure_topics
+
+        s = settings.model_copy(update={"embedded": embedded or settings.embedded})
+        try:
+            svc.up(s, embedded=s.embedded, prometheus=not no_prometheus)
+            created = ensure_topics(s)
+            print(f"topics: {sum(v == 'created' for v in created.values())} created, "
+                  f"{sum(v == 'exists' for v in created.values())} already there")
+            if not s.embedded:  # chdb lives in the worker's process; it makes its own schema
+                schema.create_schema(connect(s.clickhouse_dsn))
+                print("clickhouse: schema ready")
+        except ServiceError as exc:
+            _fail(str(exc))
+
+    @app.command()
+    async def down(self) -> None:
+        """Stop what `aimass up` started (by the process ids it recorded)."""
+        if not svc.down(settings):
+            print("nothing was running")
+
+    @app.command()
+    async def ps(self) -> None:
+        """Show the services `aimass up` started and whether they run."""
+        for name, entry in svc.status(settings).items():
+            state = "running" if entry["running"] else "stopped"
+            print(f"{name:12} {state:8} pid {entry['pid']:<8} {entry['address']}")
+
+    @app.command(option("--json", "as_json", is_flag=True, default=False, help="JSON output."),
+                 option("--create", is_flag=True, default=False, help="Create missing topics."))
+    async def topics(self, as_json: bool, create: bool) -> None:
+        """The topic catalogue: name, key, partitions, configs."""
+        from .topics import catalogue_json, ensure_topics
+
+        if create:
+            ensure_topics(settings)
+        cat = catalogue_json(settings)
+        if as_json:
+            sys.stdout.write(orjson.dumps(cat, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return
+        for t in cat:
+            cfg = ",".join(f"{k}={v}" for k, v in t["configs"].items())
+            print(f"{t['name']:26} key={t['key']:12} partitions={t['partitions']:<3} {cfg}")
+
+    @app.command(argument("name", type=str))
+    async def data(self, name: str) -> None:
+        """Fetch a real data set into the data directory (movielens-100k)."""
+        from . import movielens
+
+        if name != "movielens-100k":
+            _fail(f"unknown data set {name!r}; available: movielens-100k")
+        path = movielens.fetch(settings.data_dir)
+        print(f"movielens-100k: {path} ({', '.join(movielens.FILES)})")
+
+    @app.command(argument("name", type=str),
+                 option("--limit", type=int, default=0, help="Only the first N ratings."),
+                 option("--rate", type=float, default=0.0, help="Requests per second (0: max)."),
+                 option("--click-delay", type=float, default=0.0, help="Seconds before a click."),
+                 option("--extra-candidates", type=int, default=0,
+                        help="Sampled extra candidate ads per request."),
+                 option("--malformed-every", type=int, default=0,
+                        help="Mix one malformed request in every N (tests the dead letters)."))
+    async def replay(self, name: str, limit: int, rate: float, click_delay: float,
+                     extra_candidates: int, malformed_every: int) -> None:
+        """Replay a data set to Kafka as ad requests and feedback."""
+        from .replay import run_replay
+
+        if name != "movielens-100k":
+            _fail(f"unknown data set {name!r}; available: movielens-100k")
+        stats = run_replay(settings, limit or None, rate or None, click_delay, extra_candidates,
+                           malformed_every, progress=True)
+        print(f"produced {stats.events} events in {stats.seconds:.1f}s: {stats.requests} requests, "
+              f"{stats.impressions} impressions, {stats.clicks} clicks, "
+              f"{stats.malformed} malformed")
+
+    @app.command(argument("file", type=str),
+                 option("--label", type=str, required=True, help="The 0/1 label column."),
+                 option("--tenant", type=str, default="default", help="Tenant of the examples."))
+    async def train(self, file: str, label: str, tenant: str) -> None:
+        """Send a labelled CSV/Parquet file to the training topic."""
+        from .producer import EventProducer
+        from .topics import ensure_topics, topic_names
+        from .training import examples_from_file
+
+        path = Path(file)
+        if not path.exists():
+            _fail(f"{file}: no such file")
+        try:
+            examples = examples_from_file(path, label, tenant)
+        except ValueError as exc:
+            _fail(str(exc))
+        ensure_topics(settings)
+        producer = EventProducer(settings)
+        topic = topic_names(settings)["training"]
+        for ex in examples:
+            producer.send(topic, ex.id, ex)
+        producer.flush()
+        print(f"sent {len(examples)} training examples from {path.name} to {topic} "
+              f"(tenant {tenant})")
+
+    @app.command(option("--limit", type=int, default=20000,
+                        help="Replay only the first N ratings (0: all 100,000)."),
+                 option("--json", "json_path", type=str, default="",
+                        help="Also write the summary as JSON here."))
+    async def demo(self, limit: int, json_path: str) -> None:
+        """The main job on the embedded defaults: replay MovieLens, run the worker, summarise."""
+        from .demo import run_demo
+
+        try:
+            run_demo(settings, limit or None, Path(json_path) if json_path else None)
+        except ServiceError as exc:
+            _fail(str(exc))

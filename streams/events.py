@@ -1,0 +1,265 @@
+"""Event contracts: typed records serialised with orjson, validated with a reason naming the field.
+
+Every event has an ``id`` and an ``event_time`` (Unix seconds). Requests carry a ``tenant``, a
+``user`` and ``context`` feature map, and a list of candidate ads, each with its own features.
+
+>>> raw = encode(AdRequest(id="r1", event_time=1.7e9, tenant="t", user={"age": 30},
+...                        candidates=[Candidate("ad1", {"genre": "Drama"})]))
+>>> decode(AdRequest, raw).candidates[0].ad_id
+'ad1'
+>>> decode(Feedback, b'{"id": "f", "event_time": 1, "tenant": "t", "request_id": "r",'
+...                  b' "ad_id": "a", "kind": "like"}')
+Traceback (most recent call last):
+...
+streams.events.InvalidEvent: kind: must be one of ['click', 'impression'], got 'like'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+Scalar = str | int | float | bool | None
+Features = dict[str, Scalar]
+
+_TENANT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+MAX_ID = 128
+MAX_CANDIDATES = 1000
+MAX_FEATURES = 512
+
+
+class InvalidEvent(ValueError):
+    """An event that does not meet its contract. ``field`` names the offending field."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+# -- field checks -----------------------------------------------------------------------------
+
+def _req(d: dict, name: str, prefix: str = "") -> Any:
+    if name not in d or d[name] is None:
+        raise InvalidEvent(prefix + name, "is required")
+    return d[name]
+
+
+def _str(d: dict, name: str, prefix: str = "", max_len: int = MAX_ID) -> str:
+    v = _req(d, name, prefix)
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    if not isinstance(v, str) or not v:
+        raise InvalidEvent(prefix + name, f"must be a non-empty string, got {v!r}")
+    if len(v) > max_len:
+        raise InvalidEvent(prefix + name, f"longer than {max_len} characters")
+    return v
+
+
+def _time(d: dict, name: str = "event_time") -> float:
+    v = _req(d, name)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        raise InvalidEvent(name, f"must be Unix seconds (a finite number >= 0), got {v!r}")
+    return float(v)
+
+
+def _tenant(d: dict) -> str:
+    v = _str(d, "tenant")
+    if not _TENANT.match(v):
+        raise InvalidEvent("tenant", "must match [A-Za-z0-9_.-]{1,64}")
+    return v
+
+
+def _features(d: dict, name: str, prefix: str = "", required: bool = True) -> Features:
+    v = d.get(name)
+    if v is None:
+        if required:
+            raise InvalidEvent(prefix + name, "is required")
+        return {}
+    if not isinstance(v, dict):
+        raise InvalidEvent(prefix + name, f"must be an object of features, got {type(v).__name__}")
+    if len(v) > MAX_FEATURES:
+        raise InvalidEvent(prefix + name, f"has more than {MAX_FEATURES} features")
+    for k, x in v.items():
+        if isinstance(x, float) and not math.isfinite(x):
+            raise InvalidEvent(f"{prefix}{name}.{k}", "must be finite")
+        if x is not None and not isinstance(x, str | int | float | bool):
+            raise InvalidEvent(f"{prefix}{name}.{k}",
+                               f"must be a string, number, boolean or null, got {type(x).__name__}")
+    return v
+
+
+def _choice(d: dict, name: str, choices: tuple[str, ...]) -> str:
+    v = _req(d, name)
+    if v not in choices:
+        raise InvalidEvent(name, f"must be one of {sorted(choices)}, got {v!r}")
+    return v
+
+
+# -- records -----------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Candidate:
+    ad_id: str
+    features: Features = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class AdRequest:
+    """A request to rank candidate ads for one user in one context."""
+
+    id: str
+    event_time: float
+    tenant: str
+    user: Features
+    candidates: list[Candidate]
+    context: Features = field(default_factory=dict)
+    priority: int = 0
+    deadline: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AdRequest:
+        cands = d.get("candidates")
+        if not isinstance(cands, list) or not cands:
+            raise InvalidEvent("candidates", "must be a non-empty list")
+        if len(cands) > MAX_CANDIDATES:
+            raise InvalidEvent("candidates", f"more than {MAX_CANDIDATES} candidates")
+        parsed = []
+        for i, c in enumerate(cands):
+            if not isinstance(c, dict):
+                raise InvalidEvent(f"candidates[{i}]", "must be an object")
+            p = f"candidates[{i}]."
+            parsed.append(Candidate(_str(c, "ad_id", p), _features(c, "features", p, False)))
+        priority = d.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+            raise InvalidEvent("priority", f"must be an integer 0..9, got {priority!r}")
+        deadline = d.get("deadline")
+        return cls(
+            id=_str(d, "id"), event_time=_time(d), tenant=_tenant(d),
+            user=_features(d, "user"), candidates=parsed,
+            context=_features(d, "context", required=False), priority=priority,
+            deadline=None if deadline is None else _time(d, "deadline"),
+        )
+
+
+FEEDBACK_KINDS = ("click", "impression")
+
+
+@dataclass(slots=True)
+class Feedback:
+    """An impression or a click on one candidate of one request."""
+
+    id: str
+    event_time: float
+    tenant: str
+    request_id: str
+    ad_id: str
+    kind: str
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Feedback:
+        return cls(id=_str(d, "id"), event_time=_time(d), tenant=_tenant(d),
+                   request_id=_str(d, "request_id"), ad_id=_str(d, "ad_id"),
+                   kind=_choice(d, "kind", FEEDBACK_KINDS))
+
+
+@dataclass(slots=True)
+class TrainingExample:
+    """A labelled example: features and a 0/1 label (clicked or not)."""
+
+    id: str
+    event_time: float
+    tenant: str
+    features: Features
+    label: int
+    source: str = "user"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingExample:
+        label = _req(d, "label")
+        if label not in (0, 1) or isinstance(label, float) and label != int(label):
+            raise InvalidEvent("label", f"must be 0 or 1, got {label!r}")
+        return cls(id=_str(d, "id"), event_time=_time(d), tenant=_tenant(d),
+                   features=_features(d, "features"), label=int(label),
+                   source=_str(d, "source", max_len=64) if "source" in d else "user")
+
+
+@dataclass(slots=True)
+class Recommendation:
+    """Candidates ranked by click probability, and which model ranked them."""
+
+    id: str
+    event_time: float
+    tenant: str
+    request_id: str
+    model_version: str
+    ranked: list[dict]
+    fallback: bool = False
+    took_ms: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Recommendation:
+        ranked = _req(d, "ranked")
+        if not isinstance(ranked, list):
+            raise InvalidEvent("ranked", "must be a list")
+        return cls(id=_str(d, "id"), event_time=_time(d), tenant=_tenant(d),
+                   request_id=_str(d, "request_id"), model_version=_str(d, "model_version"),
+                   ranked=ranked, fallback=bool(d.get("fallback", False)),
+                   took_ms=float(d.get("took_ms", 0.0)))
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message that could not be processed, kept whole with the reason."""
+
+    id: str
+    event_time: float
+    source_topic: str
+    partition: int
+    offset: int
+    field: str
+    reason: str
+    payload: str
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DeadLetter:
+        return cls(id=_str(d, "id", max_len=512), event_time=_time(d),
+                   source_topic=_str(d, "source_topic", max_len=249),
+                   partition=int(d.get("partition", -1)), offset=int(d.get("offset", -1)),
+                   field=str(d.get("field", "")), reason=_str(d, "reason", max_len=10_000),
+                   payload=str(d.get("payload", "")))
+
+
+# -- wire format --------------------------------------------------------------------------------
+
+def encode(event: Any) -> bytes:
+    """Serialise a record (a dataclass) to JSON bytes."""
+    return orjson.dumps(event)
+
+
+def decode(cls: type, raw: bytes | str | None) -> Any:
+    """Parse and validate one event; raises :class:`InvalidEvent` naming the field."""
+    if raw is None:
+        raise InvalidEvent("value", "is empty (a tombstone or a null message)")
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("value", f"is not valid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise InvalidEvent("value", f"must be a JSON object, got {type(d).__name__}")
+    return cls.from_dict(d)
+
+
+def dead_letter(raw: bytes | None, error: Exception, topic: str, partition: int = -1,
+                offset: int = -1, now: float = 0.0) -> DeadLetter:
+    """Build the dead letter for ``raw``: the reason, the field, and the payload kept whole."""
+    field_name = error.field if isinstance(error, InvalidEvent) else ""
+    reason = error.reason if isinstance(error, InvalidEvent) else f"{type(error).__name__}: {error}"
+    payload = "" if raw is None else raw.decode("utf-8", "backslashreplace")
+    return DeadLetter(id=f"{topic}/{partition}/{offset}", event_time=now, source_topic=topic,
+                      partition=partition, offset=offset, field=field_name, reason=reason,
+                      payload=payload)

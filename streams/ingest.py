@@ -1,0 +1,55 @@
+"""Kafka-free batch functions: raw messages in, validated records and dead letters out, and the
+rows each table stores. The Faust agents only move batches between Kafka and these functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from .events import AdRequest, DeadLetter, Feedback, TrainingExample, dead_letter, decode
+
+
+@dataclass(slots=True)
+class Raw:
+    """One consumed message, as the agent saw it."""
+
+    value: bytes | None
+    topic: str
+    partition: int = -1
+    offset: int = -1
+
+
+def decode_batch(cls: type, raws: list[Raw], now: float) -> tuple[list, list[DeadLetter]]:
+    """Validate every message; the bad ones become dead letters, none is lost."""
+    good, bad = [], []
+    for r in raws:
+        try:
+            good.append(decode(cls, r.value))
+        except Exception as exc:  # any failure at all is a dead letter, never a crash
+            bad.append(dead_letter(r.value, exc, r.topic, r.partition, r.offset, now))
+    return good, bad
+
+
+def _json(d: dict) -> str:
+    return orjson.dumps(d).decode()
+
+
+def request_rows(reqs: list[AdRequest], now: int) -> list[tuple]:
+    return [(r.tenant, r.id, int(r.event_time), str(r.user.get("user_id", "")),
+             [c.ad_id for c in r.candidates], _json(r.user), _json(r.context),
+             orjson.dumps(r.candidates).decode(), r.priority, now) for r in reqs]
+
+
+def feedback_rows(fbs: list[Feedback], now: int) -> list[tuple]:
+    return [(f.tenant, f.id, f.request_id, f.ad_id, f.kind, int(f.event_time), now) for f in fbs]
+
+
+def example_rows(exs: list[TrainingExample], now: int) -> list[tuple]:
+    return [(e.tenant, e.id, int(e.event_time), e.label, e.source, _json(e.features), now)
+            for e in exs]
+
+
+def dead_letter_rows(dls: list[DeadLetter]) -> list[tuple]:
+    return [(d.source_topic, d.partition, d.offset, d.field, d.reason, d.payload,
+             int(d.event_time)) for d in dls]

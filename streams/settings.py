@@ -1,0 +1,68 @@
+"""The one settings object. It reads ``AIMASS_*`` environment variables and nothing else.
+
+Nothing here connects anywhere: building a :class:`Settings` only reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for every aimass process, from ``AIMASS_<FIELD>`` variables.
+
+    >>> s = Settings(data_dir="/tmp/x", embedded=True)
+    >>> s.clickhouse_dsn
+    'chdb:///tmp/x/chdb'
+    >>> Settings(kafka_bootstrap="127.0.0.1:19092").kafka_port
+    19092
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
+
+    data_dir: Path = Field(Path(".aimass"), description="Where services, data and state live.")
+    embedded: bool = Field(False, description="Use Tansu + chdb instead of Kafka + ClickHouse.")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_controller_port: int = Field(9093, description="KRaft controller port (aimass up).")
+    kafka_version: str = Field("4.1.1", description="Apache Kafka version Maven resolves.")
+    clickhouse_url: str | None = Field(
+        None,
+        description="clickhouse://host:port/db, or chdb://PATH; default follows `embedded`.",
+    )
+    clickhouse_http_port: int = Field(8123, description="ClickHouse HTTP port (aimass up).")
+    clickhouse_tcp_port: int = Field(9000, description="ClickHouse native port (aimass up).")
+    prometheus_port: int = Field(9090, description="Prometheus port (aimass up).")
+    web_port: int = Field(6066, description="Worker web port: /metrics for Prometheus.")
+    topic_prefix: str = Field("aimass", description="Prefix of every topic name.")
+    partitions: int = Field(4, description="Partitions of the keyed event topics.")
+    replication: int = Field(1, description="Replication factor of created topics.")
+    app_id: str = Field("aimass", description="Faust app id: the consumer group of the worker.")
+    batch_size: int = Field(2000, description="Most events per micro-batch.")
+    batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        if self.embedded:
+            return f"chdb://{self.data_dir.resolve() / 'chdb'}"
+        return f"clickhouse://127.0.0.1:{self.clickhouse_tcp_port}/aimass"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
