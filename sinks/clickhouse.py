@@ -7,12 +7,13 @@
 2
 >>> ch.query("SELECT sum(a), count() FROM t")
 [(3, 2)]
+>>> ch.close()
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlparse
 
 import orjson
@@ -66,19 +67,25 @@ class ServerClient:
 class ChdbClient:
     """ClickHouse in-process (chdb), data kept on disk under ``path``.
 
-    chdb allows one session per process; this client is shared by everything in the process.
+    chdb runs one embedded server per process, on one path, and a path cannot be opened by two
+    processes. Clients of the same path share the session; it closes with its last client.
     """
 
-    _sessions: dict[str, Any] = {}
+    _open: dict[str, list] = {}  # path -> [session, number of open clients]
 
     def __init__(self, path: str, database: str = "aimass"):
         import chdb.session
 
         self.database = database
+        self.path = path
         self._lock = threading.Lock()
-        if path not in self._sessions:
-            self._sessions[path] = chdb.session.Session(path)
-        self._s = self._sessions[path]
+        if path not in self._open:
+            if self._open:
+                raise RuntimeError(f"chdb is already open at {next(iter(self._open))} in this "
+                                   f"process; close that client before opening {path}")
+            self._open[path] = [chdb.session.Session(path), 0]
+        self._open[path][1] += 1
+        self._s = self._open[path][0]
         self._s.query(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._s.query(f"USE {database}")
 
@@ -101,8 +108,15 @@ class ChdbClient:
                           + body)
         return len(rows)
 
-    def close(self) -> None:  # the session stays open for the process: chdb allows one
-        pass
+    def close(self) -> None:
+        entry = self._open.get(self.path)
+        if entry is None or self._s is None:
+            return
+        self._s = None
+        entry[1] -= 1
+        if entry[1] == 0:
+            entry[0].close()
+            del self._open[self.path]
 
 
 def connect(dsn: str) -> ClickHouse:

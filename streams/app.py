@@ -87,12 +87,17 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         web_host="127.0.0.1",
+        web_bind="127.0.0.1",
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         broker_max_poll_records=5000,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A join waits up to the rebalance timeout for members; Tansu waits it out in full.
+        broker_rebalance_timeout=settings.group_rebalance_timeout,
+        broker_session_timeout=max(settings.group_rebalance_timeout, 6.0),
+        broker_heartbeat_interval=2.0,
     )
     runtime = Runtime(settings, CollectorRegistry())
     app.aimass = runtime  # the agents' shared state lives on the app, not in module globals

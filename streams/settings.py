@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore")
 
     data_dir: Path = Field(Path(".aimass"), description="Where services, data and state live.")
+    cache_dir: Path | None = Field(None, description="Downloaded jars; default <data_dir>/cache.")
     embedded: bool = Field(False, description="Use Tansu + chdb instead of Kafka + ClickHouse.")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_controller_port: int = Field(9093, description="KRaft controller port (aimass up).")
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     partitions: int = Field(4, description="Partitions of the keyed event topics.")
     replication: int = Field(1, description="Replication factor of created topics.")
     app_id: str = Field("aimass", description="Faust app id: the consumer group of the worker.")
+    rebalance_timeout: float | None = Field(
+        None, description="Consumer-group rebalance timeout (s); default 10, embedded 3 (Tansu "
+        "holds every join for the full timeout).")
     batch_size: int = Field(2000, description="Most events per micro-batch.")
     batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
 
@@ -60,9 +64,17 @@ class Settings(BaseSettings):
         return f"clickhouse://127.0.0.1:{self.clickhouse_tcp_port}/aimass"
 
     @property
+    def group_rebalance_timeout(self) -> float:
+        if self.rebalance_timeout is not None:
+            return self.rebalance_timeout
+        return 3.0 if self.embedded else 10.0
+
+    @property
     def run_dir(self) -> Path:
         return self.data_dir / "run"
 
-    @property
-    def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+    @model_validator(mode="after")
+    def _default_cache_dir(self) -> Settings:
+        if self.cache_dir is None:
+            self.cache_dir = self.data_dir / "cache"
+        return self

@@ -1,0 +1,78 @@
+"""Run `aimass worker` as a child process and read its progress from its /metrics page.
+
+Used by the demo, the benchmarks and the tests: the worker is started exactly as a user would
+start it, with the settings passed through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ops.services.proc import stop_pid
+
+from .settings import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMASS_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"AIMASS_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log: Path, loglevel: str = "warn"):
+        self.settings = settings
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._out = open(log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "-l", loglevel],
+            env=settings_env(settings), stdout=self._out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """Every sample of the worker's /metrics, keyed by (name, sorted labels)."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=2).read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+    def counter(self, name: str, **labels: str) -> float:
+        """Sum of a counter's samples matching ``labels`` (0 when absent or not up yet)."""
+        try:
+            samples = self.metrics()
+        except OSError:
+            return 0.0
+        want = set(labels.items())
+        return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
+
+    def wait_for(self, name: str, target: float, timeout: float, **labels: str) -> float:
+        deadline = time.monotonic() + timeout
+        value = 0.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.proc.returncode}; see {self.log}")
+            value = self.counter(name, **labels)
+            if value >= target:
+                return value
+            time.sleep(0.25)
+        raise TimeoutError(f"{name}{labels or ''} reached {value:.0f} of {target:.0f} in "
+                           f"{timeout:.0f}s; see {self.log}")
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            os.killpg(self.proc.pid, 9)
+        else:
+            stop_pid(self.proc.pid, timeout=30)
+        self.proc.wait(30)
+        self._out.close()
