@@ -140,4 +140,19 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
                     result[name] = "exists"
                 else:
                     raise RuntimeError(f"could not create topic {name}: {exc}") from exc
+        _wait_for_leaders(admin, [t.topic for t in new], timeout)
     return result
+
+
+def _wait_for_leaders(admin, names: list[str], timeout: float) -> None:
+    """Block until every new topic shows in the metadata with a leader for each partition."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(timeout=timeout).topics
+        if all(n in md and md[n].partitions and not md[n].error
+               and all(p.leader >= 0 for p in md[n].partitions.values()) for n in names):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topics {names} were created but have no leaders after {timeout}s")

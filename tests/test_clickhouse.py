@@ -1,0 +1,47 @@
+"""The ClickHouse DDL and inserts run on ClickHouse server 18.16 and on chdb alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinks import schema
+from sinks.clickhouse import connect
+from sinks.table import TableSink
+from streams import ingest
+from streams.events import AdRequest, Candidate, Feedback, TrainingExample
+
+pytestmark = pytest.mark.services
+
+
+def test_ddl_runs_and_is_idempotent(fresh):
+    ch = connect(fresh.clickhouse_dsn)
+    try:
+        assert schema.create_schema(ch) == [t.name for t in schema.TABLES]
+        schema.create_schema(ch)  # twice is fine
+        names = {r[0] for r in ch.query(
+            f"SELECT name FROM system.tables WHERE database = '{ch.database}'")}
+        assert {t.name for t in schema.TABLES} <= names
+    finally:
+        ch.close()
+
+
+def test_rows_round_trip_through_sinks(fresh):
+    ch = connect(fresh.clickhouse_dsn)
+    try:
+        schema.create_schema(ch)
+        reqs = [AdRequest(f"r{i}", 1.7e9 + i, "acme", {"user_id": "u1", "age": 30},
+                          [Candidate("a", {"g": "Drama"}), Candidate("b")]) for i in range(100)]
+        fbs = [Feedback(f"f{i}", 1.7e9 + i, "acme", f"r{i}", "a", "click") for i in range(40)]
+        exs = [TrainingExample(f"e{i}", 1.7e9, "acme", {"x": i}, i % 2) for i in range(10)]
+        assert TableSink(ch, schema.AD_REQUESTS).write(ingest.request_rows(reqs, 1)) == 100
+        assert TableSink(ch, schema.FEEDBACK).write(ingest.feedback_rows(fbs, 1)) == 40
+        assert TableSink(ch, schema.EXAMPLES).write(ingest.example_rows(exs, 1)) == 10
+        assert ch.query("SELECT count(), uniqExact(request_id) FROM ad_requests") == [(100, 100)]
+        assert ch.query("SELECT candidate_ids FROM ad_requests WHERE request_id = 'r7'") == [
+            (["a", "b"],)]
+        assert ch.query("SELECT sum(label) FROM examples") == [(5,)]
+        joined = ch.query("SELECT count() FROM ad_requests AS r INNER JOIN feedback AS f "
+                          "ON r.request_id = f.request_id")
+        assert joined == [(40,)]
+    finally:
+        ch.close()
