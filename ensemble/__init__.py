@@ -1,0 +1,1 @@
+"""Ensembles of learners: average, weighted average, vote, stacking."""

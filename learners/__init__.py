@@ -1,0 +1,1 @@
+"""Online learners behind one small protocol: learn one/many, predict one/many, state to bytes."""
