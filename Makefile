@@ -1,16 +1,15 @@
 # The two commands of the README: `make demo` (the main job, embedded defaults, real data) and
 # `make test` (installs and starts the real services, runs lint and every test).
-VENV := .venv/bin
-export PATH := $(CURDIR)/.venv/bin:$(PATH)
+PY := .venv/bin/python
 
 .PHONY: demo test install install-services lint bench clean
 
 demo: install
-	$(VENV)/aimass demo $(ARGS)
+	$(PY) -m streams.cli demo $(ARGS)
 
 test: install-services
-	$(VENV)/ruff check .
-	$(VENV)/python -m pytest $(ARGS)
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(ARGS)
 
 install:
 	@bash ops/install.sh
@@ -19,11 +18,11 @@ install-services:
 	@bash ops/install.sh services
 
 lint: install
-	$(VENV)/ruff check .
+	$(PY) -m ruff check .
 
 bench: install-services
-	$(VENV)/python -m ops.bench.kafka --json bench-results/kafka.json
+	$(PY) -m ops.bench.kafka --json bench-results/kafka.json
 
 clean:
-	-$(VENV)/aimass down
+	-$(PY) -m streams.cli down
 	rm -rf .aimass/demo bench-results
