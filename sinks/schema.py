@@ -1,6 +1,11 @@
 """ClickHouse tables. The DDL is valid on ClickHouse 18.16 (Debian) and on current ClickHouse
-(chdb): plain MergeTree with PARTITION BY / ORDER BY, no LowCardinality, no DateTime64, no JSON
-type (feature maps are stored as JSON text)."""
+(chdb): MergeTree family with PARTITION BY / ORDER BY, no LowCardinality, no DateTime64, no JSON
+type (feature maps are stored as JSON text).
+
+Tables that a restarted worker may write again (it resumes from the last checkpoint and replays
+the uncommitted tail) are ReplacingMergeTree on their natural key: duplicates collapse in
+merges, and exact counts use ``FINAL`` or ``uniqExact``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ class Table:
     name: str
     columns: tuple[tuple[str, str], ...]
     order_by: str
+    engine: str = "MergeTree()"
     partition_by: str = "toYYYYMM(event_time)"
 
     @property
@@ -22,7 +28,7 @@ class Table:
 
     def ddl(self) -> str:
         cols = ",\n  ".join(f"{c} {t}" for c, t in self.columns)
-        return (f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n) ENGINE = MergeTree() "
+        return (f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n) ENGINE = {self.engine} "
                 f"PARTITION BY {self.partition_by} ORDER BY ({self.order_by})")
 
 
@@ -31,27 +37,41 @@ AD_REQUESTS = Table("ad_requests", (
     ("user_id", "String"), ("candidate_ids", "Array(String)"), ("user", "String"),
     ("context", "String"), ("candidates", "String"), ("priority", "UInt8"),
     ("ingested_at", "DateTime"),
-), "tenant, event_time, request_id")
+), "tenant, request_id", "ReplacingMergeTree(ingested_at)")
 
 FEEDBACK = Table("feedback", (
     ("tenant", "String"), ("feedback_id", "String"), ("request_id", "String"),
     ("ad_id", "String"), ("kind", "String"), ("event_time", "DateTime"),
     ("ingested_at", "DateTime"),
-), "tenant, event_time, request_id")
+), "tenant, feedback_id", "ReplacingMergeTree(ingested_at)")
 
 EXAMPLES = Table("examples", (
     ("tenant", "String"), ("example_id", "String"), ("event_time", "DateTime"),
-    ("label", "UInt8"), ("source", "String"), ("features", "String"),
+    ("label", "UInt8"), ("source", "String"), ("holdout", "UInt8"), ("features", "String"),
     ("ingested_at", "DateTime"),
-), "tenant, event_time, example_id")
+), "tenant, example_id", "ReplacingMergeTree(ingested_at)")
+
+PREDICTIONS = Table("predictions", (
+    ("tenant", "String"), ("model", "String"), ("example_id", "String"),
+    ("event_time", "DateTime"), ("p", "Float32"), ("label", "UInt8"), ("holdout", "UInt8"),
+    ("model_version", "UInt64"), ("ingested_at", "DateTime"),
+), "tenant, model, example_id", "ReplacingMergeTree(ingested_at)")
+
+MODEL_METRICS = Table("model_metrics", (
+    ("ts", "DateTime"), ("tenant", "String"), ("model", "String"), ("examples", "UInt64"),
+    ("logloss", "Float64"), ("auc", "Float64"), ("accuracy", "Float64"),
+    ("mean_p", "Float64"), ("ctr", "Float64"), ("window_logloss", "Float64"),
+    ("window_auc", "Float64"), ("holdout_examples", "UInt64"), ("holdout_logloss", "Float64"),
+    ("holdout_auc", "Float64"), ("drifts", "UInt32"), ("examples_per_s", "Float64"),
+), "tenant, model, ts", partition_by="toYYYYMM(ts)")
 
 DEAD_LETTERS = Table("dead_letters", (
     ("source_topic", "String"), ("partition", "Int32"), ("offset", "Int64"),
     ("field", "String"), ("reason", "String"), ("payload", "String"),
     ("event_time", "DateTime"),
-), "source_topic, event_time")
+), "source_topic, partition, offset", "ReplacingMergeTree()")
 
-TABLES = (AD_REQUESTS, FEEDBACK, EXAMPLES, DEAD_LETTERS)
+TABLES = (AD_REQUESTS, FEEDBACK, EXAMPLES, PREDICTIONS, MODEL_METRICS, DEAD_LETTERS)
 
 
 def create_schema(ch: ClickHouse) -> list[str]:

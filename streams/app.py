@@ -1,85 +1,45 @@
-"""The Faust app: thin agents that move micro-batches between Kafka and plain functions.
+"""The Faust app, top to bottom: build the app, declare the topics, one thin agent per stage.
 
-Reads top to bottom: build the app, declare the topics, one agent per input topic. Each agent
-takes a micro-batch, validates it (bad events go to the dead-letter topic with their reason),
-writes the rows to ClickHouse, and only then lets Faust acknowledge (commit) the offsets.
+  ad-requests ─┬─ ingest ──────────────► ClickHouse ad_requests   (bad ones: dead letters)
+               ├─ score ───────────────► recommendations
+               └─ join ─┐
+  feedback ────┬─ ingest┼──────────────► ClickHouse feedback
+               └─ join ─┴──────────────► examples
+  training ─────── forward (validated) ► examples
+  examples ─────── train ──────────────► models, checkpoints, ClickHouse examples/predictions
+
+Agents take micro-batches and hand them to the stages (plain classes, Kafka-free logic in
+:mod:`streams.joiner` and :mod:`streams.trainer`). A batch's offsets are acknowledged only after
+its writes are done (the join and train stages hold them longer: see their modules).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import faust
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from sinks import schema
-from sinks.clickhouse import ClickHouse, connect
-from sinks.table import SinkBackpressure, TableSink
 
 from . import ingest
 from .events import AdRequest, Feedback, TrainingExample, encode
-from .metrics import Metrics, build_metrics
+from .join_stage import JoinStage
+from .runtime import Runtime
+from .score_stage import ScoreStage
 from .settings import Settings
-from .topics import catalogue
+from .topics import catalogue, topic_names
+from .train_stage import TrainStage
+
+INGEST = {  # role -> (record, table, rows)
+    "ad-requests": (AdRequest, schema.AD_REQUESTS, ingest.request_rows),
+    "feedback": (Feedback, schema.FEEDBACK, ingest.feedback_rows),
+}
 
 
-@dataclass(frozen=True)
-class Route:
-    """How one input topic lands: its record type, its table, and the row builder."""
-
-    role: str
-    record: type
-    table: schema.Table
-    rows: Callable[[list, int], list[tuple]]
-
-
-ROUTES = (
-    Route("ad-requests", AdRequest, schema.AD_REQUESTS, ingest.request_rows),
-    Route("feedback", Feedback, schema.FEEDBACK, ingest.feedback_rows),
-    Route("training", TrainingExample, schema.EXAMPLES, ingest.example_rows),
-)
-
-
-class Runtime:
-    """What the agents share in one worker process: settings, metrics, sinks (made lazily)."""
-
-    def __init__(self, settings: Settings, registry: CollectorRegistry):
-        self.settings = settings
-        self.registry = registry
-        self.metrics: Metrics = build_metrics(registry)
-        self._ch: ClickHouse | None = None
-        self._sinks: dict[str, TableSink] = {}
-
-    @property
-    def ch(self) -> ClickHouse:
-        if self._ch is None:
-            self._ch = connect(self.settings.clickhouse_dsn)
-            schema.create_schema(self._ch)
-        return self._ch
-
-    def sink(self, table: schema.Table) -> TableSink:
-        if table.name not in self._sinks:
-            self._sinks[table.name] = TableSink(self.ch, table)
-        return self._sinks[table.name]
-
-    async def write(self, table: schema.Table, rows: list[tuple]) -> None:
-        """Write one batch, waiting out back-pressure (the consumer is paused meanwhile)."""
-        sink = await asyncio.to_thread(self.sink, table)
-        while True:
-            try:
-                await asyncio.to_thread(sink.write, rows)
-                self.metrics.sink_rows.labels(table.name).inc(len(rows))
-                return
-            except SinkBackpressure as bp:
-                self.metrics.sink_backpressure.labels(table.name).inc()
-                await asyncio.sleep(bp.retry_after)
-
-
-def create_app(settings: Settings) -> faust.App:
-    app = faust.App(
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
         settings.app_id,
         broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
         key_serializer="raw",
@@ -94,56 +54,83 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=5000,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=8 * 1024 * 1024,
         # A join waits up to the rebalance timeout for members; Tansu waits it out in full.
         broker_rebalance_timeout=settings.group_rebalance_timeout,
         broker_session_timeout=max(settings.group_rebalance_timeout, 6.0),
         broker_heartbeat_interval=2.0,
     )
-    runtime = Runtime(settings, CollectorRegistry())
-    app.aimass = runtime  # the agents' shared state lives on the app, not in module globals
 
-    topics = {
-        spec.role: app.topic(spec.name(settings), partitions=spec.partitions,
-                             replicas=settings.replication, config=dict(spec.configs))
-        for spec in catalogue(settings)
-    }
-    dead_letters = topics["dead-letters"]
 
-    async def handle(route: Route, events: list) -> None:
-        started = time.perf_counter()
-        now = time.time()
-        raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
-                for e in events]
-        good, bad = ingest.decode_batch(route.record, raws, now)
-        if good:
-            await runtime.write(route.table, route.rows(good, int(now)))
-        if bad:
-            await runtime.write(schema.DEAD_LETTERS, ingest.dead_letter_rows(bad))
-            sent = [await dead_letters.send(key=d.source_topic.encode(), value=encode(d))
-                    for d in bad]
-            await asyncio.gather(*sent)  # the dead letters are on Kafka before we ack the batch
-            for d in bad:
-                runtime.metrics.dead_letters.labels(route.role, d.field).inc()
-        m = runtime.metrics
-        m.consumed.labels(route.role).inc(len(events))
-        m.batch_size.labels(route.role).observe(len(events))
-        m.batch_seconds.labels(route.role).observe(time.perf_counter() - started)
+def create_app(settings: Settings) -> faust.App:
+    app = _faust_app(settings)
+    rt = Runtime(settings)
+    app.aimass = rt  # shared state lives on the app, not in module globals
+    topics = {spec.role: app.topic(spec.name(settings), partitions=spec.partitions,
+                                   replicas=settings.replication, config=dict(spec.configs))
+              for spec in catalogue(settings)}
+    names = topic_names(settings)
 
-    def make_agent(route: Route) -> None:
+    async def send(role: str, key: bytes, value: bytes) -> None:
+        fut = await topics[role].send(key=key, value=value)
+        await fut  # delivered (acks=all) before the caller acknowledges its input
+
+    rt.send = send
+    join, train = JoinStage(rt), TrainStage(rt)
+    score = ScoreStage(rt, train)
+    take = dict(max_=settings.batch_size, within=settings.batch_within)
+
+    def ingest_agent(role: str):
+        record, table, rows = INGEST[role]
+
         async def agent(stream):
-            async for events in stream.take_events(settings.batch_size,
-                                                   within=settings.batch_within):
-                await handle(route, events)
+            async for events in stream.take_events(**take):
+                started = time.perf_counter()
+                raws = [ingest.Raw(e.value, e.message.topic, e.message.partition,
+                                   e.message.offset) for e in events]
+                good, bad = ingest.decode_batch(record, raws, time.time())
+                await rt.write(table, rows(good, int(time.time())))
+                await rt.dead_letters(role, bad)
+                rt.metrics.consumed.labels(role).inc(len(events))
+                rt.observe(f"ingest-{role}", len(events), started)
 
-        agent.__name__ = agent.__qualname__ = f"ingest_{route.role.replace('-', '_')}"
-        app.agent(topics[route.role], name=agent.__name__)(agent)
+        app.agent(topics[role], name=f"ingest_{role.replace('-', '_')}")(agent)
 
-    for route in ROUTES:
-        make_agent(route)
+    for role in INGEST:
+        ingest_agent(role)
+
+    @app.agent(topics["ad-requests"], name="score")
+    async def score_requests(stream):
+        async for events in stream.take_events(**take):
+            await score.handle(events)
+
+    @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="join")
+    async def join_feedback(stream):
+        async for events in stream.take_events(**take):
+            await join.handle(events, names["ad-requests"])
+
+    @app.agent(topics["training"], name="forward_training")
+    async def forward_training(stream):
+        async for events in stream.take_events(**take):
+            raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
+                    for e in events]
+            good, bad = ingest.decode_batch(TrainingExample, raws, time.time())
+            await rt.dead_letters("training", bad)
+            await asyncio.gather(*(send("examples", e.id.encode(), encode(e)) for e in good))
+            rt.metrics.consumed.labels("training").inc(len(events))
+
+    @app.agent(topics["examples"], name="train")
+    async def train_examples(stream):
+        async for events in stream.take_events(**take):
+            await train.handle(events)
+
+    @app.timer(interval=1.0)
+    async def housekeeping():
+        await join.flush_idle()
+        await train.maybe_checkpoint()
 
     @app.page("/metrics")
     async def metrics(web, request):
-        return web.bytes(generate_latest(runtime.registry),
-                         content_type="text/plain; version=0.0.4")
+        return web.bytes(generate_latest(rt.registry), content_type="text/plain; version=0.0.4")
 
     return app

@@ -3,6 +3,8 @@ processor as Faust users expect) with our subcommands added (see :mod:`streams.c
 
 from __future__ import annotations
 
+import sys
+
 
 def main() -> None:
     from .app import create_app
@@ -10,6 +12,11 @@ def main() -> None:
     from .settings import Settings
 
     settings = Settings()
+    if sys.argv[1:2] == ["worker"]:
+        # the worker's topics must exist before Faust subscribes (it does not wait for them)
+        from .topics import ensure_topics
+
+        ensure_topics(settings)
     app = create_app(settings)
     register(app, settings)
     app.main()

@@ -45,9 +45,30 @@ def feedback_rows(fbs: list[Feedback], now: int) -> list[tuple]:
     return [(f.tenant, f.id, f.request_id, f.ad_id, f.kind, int(f.event_time), now) for f in fbs]
 
 
-def example_rows(exs: list[TrainingExample], now: int) -> list[tuple]:
-    return [(e.tenant, e.id, int(e.event_time), e.label, e.source, _json(e.features), now)
-            for e in exs]
+def example_rows(exs: list[TrainingExample], now: int, holdout=None) -> list[tuple]:
+    hold = holdout if holdout is not None else [False] * len(exs)
+    return [(e.tenant, e.id, int(e.event_time), e.label, e.source, int(h), _json(e.features), now)
+            for e, h in zip(exs, hold, strict=True)]
+
+
+def prediction_rows(tenant: str, result, version: int, now: int) -> list[tuple]:
+    """One row per (model, example): the probability it gave before learning the label."""
+    rows = []
+    for model, p in result.predictions.items():
+        for ex, pi, h in zip(result.examples, p.tolist(), result.holdout.tolist(), strict=True):
+            rows.append((tenant, model, ex.id, int(ex.event_time), pi, ex.label, int(h), version,
+                         now))
+    return rows
+
+
+def metric_rows(tenant: str, metrics: dict[str, dict], now: int) -> list[tuple]:
+    def f(v):
+        return float(v) if v == v else 0.0  # NaN (nothing to measure yet) is stored as 0
+
+    return [(now, tenant, model, m["examples"], f(m["logloss"]), f(m["auc"]), f(m["accuracy"]),
+             f(m["mean_p"]), f(m["ctr"]), f(m["window_logloss"]), f(m["window_auc"]),
+             m["holdout_examples"], f(m["holdout_logloss"]), f(m["holdout_auc"]), m["drifts"],
+             f(m["examples_per_s"])) for model, m in metrics.items()]
 
 
 def dead_letter_rows(dls: list[DeadLetter]) -> list[tuple]:

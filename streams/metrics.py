@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 
@@ -18,23 +18,57 @@ class Metrics:
     batch_seconds: Histogram
     sink_rows: Counter
     sink_backpressure: Counter
+    joined: Counter
+    join_dropped: Counter
+    join_pending: Gauge
+    learned: Counter
+    duplicates: Counter
+    learn_seconds: Histogram
+    checkpoint_seconds: Histogram
+    model_logloss: Gauge
+    model_auc: Gauge
+    model_calibration: Gauge
+    model_examples: Gauge
+    model_version: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
+    def counter(name, doc, labels=()):
+        return Counter(name, doc, list(labels), registry=registry)
+
+    def gauge(name, doc, labels=()):
+        return Gauge(name, doc, list(labels), registry=registry)
+
     return Metrics(
-        consumed=Counter("aimass_events_consumed_total", "Events consumed, by topic",
-                         ["topic"], registry=registry),
-        produced=Counter("aimass_events_produced_total", "Events produced, by topic",
-                         ["topic"], registry=registry),
-        dead_letters=Counter("aimass_dead_letters_total", "Events sent to the dead-letter topic",
-                             ["topic", "field"], registry=registry),
-        batch_size=Histogram("aimass_batch_size", "Events per micro-batch, by topic", ["topic"],
+        consumed=counter("aimass_events_consumed_total", "Events consumed, by topic", ["topic"]),
+        produced=counter("aimass_events_produced_total", "Events produced, by topic", ["topic"]),
+        dead_letters=counter("aimass_dead_letters_total", "Events sent to the dead-letter topic",
+                             ["topic", "field"]),
+        batch_size=Histogram("aimass_batch_size", "Events per micro-batch, by stage", ["stage"],
                              buckets=BATCH_BUCKETS, registry=registry),
         batch_seconds=Histogram("aimass_batch_seconds", "Time to process one micro-batch",
-                                ["topic"], registry=registry),
-        sink_rows=Counter("aimass_sink_rows_total", "Rows written to ClickHouse, by table",
-                          ["table"], registry=registry),
-        sink_backpressure=Counter("aimass_sink_backpressure_total",
-                                  "Batches a sink pushed back (retried), by table", ["table"],
-                                  registry=registry),
+                                ["stage"], registry=registry),
+        sink_rows=counter("aimass_sink_rows_total", "Rows written to ClickHouse", ["table"]),
+        sink_backpressure=counter("aimass_sink_backpressure_total",
+                                  "Batches a sink pushed back (retried)", ["table"]),
+        joined=counter("aimass_examples_joined_total", "Examples made by the join", ["label"]),
+        join_dropped=counter("aimass_join_dropped_total", "Feedback the join dropped",
+                             ["reason"]),
+        join_pending=gauge("aimass_join_pending_requests", "Requests waiting in the join"),
+        learned=counter("aimass_examples_learned_total", "Examples learned, by tenant",
+                        ["tenant"]),
+        duplicates=counter("aimass_examples_duplicate_total",
+                           "Examples skipped: their id was already learned", ["tenant"]),
+        learn_seconds=Histogram("aimass_learn_seconds", "Predict+learn time of one batch",
+                                ["model"], registry=registry),
+        checkpoint_seconds=Histogram("aimass_checkpoint_seconds", "Time to write a checkpoint",
+                                     registry=registry),
+        model_logloss=gauge("aimass_model_logloss", "Progressive log loss",
+                            ["tenant", "model", "scope"]),
+        model_auc=gauge("aimass_model_auc", "Progressive ROC AUC", ["tenant", "model", "scope"]),
+        model_calibration=gauge("aimass_model_calibration_ratio",
+                                "Mean predicted CTR / observed CTR", ["tenant", "model"]),
+        model_examples=gauge("aimass_model_examples", "Examples scored", ["tenant", "model"]),
+        model_version=gauge("aimass_model_version", "Model set version (batches learned)",
+                            ["tenant"]),
     )

@@ -22,8 +22,8 @@ class EventProducer:
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 500000,
             "compression.type": "lz4",
-            **overrides,
         }
+        conf.update({k.replace("_", "."): v for k, v in overrides.items()})
         self._p = Producer(conf)
         self.delivered = 0
         self.failed: list[str] = []

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
         None, description="Consumer-group rebalance timeout (s); default 10, embedded 3 (Tansu "
         "holds every join for the full timeout).")
     batch_size: int = Field(2000, description="Most events per micro-batch.")
+    models: str = Field("ftrl,fm,river_logreg,adpredictor",
+                        description="The model set every tenant gets (learners.registry.ALL).")
+    join_window: float = Field(1800.0, description="Late-click window, seconds of event time.")
+    join_order: str = Field("request", description="Release joined examples in 'request' "
+                            "order (honest metrics) or on 'arrival' (clicks at once).")
+    join_idle_flush: float = Field(30.0, description="Close every open window of a partition "
+                                   "idle this long (wall seconds): the end of a replay.")
+    holdout_fraction: float = Field(0.0, description="Share of example ids held out: scored, "
+                                    "never learned.")
+    checkpoint_interval: float = Field(5.0, description="Seconds between trainer checkpoints "
+                                       "(offsets are committed only up to a checkpoint).")
     batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
 
     @property
@@ -68,6 +79,10 @@ class Settings(BaseSettings):
         if self.rebalance_timeout is not None:
             return self.rebalance_timeout
         return 3.0 if self.embedded else 10.0
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
 
     @property
     def run_dir(self) -> Path:

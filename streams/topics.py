@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
+CHECKPOINT_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ def catalogue(settings: Settings) -> list[TopicSpec]:
                   {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
                    "segment.ms": str(3600 * 1000)},
                   "Model snapshots, compacted: the newest per tenant/model survives."),
+        TopicSpec("checkpoints", "tenant", 1,
+                  {"cleanup.policy": "compact", "max.message.bytes": str(CHECKPOINT_MAX_BYTES),
+                   "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)},
+                  "Trainer state per tenant (models, learned ids, metrics); compacted."),
         TopicSpec("dead-letters", "source_topic", 1, delete(30),
                   "Anything malformed, anywhere, with the reason and the raw payload."),
     ]

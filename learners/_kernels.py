@@ -1,0 +1,141 @@
+"""Numba kernels: the per-example loops of the hashed learners, compiled (and cached on disk).
+
+Each kernel walks a CSR batch in order and, for every example, predicts and then (if ``learn``)
+updates, so results do not depend on how the stream was cut into batches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+CLIP = 35.0
+
+
+@njit(cache=True)
+def _sigmoid(z: float) -> float:
+    if z > CLIP:
+        z = CLIP
+    elif z < -CLIP:
+        z = -CLIP
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+@njit(cache=True)
+def _ftrl_weight(z: float, n: float, alpha: float, beta: float, l1: float, l2: float) -> float:
+    if abs(z) <= l1:
+        return 0.0
+    sign = 1.0 if z > 0 else -1.0
+    return -(z - sign * l1) / ((beta + math.sqrt(n)) / alpha + l2)
+
+
+@njit(cache=True)
+def ftrl_progressive(indptr, idx, val, y, learn, z, n, alpha, beta, l1, l2, out):
+    """FTRL-Proximal (McMahan et al. 2013, Algorithm 1), predict-then-learn per example."""
+    w = np.empty(256, dtype=np.float64)
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        if e - s > w.shape[0]:
+            w = np.empty(2 * (e - s), dtype=np.float64)
+        wx = 0.0
+        for j in range(s, e):
+            k = idx[j]
+            w[j - s] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
+            wx += w[j - s] * val[j]
+        p = _sigmoid(wx)
+        out[i] = p
+        if learn[i]:
+            g = p - y[i]
+            for j in range(s, e):
+                k = idx[j]
+                gi = g * val[j]
+                sigma = (math.sqrt(n[k] + gi * gi) - math.sqrt(n[k])) / alpha
+                z[k] += gi - sigma * w[j - s]
+                n[k] += gi * gi
+
+
+@njit(cache=True)
+def ftrl_predict(indptr, idx, val, z, n, alpha, beta, l1, l2, out):
+    for i in range(len(indptr) - 1):
+        wx = 0.0
+        for j in range(indptr[i], indptr[i + 1]):
+            k = idx[j]
+            wx += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
+        out[i] = _sigmoid(wx)
+
+
+@njit(cache=True)
+def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta, l1, l2,
+                   lr_v, l2_v, out):
+    """Factorisation machine (Rendle 2010) on hashed features, predict-then-learn per example.
+    Linear weights by FTRL-Proximal, factors ``V`` by AdaGrad with L2. Bucket 0 (the bias) has
+    no factors."""
+    kf = V.shape[1]
+    w = np.empty(256, dtype=np.float64)
+    S = np.empty(kf, dtype=np.float64)
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        if e - s > w.shape[0]:
+            w = np.empty(2 * (e - s), dtype=np.float64)
+        lin = 0.0
+        for j in range(s, e):
+            k = idx[j]
+            w[j - s] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
+            lin += w[j - s] * val[j]
+        pair = 0.0
+        for f in range(kf):
+            sf = 0.0
+            sq = 0.0
+            for j in range(s, e):
+                k = idx[j]
+                if k == 0:
+                    continue
+                t = V[k, f] * val[j]
+                sf += t
+                sq += t * t
+            S[f] = sf
+            pair += 0.5 * (sf * sf - sq)
+        p = _sigmoid(lin + pair)
+        out[i] = p
+        if not learn[i]:
+            continue
+        g = p - y[i]
+        for j in range(s, e):
+            k = idx[j]
+            gi = g * val[j]
+            sigma = (math.sqrt(n[k] + gi * gi) - math.sqrt(n[k])) / alpha
+            z[k] += gi - sigma * w[j - s]
+            n[k] += gi * gi
+            if k == 0:
+                continue
+            touched[k] = True
+            for f in range(kf):
+                gv = g * val[j] * (S[f] - V[k, f] * val[j]) + l2_v * V[k, f]
+                G[k, f] += gv * gv
+                V[k, f] -= lr_v * gv / math.sqrt(G[k, f] + 1e-8)
+
+
+@njit(cache=True)
+def fm_predict(indptr, idx, val, z, n, V, alpha, beta, l1, l2, out):
+    kf = V.shape[1]
+    for i in range(len(indptr) - 1):
+        s, e = indptr[i], indptr[i + 1]
+        lin = 0.0
+        for j in range(s, e):
+            k = idx[j]
+            lin += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
+        pair = 0.0
+        for f in range(kf):
+            sf = 0.0
+            sq = 0.0
+            for j in range(s, e):
+                k = idx[j]
+                if k == 0:
+                    continue
+                t = V[k, f] * val[j]
+                sf += t
+                sq += t * t
+            pair += 0.5 * (sf * sf - sq)
+        out[i] = _sigmoid(lin + pair)

@@ -1,0 +1,80 @@
+"""The learner protocol. One small base class: learn one/many, predict one/many, state to bytes.
+
+Features are flat dicts ``{name: value}``: strings, ints and booleans are categorical, floats are
+numeric, ``None`` is missing. Labels are 0/1 (1 = clicked).
+
+``progressive_many`` is what the stream calls: for each example, in order, predict, then learn
+(unless ``learn`` says it is held out). The prediction of an example is made by a model that has
+not seen its label, so the returned probabilities are an honest progressive validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+Features = dict
+
+
+class Learner(ABC):
+    """A binary classifier that learns online. Subclasses implement the ``_one`` methods and may
+    override the ``_many`` ones with vectorised code that gives the same results."""
+
+    #: a short, stable name for metrics and tables
+    name: str = "learner"
+
+    @abstractmethod
+    def predict_proba_one(self, x: Features) -> float:
+        """Probability of a click for one example."""
+
+    @abstractmethod
+    def learn_one(self, x: Features, y: int) -> None:
+        """Update the model with one labelled example."""
+
+    def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
+        return np.fromiter((self.predict_proba_one(x) for x in X), dtype=np.float64, count=len(X))
+
+    def learn_many(self, X: Sequence[Features], y: Sequence[int]) -> None:
+        for x, yi in zip(X, y, strict=True):
+            self.learn_one(x, int(yi))
+
+    def progressive_many(self, X: Sequence[Features], y: Sequence[int],
+                         learn: Sequence[bool] | None = None) -> np.ndarray:
+        """Predict each example, then learn it (unless ``learn[i]`` is false), in order."""
+        out = np.empty(len(X), dtype=np.float64)
+        for i, x in enumerate(X):
+            out[i] = self.predict_proba_one(x)
+            if learn is None or learn[i]:
+                self.learn_one(x, int(y[i]))
+        return out
+
+    # -- state ------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The whole model state, to restore with :meth:`from_bytes`."""
+        return pickle.dumps(self, protocol=5)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Learner:
+        obj = pickle.loads(data)
+        if not isinstance(obj, Learner):
+            raise TypeError(f"not a learner state: {type(obj).__name__}")
+        return obj
+
+    def clone(self) -> Learner:
+        """A fresh, untrained learner with the same configuration (the constructor's args)."""
+        params = {k: copy.deepcopy(getattr(self, k)) for k in self._init_params()}
+        return type(self)(**params)
+
+    @classmethod
+    def _init_params(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._init_params())
+        return f"{type(self).__name__}({args})"

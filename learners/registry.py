@@ -1,0 +1,35 @@
+"""Learners by name, so model sets are configuration (``AIMASS_MODELS=ftrl,fm,...``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .base import Learner
+from .fm import FactorizationMachine
+from .ftrl import FTRLProximal
+from .river_models import RiverAdPredictor, RiverFM, RiverHoeffdingTree, RiverLogisticRegression
+
+
+def _factories(crosses: Sequence[tuple[str, str]]) -> dict[str, Callable[[], Learner]]:
+    return {
+        "ftrl": lambda: FTRLProximal(alpha=0.05, beta=1.0, l1=0.5, l2=1.0, bits=22,
+                                     crosses=crosses),
+        "fm": lambda: FactorizationMachine(n_factors=8, lr=0.02, init_std=0.05, bits=20,
+                                           alpha=0.05, l1=0.5, l2=1.0, seed=7),
+        "river_logreg": lambda: RiverLogisticRegression(lr=0.05),
+        "river_fm": lambda: RiverFM(n_factors=8, lr=0.02, seed=7),
+        "adpredictor": lambda: RiverAdPredictor(beta=0.1, prior_probability=0.55),
+        "river_hat": lambda: RiverHoeffdingTree(grace_period=200, seed=7),
+    }
+
+
+ALL = ("ftrl", "fm", "river_logreg", "river_fm", "adpredictor", "river_hat")
+
+
+def build(names: Sequence[str], crosses: Sequence[tuple[str, str]] = ()) -> dict[str, Learner]:
+    """Fresh learners for ``names``, in that order."""
+    factories = _factories(crosses)
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        raise ValueError(f"unknown learners {unknown}; known: {sorted(factories)}")
+    return {n: factories[n]() for n in names}

@@ -1,0 +1,74 @@
+"""What the agents of one worker share: settings, metrics, ClickHouse sinks, the dead-letter
+path, and the stages (join, train, score), each holding its own state. Lives on the app object,
+never in module globals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry
+
+from sinks import schema
+from sinks.clickhouse import ClickHouse, connect
+from sinks.table import SinkBackpressure, TableSink
+
+from . import ingest
+from .events import DeadLetter
+from .metrics import Metrics, build_metrics
+from .settings import Settings
+
+SendFn = Callable[[str, bytes, bytes], Awaitable[None]]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics: Metrics = build_metrics(self.registry)
+        self._ch: ClickHouse | None = None
+        self._sinks: dict[str, TableSink] = {}
+        self.send: SendFn | None = None  # set by the app: (role, key, value) -> delivered
+
+    @property
+    def ch(self) -> ClickHouse:
+        if self._ch is None:
+            self._ch = connect(self.settings.clickhouse_dsn)
+            schema.create_schema(self._ch)
+        return self._ch
+
+    def sink(self, table: schema.Table) -> TableSink:
+        if table.name not in self._sinks:
+            self._sinks[table.name] = TableSink(self.ch, table)
+        return self._sinks[table.name]
+
+    async def write(self, table: schema.Table, rows: list[tuple]) -> None:
+        """Write one batch, waiting out back-pressure (the agent, hence its consumer, waits)."""
+        if not rows:
+            return
+        sink = await asyncio.to_thread(self.sink, table)
+        while True:
+            try:
+                await asyncio.to_thread(sink.write, rows)
+                self.metrics.sink_rows.labels(table.name).inc(len(rows))
+                return
+            except SinkBackpressure as bp:
+                self.metrics.sink_backpressure.labels(table.name).inc()
+                await asyncio.sleep(bp.retry_after)
+
+    async def dead_letters(self, role: str, bad: list[DeadLetter]) -> None:
+        """Keep every bad event: in ClickHouse and on the dead-letter topic, before any ack."""
+        if not bad:
+            return
+        from .events import encode
+
+        await self.write(schema.DEAD_LETTERS, ingest.dead_letter_rows(bad))
+        await asyncio.gather(*(self.send("dead-letters", d.source_topic.encode(), encode(d))
+                               for d in bad))
+        for d in bad:
+            self.metrics.dead_letters.labels(role, d.field).inc()
+
+    def observe(self, stage: str, n: int, started: float) -> None:
+        self.metrics.batch_size.labels(stage).observe(n)
+        self.metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)

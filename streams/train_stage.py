@@ -1,0 +1,112 @@
+"""The train stage: labelled examples into every model of the tenant's set, predict-then-learn.
+
+Offsets are acknowledged only when a checkpoint (models + learned ids + metrics) that includes
+their examples is on Kafka. A crash loses at most the work since the last checkpoint; the
+worker restarts from that checkpoint, re-reads the uncommitted tail, and skips every id the
+checkpoint already learned: each example is learned exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from learners import registry
+from sinks import schema
+
+from . import ingest
+from .checkpoint import CheckpointStore
+from .events import TrainingExample
+from .features import DEFAULT_CROSSES
+from .runtime import Runtime
+from .trainer import ModelSet, Trainer
+
+
+def model_factory(settings):
+    names = settings.model_names
+    return lambda: registry.build(names, DEFAULT_CROSSES)
+
+
+class TrainStage:
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self.store = CheckpointStore(runtime.settings)
+        self._trainer: Trainer | None = None
+        self.held: list = []
+        self.last_checkpoint = time.monotonic()
+        self.dirty = False
+
+    @property
+    def trainer(self) -> Trainer:
+        """Restored from the checkpoints on first use (not at import, not at app creation)."""
+        if self._trainer is None:
+            s = self.rt.settings
+            restored = {t: ModelSet.from_bytes(b) for t, b in self.store.load().items()}
+            self._trainer = Trainer(model_factory(s), s.holdout_fraction, restored)
+        return self._trainer
+
+    async def handle(self, events: list, topic_role: str = "examples") -> None:
+        started = time.perf_counter()
+        now = int(time.time())
+        for ev in events:
+            ev.message.incref()  # released by the next checkpoint
+        self.held += events
+        raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
+                for e in events]
+        good, bad = ingest.decode_batch(TrainingExample, raws, time.time())
+        await self.rt.dead_letters(topic_role, bad)
+        trainer = await asyncio.to_thread(lambda: self.trainer)
+        results = trainer.process(good)
+        m = self.rt.metrics
+        for tenant, res in results.items():
+            ms = trainer.sets[tenant]
+            await self.rt.write(schema.EXAMPLES, ingest.example_rows(res.examples, now,
+                                                                     res.holdout.tolist()))
+            await self.rt.write(schema.PREDICTIONS,
+                                ingest.prediction_rows(tenant, res, ms.version, now))
+            m.learned.labels(tenant).inc(int((~res.holdout).sum()))
+            m.duplicates.labels(tenant).inc(res.duplicates)
+            for model, secs in res.seconds.items():
+                m.learn_seconds.labels(model).observe(secs)
+            self.dirty = self.dirty or bool(res.examples)
+        m.consumed.labels(topic_role).inc(len(events))
+        self.rt.observe("train", len(events), started)
+        await self.maybe_checkpoint()
+
+    async def maybe_checkpoint(self, force: bool = False) -> None:
+        due = time.monotonic() - self.last_checkpoint >= self.rt.settings.checkpoint_interval
+        if not self.held or not (force or due):
+            return
+        await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        started = time.perf_counter()
+        trainer = self.trainer
+        now = int(time.time())
+        if self.dirty:
+            for tenant, ms in trainer.sets.items():
+                state = ms.to_bytes()
+                await asyncio.to_thread(self.store.save, tenant, state)
+                metrics = ms.metrics()
+                await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
+                self._gauges(tenant, ms, metrics)
+        held, self.held = self.held, []
+        for ev in held:
+            ev.ack()
+        self.dirty = False
+        self.last_checkpoint = time.monotonic()
+        self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+
+    def _gauges(self, tenant: str, ms: ModelSet, metrics: dict) -> None:
+        m = self.rt.metrics
+        m.model_version.labels(tenant).set(ms.version)
+        for model, s in metrics.items():
+            m.model_logloss.labels(tenant, model, "progressive").set(s["logloss"])
+            m.model_auc.labels(tenant, model, "progressive").set(s["auc"])
+            m.model_logloss.labels(tenant, model, "window").set(s["window_logloss"])
+            m.model_auc.labels(tenant, model, "window").set(s["window_auc"])
+            m.model_logloss.labels(tenant, model, "holdout").set(s["holdout_logloss"])
+            m.model_auc.labels(tenant, model, "holdout").set(s["holdout_auc"])
+            if s["ctr"]:
+                m.model_calibration.labels(tenant, model).set(s["mean_p"] / s["ctr"])
+            m.model_examples.labels(tenant, model).set(s["examples"] + s["holdout_examples"])
