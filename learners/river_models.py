@@ -85,24 +85,39 @@ class RiverFM(RiverLearner):
         super().__init__(facto.FMClassifier(n_factors=n_factors, weight_optimizer=optim.SGD(lr),
                                             latent_optimizer=optim.SGD(lr), seed=seed))
 
+    def predict_proba_one(self, x) -> float:
+        # river's FM draws random factors for a feature it has not seen, even in prediction:
+        # that would let held-out examples change the model. Unseen features carry nothing yet.
+        latents = self.model.latents
+        seen = {k: v for k, v in active_one_hot(x).items() if k in latents}
+        return float(self.model.predict_proba_one(seen).get(True, 0.5))
+
     def clone(self) -> RiverFM:
         return RiverFM(self.n_factors, self.lr, self.seed)
 
 
 class RiverHoeffdingTree(RiverLearner):
-    """river ``HoeffdingAdaptiveTreeClassifier`` on raw features: strings are nominal splits."""
+    """river ``HoeffdingAdaptiveTreeClassifier`` on raw features: strings are nominal splits.
+
+    Its leaves predict class frequencies, which are 0 or 1 in a pure leaf (and at the very
+    start); one confident miss then costs a log loss of 35. Probabilities are kept within
+    ``[min_proba, 1 - min_proba]``."""
 
     name = "river_hat"
 
-    def __init__(self, grace_period: int = 200, seed: int = 0):
+    def __init__(self, grace_period: int = 200, min_proba: float = 0.02, seed: int = 0):
         from river import tree
 
-        self.grace_period, self.seed = grace_period, seed
-        super().__init__(tree.HoeffdingAdaptiveTreeClassifier(grace_period=grace_period,
-                                                              seed=seed), one_hot=False)
+        self.grace_period, self.min_proba, self.seed = grace_period, min_proba, seed
+        super().__init__(tree.HoeffdingAdaptiveTreeClassifier(
+            grace_period=grace_period, leaf_prediction="mc", seed=seed), one_hot=False)
+
+    def predict_proba_one(self, x) -> float:
+        p = super().predict_proba_one(x)
+        return min(max(p, self.min_proba), 1.0 - self.min_proba)
 
     def clone(self) -> RiverHoeffdingTree:
-        return RiverHoeffdingTree(self.grace_period, self.seed)
+        return RiverHoeffdingTree(self.grace_period, self.min_proba, self.seed)
 
 
 class RiverAdPredictor(RiverLearner):

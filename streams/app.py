@@ -1,10 +1,8 @@
 """The Faust app, top to bottom: build the app, declare the topics, one thin agent per stage.
 
-  ad-requests ─┬─ ingest ──────────────► ClickHouse ad_requests   (bad ones: dead letters)
-               ├─ score ───────────────► recommendations
-               └─ join ─┐
-  feedback ────┬─ ingest┼──────────────► ClickHouse feedback
-               └─ join ─┴──────────────► examples
+  ad-requests ─┐  ingest ─► ClickHouse ad_requests, feedback (bad ones: dead letters)
+  feedback ────┴► score ──► recommendations
+                  join ───► examples
   training ─────── forward (validated) ► examples
   examples ─────── train ──────────────► models, checkpoints, ClickHouse examples/predictions
 
@@ -15,27 +13,20 @@ its writes are done (the join and train stages hold them longer: see their modul
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import faust
 from prometheus_client import generate_latest
 
-from sinks import schema
-
 from . import ingest
-from .events import AdRequest, Feedback, TrainingExample, encode
+from .events import TrainingExample, encode
+from .ingest_stage import IngestStage
 from .join_stage import JoinStage
 from .runtime import Runtime
 from .score_stage import ScoreStage
 from .settings import Settings
 from .topics import catalogue, topic_names
 from .train_stage import TrainStage
-
-INGEST = {  # role -> (record, table, rows)
-    "ad-requests": (AdRequest, schema.AD_REQUESTS, ingest.request_rows),
-    "feedback": (Feedback, schema.FEEDBACK, ingest.feedback_rows),
-}
 
 
 def _faust_app(settings: Settings) -> faust.App:
@@ -55,6 +46,12 @@ def _faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_request_size=8 * 1024 * 1024,
+        # held (unacknowledged) events are replayed after a restart and deduplicated by id:
+        # shutting down need not wait for them
+        stream_wait_empty=False,
+        # several agents read the same topics; a small per-stream buffer makes the fastest
+        # wait for the slowest at every batch
+        stream_buffer_maxsize=settings.stream_buffer,
         # A join waits up to the rebalance timeout for members; Tansu waits it out in full.
         broker_rebalance_timeout=settings.group_rebalance_timeout,
         broker_session_timeout=max(settings.group_rebalance_timeout, 6.0),
@@ -71,63 +68,58 @@ def create_app(settings: Settings) -> faust.App:
               for spec in catalogue(settings)}
     names = topic_names(settings)
 
-    async def send(role: str, key: bytes, value: bytes) -> None:
-        fut = await topics[role].send(key=key, value=value)
-        await fut  # delivered (acks=all) before the caller acknowledges its input
-
-    rt.send = send
-    join, train = JoinStage(rt), TrainStage(rt)
-    score = ScoreStage(rt, train)
     take = dict(max_=settings.batch_size, within=settings.batch_within)
+    ingest_, join, train = IngestStage(rt), JoinStage(rt), TrainStage(rt)
+    score = ScoreStage(rt, train)
 
-    def ingest_agent(role: str):
-        record, table, rows = INGEST[role]
-
-        async def agent(stream):
-            async for events in stream.take_events(**take):
-                started = time.perf_counter()
-                raws = [ingest.Raw(e.value, e.message.topic, e.message.partition,
-                                   e.message.offset) for e in events]
-                good, bad = ingest.decode_batch(record, raws, time.time())
-                await rt.write(table, rows(good, int(time.time())))
-                await rt.dead_letters(role, bad)
-                rt.metrics.consumed.labels(role).inc(len(events))
-                rt.observe(f"ingest-{role}", len(events), started)
-
-        app.agent(topics[role], name=f"ingest_{role.replace('-', '_')}")(agent)
-
-    for role in INGEST:
-        ingest_agent(role)
-
-    @app.agent(topics["ad-requests"], name="score")
-    async def score_requests(stream):
-        async for events in stream.take_events(**take):
-            await score.handle(events)
-
-    @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="join")
-    async def join_feedback(stream):
-        async for events in stream.take_events(**take):
-            await join.handle(events, names["ad-requests"])
+    @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="events")
+    async def events(stream):
+        """Requests and feedback: store, score, join, in one pass over each batch."""
+        async for batch in stream.take_events(**take):
+            valid = await ingest_.handle(batch)
+            await score.handle([rec for _, rec in valid["ad-requests"]])
+            await join.handle(valid)
+            join.note_offsets(batch)
 
     @app.agent(topics["training"], name="forward_training")
     async def forward_training(stream):
-        async for events in stream.take_events(**take):
+        """Users' labelled rows, validated, join the example stream."""
+        async for batch in stream.take_events(**take):
             raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
-                    for e in events]
+                    for e in batch]
             good, bad = ingest.decode_batch(TrainingExample, raws, time.time())
             await rt.dead_letters("training", bad)
-            await asyncio.gather(*(send("examples", e.id.encode(), encode(e)) for e in good))
-            rt.metrics.consumed.labels("training").inc(len(events))
+            await rt.produce("examples", [(e.id.encode(), encode(e)) for e in good])
+            rt.metrics.consumed.labels("training").inc(len(batch))
 
     @app.agent(topics["examples"], name="train")
     async def train_examples(stream):
-        async for events in stream.take_events(**take):
-            await train.handle(events)
+        async for batch in stream.take_events(**take):
+            await train.handle(batch)
+
+    async def caught_up() -> bool:
+        """Has the join handled every message its request/feedback partitions hold?"""
+        consumer = app.consumer
+        inputs = (names["ad-requests"], names["feedback"])
+        for tp in consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            end = consumer.highwater(tp)
+            if end is None:
+                return False
+            done = max(join.next_offset.get(tp, 0), consumer._committed_offset.get(tp) or 0)
+            if done < end:
+                return False
+        return True
 
     @app.timer(interval=1.0)
     async def housekeeping():
-        await join.flush_idle()
+        await join.flush_idle(caught_up)
         await train.maybe_checkpoint()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app_, assigned, **kwargs):
+        rt.metrics.assigned.set(len(assigned))
 
     @app.page("/metrics")
     async def metrics(web, request):

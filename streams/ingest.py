@@ -22,10 +22,17 @@ class Raw:
 
 def decode_batch(cls: type, raws: list[Raw], now: float) -> tuple[list, list[DeadLetter]]:
     """Validate every message; the bad ones become dead letters, none is lost."""
+    good, bad = decode_batch_indexed(cls, raws, now)
+    return [rec for _, rec in good], bad
+
+
+def decode_batch_indexed(cls: type, raws: list[Raw], now: float
+                         ) -> tuple[list[tuple[int, object]], list[DeadLetter]]:
+    """Like :func:`decode_batch`, with each good record's index in ``raws``."""
     good, bad = [], []
-    for r in raws:
+    for i, r in enumerate(raws):
         try:
-            good.append(decode(cls, r.value))
+            good.append((i, decode(cls, r.value)))
         except Exception as exc:  # any failure at all is a dead letter, never a crash
             bad.append(dead_letter(r.value, exc, r.topic, r.partition, r.offset, now))
     return good, bad

@@ -8,11 +8,10 @@ ids, and the trainer learns each id once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 
-from .events import AdRequest, Feedback, TrainingExample, decode, encode
+from .events import TrainingExample, encode
 from .joiner import Joiner
 from .runtime import Runtime
 
@@ -25,6 +24,7 @@ class JoinStage:
         self.joiners: dict[int, Joiner] = {}
         self.held: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         self.last_event = 0.0
+        self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
 
     def joiner(self, partition: int) -> Joiner:
@@ -32,44 +32,51 @@ class JoinStage:
             self.joiners[partition] = Joiner(self.window, self.order)
         return self.joiners[partition]
 
-    async def handle(self, events: list, requests_topic: str) -> None:
+    async def handle(self, valid: dict[str, list]) -> None:
+        """``valid``: role -> [(event, record)] from the ingest stage. Events whose request is
+        still open get an extra reference, so the batch's acknowledgement skips them."""
         started = time.perf_counter()
         out: list[TrainingExample] = []
-        ack_now, placed = [], []
+        placed = []
         touched: set[int] = set()
-        for ev in events:
-            msg = ev.message
-            is_request = msg.topic == requests_topic
-            try:
-                rec = decode(AdRequest if is_request else Feedback, ev.value)
-            except Exception:
-                ack_now.append(ev)  # the ingest stage dead-letters it; nothing to join
-                continue
-            j = self.joiner(msg.partition)
-            touched.add(msg.partition)
-            out += j.on_request(rec) if is_request else j.on_feedback(rec)
-            placed.append((ev, msg.partition, rec.id if is_request else rec.request_id))
-        self.last_event = time.monotonic()
+        for role in ("ad-requests", "feedback"):
+            for ev, rec in valid.get(role, ()):
+                part = ev.message.partition
+                j = self.joiner(part)
+                touched.add(part)
+                if role == "ad-requests":
+                    out += j.on_request(rec)
+                    placed.append((ev, part, rec.id))
+                else:
+                    out += j.on_feedback(rec)
+                    placed.append((ev, part, rec.request_id))
+        if touched:
+            self.last_event = time.monotonic()
         for part in touched:
             out += self.joiner(part).advance()
         for ev, part, rid in placed:
             if rid in self.joiners[part]._pending:
-                ev.message.incref()
+                ev.message.incref()  # acknowledged when its request is released
                 self.held[part][rid].append(ev)
-            else:
-                ack_now.append(ev)
         await self._emit(out)
-        for ev in ack_now:
-            ev.ack()
         self._release_finished()
-        self.rt.observe("join", len(events), started)
+        self.rt.observe("join", len(placed), started)
         self._gauges()
 
-    async def flush_idle(self) -> None:
-        """Close every open window once the whole join input has been idle for
-        ``join_idle_flush`` seconds (a partition alone may just be starved by the fetcher)."""
+    def note_offsets(self, batch: list) -> None:
+        """Remember how far each input partition has been handled (for :meth:`flush_idle`)."""
+        for ev in batch:
+            tp = ev.message.tp
+            self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
+
+    async def flush_idle(self, caught_up) -> None:
+        """Close every open window once the join has handled everything on its input
+        partitions (``caught_up()``) and nothing came for ``join_idle_flush`` seconds: the end
+        of a replay, or producers gone quiet. Idleness alone is not enough: a consumer that is
+        merely behind would close windows whose impressions it has not read yet."""
         out: list[TrainingExample] = []
-        if self.last_event and time.monotonic() - self.last_event > self.idle_flush:
+        idle = self.last_event and time.monotonic() - self.last_event > self.idle_flush
+        if idle and any(len(j) for j in self.joiners.values()) and await caught_up():
             for j in self.joiners.values():
                 out += j.flush()
         if out:
@@ -80,13 +87,11 @@ class JoinStage:
     async def _emit(self, examples: list[TrainingExample]) -> None:
         if not examples:
             return
-        await asyncio.gather(*(self.rt.send("examples", e.id.encode(), encode(e))
-                               for e in examples))
+        await self.rt.produce("examples", [(e.id.encode(), encode(e)) for e in examples])
         m = self.rt.metrics
         pos = sum(e.label for e in examples)
         m.joined.labels("click").inc(pos)
         m.joined.labels("no_click").inc(len(examples) - pos)
-        m.produced.labels("examples").inc(len(examples))
 
     def _release_finished(self) -> None:
         for part, j in self.joiners.items():

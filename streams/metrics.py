@@ -30,6 +30,8 @@ class Metrics:
     model_calibration: Gauge
     model_examples: Gauge
     model_version: Gauge
+    assigned: Gauge
+    checkpointed: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -71,4 +73,7 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         model_examples=gauge("aimass_model_examples", "Examples scored", ["tenant", "model"]),
         model_version=gauge("aimass_model_version", "Model set version (batches learned)",
                             ["tenant"]),
+        assigned=gauge("aimass_assigned_partitions", "Partitions this worker consumes"),
+        checkpointed=gauge("aimass_checkpoint_examples",
+                           "Examples learned as of the last checkpoint", ["tenant"]),
     )

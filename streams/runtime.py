@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -17,9 +16,9 @@ from sinks.table import SinkBackpressure, TableSink
 from . import ingest
 from .events import DeadLetter
 from .metrics import Metrics, build_metrics
+from .producer import EventProducer
 from .settings import Settings
-
-SendFn = Callable[[str, bytes, bytes], Awaitable[None]]
+from .topics import topic_names
 
 
 class Runtime:
@@ -29,7 +28,21 @@ class Runtime:
         self.metrics: Metrics = build_metrics(self.registry)
         self._ch: ClickHouse | None = None
         self._sinks: dict[str, TableSink] = {}
-        self.send: SendFn | None = None  # set by the app: (role, key, value) -> delivered
+        self._producer: EventProducer | None = None
+        self.topics = topic_names(settings)
+
+    async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Produce a batch (confluent-kafka: C, batched) and wait until every message is
+        acknowledged by the broker, so the caller may then acknowledge its input."""
+        if not messages:
+            return
+        if self._producer is None:
+            self._producer = EventProducer(self.settings, linger_ms=5)
+        topic = self.topics[role]
+        for key, value in messages:
+            self._producer.send_raw(topic, key, value)
+        await asyncio.to_thread(self._producer.flush, 60.0)
+        self.metrics.produced.labels(role).inc(len(messages))
 
     @property
     def ch(self) -> ClickHouse:
@@ -64,8 +77,7 @@ class Runtime:
         from .events import encode
 
         await self.write(schema.DEAD_LETTERS, ingest.dead_letter_rows(bad))
-        await asyncio.gather(*(self.send("dead-letters", d.source_topic.encode(), encode(d))
-                               for d in bad))
+        await self.produce("dead-letters", [(d.source_topic.encode(), encode(d)) for d in bad])
         for d in bad:
             self.metrics.dead_letters.labels(role, d.field).inc()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .events import AdRequest, Recommendation, decode, encode
+from .events import AdRequest, Recommendation, encode
 from .features import pair_features
 from .runtime import Runtime
 from .train_stage import TrainStage
@@ -51,18 +51,11 @@ class ScoreStage:
                 i += n
         return out
 
-    async def handle(self, events: list) -> None:
+    async def handle(self, reqs: list[AdRequest]) -> None:
         started = time.perf_counter()
-        reqs = []
-        for ev in events:
-            try:
-                reqs.append(decode(AdRequest, ev.value))
-            except Exception:
-                pass  # the ingest stage dead-letters it
         if reqs:
             await asyncio.to_thread(lambda: self.train.trainer)  # restore before first use
             recs = self.score(reqs)
-            await asyncio.gather(*(self.rt.send("recommendations", r.request_id.encode(),
-                                                encode(r)) for r in recs))
-            self.rt.metrics.produced.labels("recommendations").inc(len(recs))
-        self.rt.observe("score", len(events), started)
+            await self.rt.produce("recommendations",
+                                  [(r.request_id.encode(), encode(r)) for r in recs])
+        self.rt.observe("score", len(reqs), started)

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         None, description="Consumer-group rebalance timeout (s); default 10, embedded 3 (Tansu "
         "holds every join for the full timeout).")
     batch_size: int = Field(2000, description="Most events per micro-batch.")
+    stream_buffer: int = Field(32768, description="Faust per-stream buffer (events).")
     models: str = Field("ftrl,fm,river_logreg,adpredictor",
                         description="The model set every tenant gets (learners.registry.ALL).")
     join_window: float = Field(1800.0, description="Late-click window, seconds of event time.")

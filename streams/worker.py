@@ -69,6 +69,10 @@ class WorkerProcess:
         raise TimeoutError(f"{name}{labels or ''} reached {value:.0f} of {target:.0f} in "
                            f"{timeout:.0f}s; see {self.log}")
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until the worker has joined its group and been assigned partitions."""
+        self.wait_for("aimass_assigned_partitions", 1, timeout)
+
     def stop(self, kill: bool = False) -> None:
         if kill:
             os.killpg(self.proc.pid, 9)

@@ -20,22 +20,25 @@ from streams.worker import WorkerProcess
 from .helpers import consume_all
 
 pytestmark = pytest.mark.services
-N = 2000
-EVERY = 20  # one malformed request after every 20 good ones: 100 malformed
+N = 20000
+EVERY = 20  # one malformed request after every 20 good ones: 1,000 malformed
 
 
 def test_worker_lands_good_events_and_dead_letters_bad_ones(fresh, movielens_dir, tmp_path):
     ml = movielens.load(movielens_dir)
+    fresh = fresh.model_copy(update={"models": "ftrl", "join_idle_flush": 2.0})
     worker = WorkerProcess(fresh, tmp_path / "worker.log")
     try:
+        worker.wait_ready()
         stats = replay(movielens.ad_stream(ml, N), EventProducer(fresh), topic_names(fresh),
                        malformed=malformed_payload, malformed_every=EVERY)
         assert stats.malformed == N // EVERY
-        worker.wait_for("aimass_events_consumed_total", N + stats.malformed, 120,
+        worker.wait_for("aimass_events_consumed_total", N + stats.malformed, 300,
                         topic="ad-requests")
-        worker.wait_for("aimass_events_consumed_total", stats.impressions + stats.clicks, 120,
+        worker.wait_for("aimass_events_consumed_total", stats.impressions + stats.clicks, 300,
                         topic="feedback")
         worker.wait_for("aimass_dead_letters_total", stats.malformed, 30)
+        worker.wait_for("aimass_examples_learned_total", N, 300)  # none of the good ones lost
         assert worker.proc.poll() is None, "the worker died"
     finally:
         worker.stop()

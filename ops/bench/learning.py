@@ -1,0 +1,129 @@
+"""Progressive log loss, AUC and examples/s of every learner on the full MovieLens-100k click
+stream: in-process, through Kafka end to end (replay -> join -> train, one worker per learner),
+and Vowpal Wabbit on the same features in the same run.
+
+    python -m ops.bench.learning [--limit N] [--learners ftrl,fm] [--modes in-process,kafka,vw]
+                                 [--backends kafka] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+
+from learners import registry
+from learners.metrics import log_loss, roc_auc
+from streams.features import DEFAULT_CROSSES
+
+from .common import backend, parser, print_table, write_json
+from .movielens_stream import click_stream
+from .vw import run_vw
+
+BATCH = 2000
+
+
+def in_process(name: str, X, y) -> dict:
+    model = registry.build([name], DEFAULT_CROSSES)[name]
+    model.progressive_many(X[:50], y[:50])  # compile numba kernels outside the clock
+    model = model.clone()
+    p = np.empty(len(X))
+    t = time.perf_counter()
+    for i in range(0, len(X), BATCH):
+        p[i:i + BATCH] = model.progressive_many(X[i:i + BATCH], y[i:i + BATCH])
+    secs = time.perf_counter() - t
+    return {"name": name, "mode": "in-process", "logloss": log_loss(y, p), "auc": roc_auc(y, p),
+            "examples": len(X), "examples_per_s": len(X) / secs}
+
+
+def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir) -> dict:
+    """Replay to Kafka with a worker whose model set is just ``name``; read the predictions
+    back from ClickHouse. examples_per_s is end to end: from the first request produced to the
+    last example learned; train_stage_examples_per_s counts the train stage's own time."""
+    from sinks.clickhouse import connect
+    from streams.replay import run_replay
+    from streams.worker import WorkerProcess
+
+    tag = uuid.uuid4().hex[:6]
+    s = settings.model_copy(update={"models": name, "topic_prefix": f"bench{tag}",
+                                    "app_id": f"bench{tag}", "join_idle_flush": 3.0,
+                                    "checkpoint_interval": 5.0})
+    if s.embedded:
+        s = s.model_copy(update={"clickhouse_url": f"chdb://{log_dir}/chdb-{tag}"})
+    else:
+        s = s.model_copy(update={"clickhouse_url": f"clickhouse://127.0.0.1:"
+                                                   f"{s.clickhouse_tcp_port}/bench{tag}"})
+    from streams.topics import ensure_topics
+
+    ensure_topics(s)
+    worker = WorkerProcess(s, log_dir / f"worker-{name}-{tag}.log")
+    try:
+        worker.wait_ready()
+        t0 = time.perf_counter()
+        run_replay(s.model_copy(update={"data_dir": settings.cache_dir.parent}), limit)
+        worker.wait_for("aimass_examples_learned_total", expected, 1800)
+        e2e = time.perf_counter() - t0
+        stage = worker.counter("aimass_batch_seconds_sum", stage="train")
+    finally:
+        worker.stop()
+    ch = connect(s.clickhouse_dsn)
+    try:
+        rows = ch.query(f"SELECT label, p FROM predictions FINAL WHERE model = '{name}'")
+    finally:
+        ch.close()
+    yk = np.array([r[0] for r in rows])
+    pk = np.array([r[1] for r in rows], dtype=np.float64)
+    return {"name": name, "mode": "kafka", "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
+            "examples": len(rows), "examples_per_s": len(rows) / e2e,
+            "train_stage_examples_per_s": len(rows) / stage if stage else float("nan")}
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--limit", type=int, default=0, help="only the first N ratings")
+    p.add_argument("--learners", default=",".join(registry.ALL))
+    p.add_argument("--modes", default="in-process,kafka,vw")
+    args = p.parse_args()
+    modes = args.modes.split(",")
+    names = args.learners.split(",")
+    exs = click_stream(args.cache_dir.parent, args.limit or None)
+    X = [e.features for e in exs]
+    y = [e.label for e in exs]
+    print(f"{len(exs)} examples, CTR {np.mean(y):.3f}")
+    rows: list[dict] = []
+    if "vw" in modes:
+        from learners.hashing import FeatureHasher
+
+        hasher = FeatureHasher(22, DEFAULT_CROSSES)
+        for ftrl in (False, True):
+            pv, rate = run_vw(X, y, hasher, ftrl)
+            rows.append({"name": "vw --ftrl" if ftrl else "vw", "mode": "vw",
+                         "logloss": log_loss(y, pv), "auc": roc_auc(y, pv),
+                         "examples": len(X), "examples_per_s": rate})
+    if "in-process" in modes:
+        rows += [in_process(n, X, y) for n in names]
+    if "kafka" in modes:
+        import tempfile
+        from pathlib import Path
+
+        for kind in args.backends.split(","):
+            with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
+                for n in names:
+                    r = through_kafka(n, s, args.limit or None, len(exs), Path(logs))
+                    r["mode"] = "kafka" if kind == "kafka" else "embedded"
+                    rows.append(r)
+    for r in rows:
+        base = next((b for b in rows if b["name"] == r["name"] and b["mode"] == "in-process"),
+                    None)
+        if base and r is not base:
+            r["logloss_vs_in_process"] = r["logloss"] - base["logloss"]
+            r["rate_vs_in_process"] = r["examples_per_s"] / base["examples_per_s"]
+    print_table(rows, ["name", "mode", "examples", "logloss", "auc", "examples_per_s",
+                       "train_stage_examples_per_s", "logloss_vs_in_process",
+                       "rate_vs_in_process"])
+    write_json(args.json, rows, examples=len(exs))
+
+
+if __name__ == "__main__":
+    main()
