@@ -20,7 +20,8 @@ from .worker import WorkerProcess
 
 def demo_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"embedded": True, "clickhouse_url": None,
-                                       "data_dir": settings.data_dir / "demo"})
+                                       "data_dir": settings.data_dir / "demo",
+                                       "join_idle_flush": 3.0})
 
 
 def run_demo(settings: Settings, limit: int | None, json_path: Path | None) -> dict:
@@ -37,14 +38,13 @@ def run_demo(settings: Settings, limit: int | None, json_path: Path | None) -> d
               f"http://127.0.0.1:{s.web_port}/metrics")
         worker = WorkerProcess(s, s.data_dir / "worker.log")
         try:
+            worker.wait_ready()
             print("3. MovieLens-100k replayed as ad requests, impressions and clicks")
             stats = run_replay(s.model_copy(update={"data_dir": settings.data_dir}), limit,
                                progress=True)
             started = time.monotonic()
-            worker.wait_for("aimass_events_consumed_total", stats.requests, 600,
-                            topic="ad-requests")
-            worker.wait_for("aimass_events_consumed_total", stats.impressions + stats.clicks,
-                            600, topic="feedback")
+            # every rating is one shown candidate: one labelled example each
+            worker.wait_for("aimass_checkpoint_examples", stats.requests, 1800)
             drain = time.monotonic() - started
         finally:
             worker.stop()
@@ -67,8 +67,8 @@ def summarize(s: Settings, stats, drain_seconds: float) -> dict:
 
 
 def _summary(ch, stats, drain_seconds: float) -> dict:
-    counts = {t: ch.query(f"SELECT count() FROM {t}")[0][0]
-              for t in ("ad_requests", "feedback", "examples", "dead_letters")}
+    counts = {t: ch.query(f"SELECT count() FROM {t} FINAL")[0][0]
+              for t in ("ad_requests", "feedback", "examples", "predictions", "dead_letters")}
     genres = ch.query(
         "SELECT JSONExtractString(candidates, 1, 'features', 'genre') AS genre, count() AS n, "
         "countIf(f.kind = 'click') AS clicks FROM ad_requests AS r "
@@ -76,6 +76,8 @@ def _summary(ch, stats, drain_seconds: float) -> dict:
         "WHERE f.kind IN ('click', 'impression') GROUP BY genre ORDER BY n DESC LIMIT 5")
     return {
         "events_produced": stats.events,
+        "examples_learned": counts["examples"],
+        "models": model_table(ch),
         "replay_seconds": round(stats.seconds, 2),
         "drain_seconds_after_replay": round(drain_seconds, 2),
         "tables": counts,
@@ -84,12 +86,40 @@ def _summary(ch, stats, drain_seconds: float) -> dict:
     }
 
 
+def model_table(ch) -> list[dict]:
+    """Per model, from ClickHouse: its predictions (made before it learned each label) and the
+    learning rate the worker last recorded."""
+    import numpy as np
+
+    from learners.metrics import log_loss, roc_auc
+
+    out = []
+    models = [r[0] for r in ch.query("SELECT DISTINCT model FROM predictions ORDER BY model")]
+    for name in models:
+        rows = ch.query(f"SELECT label, p FROM predictions FINAL WHERE model = '{name}' "
+                        f"AND holdout = 0")
+        y = np.array([r[0] for r in rows])
+        p = np.array([r[1] for r in rows], dtype=np.float64)
+        rate = ch.query(f"SELECT examples_per_s FROM model_metrics WHERE model = '{name}' "
+                        f"ORDER BY ts DESC, examples DESC LIMIT 1")
+        out.append({"name": name, "examples": len(rows), "logloss": round(log_loss(y, p), 4),
+                    "auc": round(roc_auc(y, p), 4),
+                    "events_per_s": round(rate[0][0]) if rate else None})
+    return sorted(out, key=lambda m: m["logloss"])
+
+
 def print_summary(summary: dict) -> None:
     print("\nLanded in ClickHouse:")
     for table, n in summary["tables"].items():
         print(f"  {table:14} {n:>9,}")
     print(f"\n{summary['events_produced']:,} events produced in {summary['replay_seconds']}s; "
-          f"the worker caught up {summary['drain_seconds_after_replay']}s after the replay ended")
+          f"the worker had learned them all {summary['drain_seconds_after_replay']}s after the "
+          f"replay ended")
+    print("\nModels (progressive: each prediction made before learning its label):")
+    print(f"  {'model':14} {'examples':>9} {'log loss':>9} {'AUC':>7} {'learn ex/s':>11}")
+    for m in summary["models"]:
+        print(f"  {m['name']:14} {m['examples']:>9,} {m['logloss']:>9.4f} {m['auc']:>7.4f} "
+              f"{m['events_per_s'] or 0:>11,}")
     print("\nTop genres of the shown movie (feedback rows, clicks):")
     for g in summary["top_genres"]:
         print(f"  {g['genre']:12} {g['impressions_and_clicks']:>8,} {g['clicks']:>8,}")
