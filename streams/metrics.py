@@ -32,6 +32,10 @@ class Metrics:
     model_version: Gauge
     assigned: Gauge
     checkpointed: Gauge
+    alerts: Counter
+    rollbacks: Counter
+    phase: Gauge
+    ensemble_weight: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -74,6 +78,14 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         model_version=gauge("aimass_model_version", "Model set version (batches learned)",
                             ["tenant"]),
         assigned=gauge("aimass_assigned_partitions", "Partitions this worker consumes"),
+        alerts=counter("aimass_model_alerts_total", "Overfitting/degrading alerts",
+                       ["tenant", "model", "reason"]),
+        rollbacks=counter("aimass_model_rollbacks_total", "Models rolled back to their best "
+                          "holdout state", ["tenant", "model"]),
+        phase=gauge("aimass_training_phase", "Deep models: 1 co-training, 2 joint",
+                    ["tenant", "model"]),
+        ensemble_weight=gauge("aimass_ensemble_weight", "Weight of a member in an ensemble",
+                              ["tenant", "ensemble", "member"]),
         checkpointed=gauge("aimass_checkpoint_examples",
                            "Examples learned as of the last checkpoint", ["tenant"]),
     )

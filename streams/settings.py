@@ -48,13 +48,24 @@ class Settings(BaseSettings):
     stream_buffer: int = Field(32768, description="Faust per-stream buffer (events).")
     models: str = Field("ftrl,fm,river_logreg,adpredictor",
                         description="The model set every tenant gets (learners.registry.ALL).")
+    ensembles: str = Field("average,weighted,vote,stacking",
+                           description="Ensembles over each model set's members.")
+    vote_threshold: float = Field(0.6, description="Share of votes that settles a vote.")
+    vote_policy: str = Field("weighted", description="Vote conflict policy: weighted, average, "
+                             "best, abstain.")
+    device: str = Field("auto", description="Deep models: auto (CUDA when present), cpu, cuda.")
+    guard_gap: float = Field(0.05, description="Overfitting alert: holdout - train log loss.")
+    guard_tolerance: float = Field(0.05, description="Degrading alert: holdout vs its best.")
+    guard_patience: int = Field(3, description="Checks in a row before an alert.")
+    rollback: bool = Field(True, description="Roll a model back to its best holdout state on "
+                           "an alert.")
     join_window: float = Field(1800.0, description="Late-click window, seconds of event time.")
     join_order: str = Field("request", description="Release joined examples in 'request' "
                             "order (honest metrics) or on 'arrival' (clicks at once).")
     join_idle_flush: float = Field(30.0, description="Close every open window of a partition "
                                    "idle this long (wall seconds): the end of a replay.")
-    holdout_fraction: float = Field(0.0, description="Share of example ids held out: scored, "
-                                    "never learned.")
+    holdout_fraction: float = Field(0.05, description="Share of example ids held out: "
+                                    "scored, never learned (validation/test).")
     checkpoint_interval: float = Field(5.0, description="Seconds between trainer checkpoints "
                                        "(offsets are committed only up to a checkpoint).")
     batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
@@ -84,6 +95,10 @@ class Settings(BaseSettings):
     @property
     def model_names(self) -> list[str]:
         return [m.strip() for m in self.models.split(",") if m.strip()]
+
+    @property
+    def ensemble_names(self) -> list[str]:
+        return [m.strip() for m in self.ensembles.split(",") if m.strip()]
 
     @property
     def run_dir(self) -> Path:

@@ -55,6 +55,8 @@ def catalogue(settings: Settings) -> list[TopicSpec]:
                   {"cleanup.policy": "compact", "max.message.bytes": str(CHECKPOINT_MAX_BYTES),
                    "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)},
                   "Trainer state per tenant (models, learned ids, metrics); compacted."),
+        TopicSpec("alerts", "model", 1, delete(30),
+                  "Model alerts: overfitting, degrading, rollbacks."),
         TopicSpec("dead-letters", "source_topic", 1, delete(30),
                   "Anything malformed, anywhere, with the reason and the raw payload."),
     ]

@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
+
+from ensemble import build_combiner
 from learners import registry
+from learners.guard import OverfitGuard
 from sinks import schema
 
 from . import ingest
@@ -24,7 +28,21 @@ from .trainer import ModelSet, Trainer
 
 def model_factory(settings):
     names = settings.model_names
-    return lambda: registry.build(names, DEFAULT_CROSSES)
+    return lambda: registry.build(names, DEFAULT_CROSSES, settings.device)
+
+
+def ensemble_factory(settings):
+    names = settings.ensemble_names
+    return lambda: {n: build_combiner(n, settings.vote_threshold, settings.vote_policy)
+                    for n in names}
+
+
+def make_trainer(settings, restored=None) -> Trainer:
+    return Trainer(model_factory(settings), settings.holdout_fraction, restored,
+                   ensembles=ensemble_factory(settings),
+                   guard=lambda: OverfitGuard(settings.guard_gap, settings.guard_patience,
+                                              settings.guard_tolerance),
+                   rollback=settings.rollback)
 
 
 class TrainStage:
@@ -42,7 +60,7 @@ class TrainStage:
         if self._trainer is None:
             s = self.rt.settings
             restored = {t: ModelSet.from_bytes(b) for t, b in self.store.load().items()}
-            self._trainer = Trainer(model_factory(s), s.holdout_fraction, restored)
+            self._trainer = make_trainer(s, restored)
         return self._trainer
 
     async def handle(self, events: list, topic_role: str = "examples") -> None:
@@ -85,6 +103,7 @@ class TrainStage:
         now = int(time.time())
         if self.dirty:
             for tenant, ms in trainer.sets.items():
+                await self.alert(ms.check_guard())
                 state = ms.to_bytes()
                 await asyncio.to_thread(self.store.save, tenant, state)
                 metrics = ms.metrics()
@@ -98,9 +117,27 @@ class TrainStage:
         self.last_checkpoint = time.monotonic()
         self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 
+    async def alert(self, alerts: list[dict]) -> None:
+        """Overfitting/degrading alerts: an event on the alerts topic and a metric."""
+        if not alerts:
+            return
+        await self.rt.produce("alerts", [(a["model"].encode(), orjson.dumps(a)) for a in alerts])
+        for a in alerts:
+            self.rt.metrics.alerts.labels(a["tenant"], a["model"], a["reason"]).inc()
+            if a["rolled_back"]:
+                self.rt.metrics.rollbacks.labels(a["tenant"], a["model"]).inc()
+
     def _gauges(self, tenant: str, ms: ModelSet, metrics: dict) -> None:
         m = self.rt.metrics
         m.model_version.labels(tenant).set(ms.version)
+        for name, model in ms.models.items():
+            if hasattr(model, "phase"):
+                m.phase.labels(tenant, name).set(model.phase)
+        for name, comb in ms.ensembles.items():
+            for i, w in enumerate(comb.state().get("weights", [])):
+                members = ms.member_names(ms.owner)
+                if i < len(members):
+                    m.ensemble_weight.labels(tenant, name, members[i]).set(w)
         for model, s in metrics.items():
             m.model_logloss.labels(tenant, model, "progressive").set(s["logloss"])
             m.model_auc.labels(tenant, model, "progressive").set(s["auc"])

@@ -30,7 +30,8 @@ MODELS = "ftrl,fm"
 
 def pipeline_settings(fresh, **extra):
     return fresh.model_copy(update={"models": MODELS, "join_idle_flush": 2.0,
-                                    "checkpoint_interval": 1.0, **extra})
+                                    "checkpoint_interval": 1.0, "holdout_fraction": 0.0,
+                                    **extra})
 
 
 def replay(s, limit, rate=None):

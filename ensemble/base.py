@@ -1,0 +1,57 @@
+"""A combiner turns the members' predictions of a batch into one prediction per example.
+
+It works progressively, example by example: it combines the members' predictions of example i
+(made before any member learned i) with what it has learned from examples before i, and only
+then learns from example i (unless it is held out). So a combiner never learns from a
+prediction that saw its label, and its own prediction of i never saw i's label.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+EPS = 1e-6
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def example_losses(p: np.ndarray, y: float) -> np.ndarray:
+    """Log loss of each member's prediction ``p`` (shape m) for label ``y``."""
+    p = np.clip(p, EPS, 1 - EPS)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+class Combiner(ABC):
+    name = "combiner"
+
+    def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
+        """``P``: (n, m) member predictions. Returns n combined predictions."""
+        y = np.asarray(y, dtype=np.float64)
+        learn = np.ones(len(y), dtype=bool) if learn is None else np.asarray(learn, bool)
+        out = np.empty(len(y))
+        for i in range(len(y)):
+            out[i] = self.combine_one(P[i])
+            if learn[i]:
+                self.learn_one(P[i], float(y[i]))
+        return out
+
+    @abstractmethod
+    def combine_one(self, p: np.ndarray) -> float: ...
+
+    def learn_one(self, p: np.ndarray, y: float) -> None:  # noqa: B027 - stateless by default
+        pass
+
+    def state(self) -> dict:
+        """What a dashboard shows (weights, conflicts)."""
+        return {}
+
+    def clone(self) -> Combiner:
+        """A fresh combiner with the same configuration (the constructor's arguments)."""
+        params = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return type(self)(**{k: getattr(self, k) for k in params})

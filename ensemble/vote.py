@@ -1,0 +1,65 @@
+"""Vote: each member votes click (p >= 0.5) or no click. When a side has at least
+``threshold`` of the votes, the answer is the mean probability of that side; otherwise the
+members conflict and ``policy`` settles it:
+
+- ``"weighted"``: the Hedge-weighted average of all members (weights follow live loss);
+- ``"average"``: the plain average;
+- ``"best"``: the member with the lowest recent loss;
+- ``"abstain"``: 0.5 (no opinion), counted.
+
+>>> import numpy as np
+>>> v = Vote(threshold=0.75, policy="abstain")
+>>> P = np.array([[0.9, 0.8, 0.7, 0.6],   # 4 of 4 say click
+...               [0.9, 0.8, 0.3, 0.2]])  # 2 against 2: a conflict
+>>> v.combine_progressive(P, [1, 0]).round(2).tolist(), v.conflicts
+([0.75, 0.5], 1)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Combiner
+from .weighted import Hedge
+
+POLICIES = ("weighted", "average", "best", "abstain")
+
+
+class Vote(Combiner):
+    name = "vote"
+
+    def __init__(self, threshold: float = 0.6, policy: str = "weighted", eta: float = 0.5,
+                 decay: float = 0.999):
+        if not 0.5 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0.5, 1], got {threshold}")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        self.threshold, self.policy, self.eta, self.decay = threshold, policy, eta, decay
+        self.hedge = Hedge(eta, decay)
+        self.conflicts = 0
+        self.decisions = 0
+
+    def combine_one(self, p: np.ndarray) -> float:
+        self.decisions += 1
+        w_all = self.hedge.combine_one(p)  # keeps the Hedge state in step
+        votes = p >= 0.5
+        share = votes.mean()
+        if share >= self.threshold:
+            return float(p[votes].mean())
+        if 1 - share >= self.threshold:
+            return float(p[~votes].mean())
+        self.conflicts += 1
+        if self.policy == "weighted":
+            return w_all
+        if self.policy == "average":
+            return float(p.mean())
+        if self.policy == "best":
+            return float(p[int(np.argmax(self.hedge.weights))])
+        return 0.5
+
+    def learn_one(self, p: np.ndarray, y: float) -> None:
+        self.hedge.learn_one(p, y)
+
+    def state(self) -> dict:
+        return {"conflicts": self.conflicts, "decisions": self.decisions,
+                "weights": self.hedge.weights.tolist()}
