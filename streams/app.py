@@ -112,8 +112,22 @@ def create_app(settings: Settings) -> faust.App:
                 return False
         return True
 
+    def note_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None and tp.topic in inputs_and_examples:
+                done = max(join.next_offset.get(tp, 0), consumer._committed_offset.get(tp) or 0)
+                if tp.topic == names["examples"]:
+                    done = max(train.next_offset.get(tp, 0),
+                               consumer._committed_offset.get(tp) or 0)
+                rt.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - done, 0))
+
+    inputs_and_examples = {names["ad-requests"], names["feedback"], names["examples"]}
+
     @app.timer(interval=1.0)
     async def housekeeping():
+        note_lag()
         await join.flush_idle(caught_up)
         await train.maybe_checkpoint()
 

@@ -128,6 +128,13 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         print(f"sent {len(examples)} training examples from {path.name} to {topic} "
               f"(tenant {tenant})")
 
+    @app.command(option("--port", type=int, default=0, help="Port (default AIMASS_SERVING_PORT)."))
+    async def serve(self, port: int) -> None:
+        """The recommendation API: POST /recommend, /predict; GET /models, /openapi.json."""
+        from .serving import run
+
+        await run(settings, port or settings.serving_port)
+
     @app.command(option("--limit", type=int, default=20000,
                         help="Replay only the first N ratings (0: all 100,000)."),
                  option("--json", "json_path", type=str, default="",

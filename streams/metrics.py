@@ -32,6 +32,8 @@ class Metrics:
     model_version: Gauge
     assigned: Gauge
     checkpointed: Gauge
+    expired: Counter
+    lag: Gauge
     alerts: Counter
     rollbacks: Counter
     phase: Gauge
@@ -86,6 +88,9 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
                     ["tenant", "model"]),
         ensemble_weight=gauge("aimass_ensemble_weight", "Weight of a member in an ensemble",
                               ["tenant", "ensemble", "member"]),
+        expired=counter("aimass_requests_expired_total",
+                        "Kafka requests dropped: past their deadline before scoring"),
+        lag=gauge("aimass_consumer_lag", "Messages not yet consumed", ["topic", "partition"]),
         checkpointed=gauge("aimass_checkpoint_examples",
                            "Examples learned as of the last checkpoint", ["tenant"]),
     )

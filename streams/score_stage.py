@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from .dispatch import Dispatcher
 from .events import AdRequest, Recommendation, encode
 from .features import pair_features
 from .runtime import Runtime
@@ -23,6 +24,7 @@ class ScoreStage:
     def __init__(self, runtime: Runtime, train: TrainStage):
         self.rt = runtime
         self.train = train
+        self.dispatcher = Dispatcher()
 
     def score(self, reqs: list[AdRequest]) -> list[Recommendation]:
         trainer = self.train.trainer
@@ -52,7 +54,13 @@ class ScoreStage:
         return out
 
     async def handle(self, reqs: list[AdRequest]) -> None:
+        """Dispatch by priority and deadline, drop the expired, score, publish each result."""
         started = time.perf_counter()
+        for r in reqs:
+            self.dispatcher.submit(r)
+        reqs, expired = self.dispatcher.drain(time.time())
+        if expired:
+            self.rt.metrics.expired.inc(len(expired))
         if reqs:
             await asyncio.to_thread(lambda: self.train.trainer)  # restore before first use
             recs = self.score(reqs)

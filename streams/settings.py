@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     clickhouse_tcp_port: int = Field(9000, description="ClickHouse native port (aimass up).")
     prometheus_port: int = Field(9090, description="Prometheus port (aimass up).")
     web_port: int = Field(6066, description="Worker web port: /metrics for Prometheus.")
+    serving_port: int = Field(6067, description="Serving API port (aimass serve).")
+    serving_model: str = Field("ensemble_stacking", description="Output /recommend ranks by "
+                               "(a member or ensemble_<strategy>).")
+    scrape_interval: str = Field("5s", description="Prometheus scrape interval (aimass up).")
     topic_prefix: str = Field("aimass", description="Prefix of every topic name.")
     partitions: int = Field(4, description="Partitions of the keyed event topics.")
     replication: int = Field(1, description="Replication factor of created topics.")

@@ -22,7 +22,9 @@ from . import ingest
 from .checkpoint import CheckpointStore
 from .events import TrainingExample
 from .features import DEFAULT_CROSSES
+from .model_updates import SnapshotPublisher
 from .runtime import Runtime
+from .snapshots import snapshot_of
 from .trainer import ModelSet, Trainer
 
 
@@ -49,8 +51,10 @@ class TrainStage:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.store = CheckpointStore(runtime.settings)
+        self.publisher = SnapshotPublisher(runtime.settings)
         self._trainer: Trainer | None = None
         self.held: list = []
+        self.next_offset: dict = {}
         self.last_checkpoint = time.monotonic()
         self.dirty = False
 
@@ -68,6 +72,8 @@ class TrainStage:
         now = int(time.time())
         for ev in events:
             ev.message.incref()  # released by the next checkpoint
+            tp = ev.message.tp
+            self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
         self.held += events
         raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
                 for e in events]
@@ -106,6 +112,8 @@ class TrainStage:
                 await self.alert(ms.check_guard())
                 state = ms.to_bytes()
                 await asyncio.to_thread(self.store.save, tenant, state)
+                # serving replicas swap to this version (training state left out)
+                await asyncio.to_thread(self.publisher.publish, tenant, snapshot_of(ms))
                 metrics = ms.metrics()
                 await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
                 self._gauges(tenant, ms, metrics)

@@ -30,19 +30,29 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log: Path, loglevel: str = "warn"):
+    """`aimass worker` (or, with ``command``, another subcommand) as a child process."""
+
+    def __init__(self, settings: Settings, log: Path, loglevel: str = "warn",
+                 command: tuple[str, ...] | None = None, port: int | None = None):
         self.settings = settings
         self.log = log
+        self.port = port or settings.web_port
         log.parent.mkdir(parents=True, exist_ok=True)
         self._out = open(log, "ab")
+        args = list(command) if command else ["worker", "-l", loglevel]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "-l", loglevel],
+            [sys.executable, "-m", "streams.cli", *args],
             env=settings_env(settings), stdout=self._out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
 
+    @classmethod
+    def serving(cls, settings: Settings, log: Path) -> WorkerProcess:
+        """`aimass serve` on ``settings.serving_port``."""
+        return cls(settings, log, command=("serve",), port=settings.serving_port)
+
     def metrics(self) -> dict[tuple[str, tuple], float]:
-        """Every sample of the worker's /metrics, keyed by (name, sorted labels)."""
-        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        """Every sample of the process's /metrics, keyed by (name, sorted labels)."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
         text = urllib.request.urlopen(url, timeout=2).read().decode()
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for fam in text_string_to_metric_families(text) for s in fam.samples}

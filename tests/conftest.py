@@ -70,7 +70,8 @@ def fresh(backend, tmp_path) -> Settings:
     """The backend with its own topic prefix, consumer group and ClickHouse database/path, so
     tests do not see each other's events or rows."""
     tag = uuid.uuid4().hex[:8]
-    update = {"topic_prefix": f"t{tag}", "app_id": f"g{tag}", "web_port": free_port()}
+    update = {"topic_prefix": f"t{tag}", "app_id": f"g{tag}", "web_port": free_port(),
+              "serving_port": free_port()}
     if backend.embedded:
         update["clickhouse_url"] = f"chdb://{tmp_path / 'chdb'}"
     else:

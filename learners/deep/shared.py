@@ -205,7 +205,9 @@ class SharedDeepCTR(Learner):
             pick = rng.integers(0, len(self._history), size=k)
             idx = np.concatenate([idx, np.stack([self._history[i][0] for i in pick])])
             y = np.concatenate([y, np.array([self._history[i][1] for i in pick], np.float32)])
-        self._history.extend(zip(idx[: self.batch_size], y[: self.batch_size], strict=False))
+        if self.replay_ratio > 0:  # recent examples, mixed into later mini-batches
+            self._history.extend(zip(idx[: self.batch_size], y[: self.batch_size],
+                                     strict=False))
         self._touched[idx.ravel()] = True
         t, target = self._tensor(idx), torch.from_numpy(y).to(self._dev)
         heads, joint = self._logits(t)

@@ -48,7 +48,8 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     tag = uuid.uuid4().hex[:6]
     s = settings.model_copy(update={"models": name, "topic_prefix": f"bench{tag}",
                                     "app_id": f"bench{tag}", "join_idle_flush": 3.0,
-                                    "checkpoint_interval": 5.0})
+                                    "checkpoint_interval": 5.0, "holdout_fraction": 0.0,
+                                    "ensembles": ""})
     if s.embedded:
         s = s.model_copy(update={"clickhouse_url": f"chdb://{log_dir}/chdb-{tag}"})
     else:

@@ -17,7 +17,8 @@ def render_config(settings: Settings, home: Path) -> Path:
     text = TEMPLATE.read_text()
     for key, value in {"prometheus_port": settings.prometheus_port,
                        "web_port": settings.web_port,
-                       "serving_port": settings.web_port + 1}.items():
+                       "serving_port": settings.serving_port,
+                       "scrape_interval": settings.scrape_interval}.items():
         text = text.replace("{" + key + "}", str(value))
     path = home / "prometheus.yml"
     path.write_text(text)

@@ -1,0 +1,228 @@
+"""The recommendation API (aiohttp, orjson bodies).
+
+A replica holds no training state: it follows the ``model-updates`` topic and swaps each new
+snapshot in atomically (:mod:`streams.model_updates`). Candidates of a request are scored as
+one vectorised batch per member. Requests are logged to the ad-requests topic after the answer
+is ready (librdkafka queues them; never on the latency path), so their feedback can be joined.
+With no model for a tenant yet, the answer comes from the declared fallback (popularity from
+ClickHouse when it can be read, else the given order) and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+
+from .events import AdRequest, InvalidEvent, encode
+from .openapi import spec
+from .serving_metrics import ServingMetrics, build_serving_metrics
+from .snapshots import ModelStore, Snapshot, candidate_features
+from .trainer import ENSEMBLE_PREFIX
+
+SERVING = web.AppKey("serving", object)
+METRICS = web.AppKey("metrics", ServingMetrics)
+
+
+def _error(status: int, message: str, field: str | None = None) -> web.Response:
+    body = {"error": message, **({"field": field} if field else {})}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _ok(body: dict) -> web.Response:
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def _body(request: web.Request) -> dict:
+    raw = await request.read()
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("body", f"is not valid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise InvalidEvent("body", f"must be a JSON object, got {type(d).__name__}")
+    return d
+
+
+class Serving:
+    def __init__(self, store: ModelStore, metrics: ServingMetrics, default_output: str,
+                 request_log=None, popularity=None):
+        self.store, self.m, self.default_output = store, metrics, default_output
+        self.request_log, self.popularity = request_log, popularity
+        self.ready = False
+
+    def output_for(self, snap: Snapshot, asked: str | None) -> str:
+        outputs = snap.outputs()
+        if asked:
+            if asked not in outputs:
+                raise LookupError(f"model {asked!r} is not served for tenant {snap.tenant}; "
+                                  f"served: {outputs}")
+            return asked
+        return self.default_output if self.default_output in outputs else outputs[0]
+
+    async def recommend(self, request: web.Request) -> web.Response:
+        t0 = time.perf_counter()
+        d = await _body(request)
+        d.setdefault("id", d.get("request_id") or uuid.uuid4().hex)
+        d.setdefault("event_time", time.time())
+        req = AdRequest.from_dict(d)  # InvalidEvent -> 400 naming the field
+        model = d.get("model")
+        if model is not None and not isinstance(model, str):
+            raise InvalidEvent("model", "must be a string")
+        snap = self.store.get(req.tenant)
+        X = candidate_features(req.user, req.context, req.candidates)
+        if snap is None:
+            scores, version, used, kind = self.fallback(req)
+            self.m.fallback.labels(req.tenant, kind).inc()
+        else:
+            used = self.output_for(snap, model)
+            scores, version, kind = snap.score(X, used), snap.label, None
+        ranked = sorted(zip((c.ad_id for c in req.candidates), map(float, scores), strict=True),
+                        key=lambda t: -t[1])
+        took = time.perf_counter() - t0
+        self.m.latency.labels(req.tenant).observe(took)
+        self.m.candidates.observe(len(req.candidates))
+        if self.request_log is not None:  # after the answer is ready; librdkafka queues it
+            asyncio.get_running_loop().call_soon(self._log, req)
+        return _ok({"request_id": req.id, "tenant": req.tenant, "model_version": version,
+                    "model": used, "fallback": snap is None, "fallback_kind": kind,
+                    "ranked": [{"ad_id": a, "score": round(s, 6)} for a, s in ranked],
+                    "took_ms": round(took * 1000, 3)})
+
+    def _log(self, req: AdRequest) -> None:
+        try:
+            self.request_log(req.id.encode(), encode(req))
+            self.m.logged.inc()
+        except Exception:  # logging must never fail a request
+            pass
+
+    def fallback(self, req: AdRequest):
+        if self.popularity is not None:
+            pop = self.popularity.scores(req.tenant, [c.ad_id for c in req.candidates])
+            if pop is not None:
+                return pop, f"{req.tenant}:popularity", "popularity", "popularity"
+        n = len(req.candidates)
+        return [1.0 - i / (n + 1) for i in range(n)], f"{req.tenant}:none", "given-order", \
+            "given-order"
+
+    async def predict(self, request: web.Request) -> web.Response:
+        d = await _body(request)
+        tenant = d.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            raise InvalidEvent("tenant", "is required")
+        feats = d.get("features")
+        if not isinstance(feats, dict):
+            raise InvalidEvent("features", "must be an object of features")
+        AdRequest.from_dict({"id": "p", "event_time": 0, "tenant": tenant, "user": feats,
+                             "candidates": [{"ad_id": "x"}]})  # same feature rules
+        snap = self.store.get(tenant)
+        if snap is None:
+            return _error(404, f"no model for tenant {tenant!r} yet", "tenant")
+        used = self.output_for(snap, d.get("model") if isinstance(d.get("model"), str) else None)
+        p = float(snap.score([feats], used)[0])
+        return _ok({"p": p, "model_version": snap.label, "model": used})
+
+    async def models(self, request: web.Request) -> web.Response:
+        now = time.time()
+        out = {}
+        for tenant, s in self.store.all().items():
+            out[tenant] = {"version": s.label, "age_s": round(now - s.created_at, 3),
+                           "outputs": s.outputs(), "default": self.output_for(s, None),
+                           "metrics": {k: {m: v for m, v in mm.items() if v == v}
+                                       for k, mm in s.metrics.items()}}
+        return _ok({"tenants": out, "updates": self.store.updates})
+
+    async def noop(self, request: web.Request) -> web.Response:
+        await _body(request)
+        return _ok({})
+
+
+def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = None,
+                       default_output: str = ENSEMBLE_PREFIX + "stacking", request_log=None,
+                       popularity=None, ready=lambda: True) -> web.Application:
+    registry = registry or CollectorRegistry()
+    metrics = build_serving_metrics(registry)
+    s = Serving(store, metrics, default_output, request_log, popularity)
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        endpoint = request.path
+        try:
+            resp = await handler(request)
+        except InvalidEvent as exc:
+            resp = _error(400, str(exc), exc.field)
+        except LookupError as exc:
+            resp = _error(404, str(exc), "model")
+        except web.HTTPException as exc:
+            resp = _error(exc.status, exc.reason or "error")
+        metrics.requests.labels(endpoint, str(resp.status)).inc()
+        return resp
+
+    async def healthz(request):
+        return _ok({"ok": True})
+
+    async def readyz(request):
+        if ready():
+            return _ok({"ready": True, "tenants": sorted(store.all())})
+        return _error(503, "not ready: still reading the model-updates topic")
+
+    async def openapi(request):
+        return _ok(spec())
+
+    async def prom(request):
+        now = time.time()
+        for tenant, snap in store.all().items():
+            metrics.version.labels(tenant).set(snap.version)
+            metrics.age.labels(tenant).set(now - snap.created_at)
+        return web.Response(body=generate_latest(registry),
+                            content_type="text/plain", charset="utf-8")
+
+    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
+    app.router.add_post("/recommend", s.recommend)
+    app.router.add_post("/predict", s.predict)
+    app.router.add_post("/noop", s.noop)
+    app.router.add_get("/models", s.models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", prom)
+    app[SERVING] = s
+    app[METRICS] = metrics
+    return app
+
+
+async def run(settings, port: int) -> None:
+    """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped."""
+    from .model_updates import SnapshotFollower
+    from .popularity import Popularity
+    from .producer import EventProducer
+    from .topics import ensure_topics, topic_names
+
+    ensure_topics(settings)
+    registry = CollectorRegistry()
+    store = ModelStore()
+    producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
+    requests_topic = topic_names(settings)["ad-requests"]
+    # chdb is one process's: a replica reads popularity only from a ClickHouse server
+    popularity = None if settings.embedded else Popularity(settings.clickhouse_dsn)
+    app = create_serving_app(
+        store, registry, settings.serving_model,
+        request_log=lambda k, v: producer.send_raw(requests_topic, k, v),
+        popularity=popularity, ready=lambda: follower.caught_up.is_set())
+    swaps = app[METRICS].swaps
+    follower = SnapshotFollower(settings, store, on_swap=lambda t, v: swaps.labels(t).inc())
+    follower.start()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(f"serving on http://127.0.0.1:{port} (openapi: /openapi.json)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        follower.stop()
+        producer.flush(5)
+        await runner.cleanup()

@@ -1,0 +1,43 @@
+"""Metrics of a serving replica, built on the registry it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0)
+
+
+@dataclass
+class ServingMetrics:
+    requests: Counter
+    latency: Histogram
+    candidates: Histogram
+    fallback: Counter
+    version: Gauge
+    age: Gauge
+    swaps: Counter
+    logged: Counter
+
+
+def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
+    return ServingMetrics(
+        requests=Counter("aimass_http_requests_total", "HTTP requests by endpoint and status",
+                         ["endpoint", "status"], registry=registry),
+        latency=Histogram("aimass_recommend_seconds", "Time to answer /recommend (server side)",
+                          ["tenant"], buckets=LATENCY_BUCKETS, registry=registry),
+        candidates=Histogram("aimass_recommend_candidates", "Candidates per /recommend",
+                             buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000), registry=registry),
+        fallback=Counter("aimass_recommend_fallback_total", "Answers by the fallback (no model)",
+                         ["tenant", "kind"], registry=registry),
+        version=Gauge("aimass_serving_model_version", "Model version served", ["tenant"],
+                      registry=registry),
+        age=Gauge("aimass_serving_model_age_seconds", "Age of the model served", ["tenant"],
+                  registry=registry),
+        swaps=Counter("aimass_model_swaps_total", "Model versions swapped in", ["tenant"],
+                      registry=registry),
+        logged=Counter("aimass_requests_logged_total", "Requests logged to Kafka for the join",
+                       registry=registry),
+    )
