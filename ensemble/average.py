@@ -21,3 +21,6 @@ class Average(Combiner):
 
     def combine_one(self, p: np.ndarray) -> float:
         return float(np.mean(p))
+
+    def combine_many(self, P: np.ndarray) -> np.ndarray:
+        return P.mean(axis=1)

@@ -44,6 +44,11 @@ class Combiner(ABC):
     @abstractmethod
     def combine_one(self, p: np.ndarray) -> float: ...
 
+    def combine_many(self, P: np.ndarray) -> np.ndarray:
+        """Combine every row of ``P`` with the current state, learning nothing (serving)."""
+        return np.fromiter((self.combine_one(row) for row in P), dtype=np.float64,
+                           count=len(P))
+
     def learn_one(self, p: np.ndarray, y: float) -> None:  # noqa: B027 - stateless by default
         pass
 

@@ -40,6 +40,12 @@ class Stacking(Combiner):
         s = float(self.w @ self._z(p))
         return 1.0 / (1.0 + math.exp(-max(min(s, 35.0), -35.0)))
 
+    def combine_many(self, P: np.ndarray) -> np.ndarray:
+        if self.w is None:
+            self.combine_one(P[0])
+        s = logit(P) @ self.w[:-1] + self.w[-1]
+        return 1.0 / (1.0 + np.exp(-np.clip(s, -35.0, 35.0)))
+
     def learn_one(self, p: np.ndarray, y: float) -> None:
         z = self._z(p)
         s = float(self.w @ z)

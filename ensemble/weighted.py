@@ -40,6 +40,11 @@ class Hedge(Combiner):
             self.losses = np.zeros(len(p))
         return float(self.weights @ p)
 
+    def combine_many(self, P: np.ndarray) -> np.ndarray:
+        if self.losses is None:
+            return P.mean(axis=1)
+        return P @ self.weights
+
     def learn_one(self, p: np.ndarray, y: float) -> None:
         if self.losses is None:
             self.losses = np.zeros(len(p))

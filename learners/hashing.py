@@ -3,7 +3,9 @@
 A categorical feature ``k: v`` becomes the token ``k=v`` with value 1; a float ``k: v`` becomes
 the token ``k`` with value ``v``. Crosses ``(a, b)`` add the token ``a=va^b=vb`` when both are
 present. Tokens are hashed with CRC-32 (stable across processes, unlike ``hash``) into
-``2**bits`` buckets; bucket 0 is reserved for the bias.
+``2**bits`` buckets; bucket 0 is reserved for the bias. A token's hash is memoised (ids, genres
+and user fields repeat endlessly in a stream), and a cross's hash mixes its two tokens' hashes
+instead of hashing a new string.
 
 >>> h = FeatureHasher(bits=10, crosses=(("gender", "genre"),))
 >>> rows = h.transform([{"gender": "F", "genre": "Drama", "age": 0.5}, {"genre": None}])
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+MEMO_MAX = 2_000_000  # memoised token hashes before the memo starts over
 
 
 @dataclass
@@ -42,6 +46,7 @@ class FeatureHasher:
         self.crosses = tuple(tuple(c) for c in crosses)
         self.size = 1 << bits
         self._mask = self.size - 1
+        self._memo: dict = {}
 
     @property
     def key(self) -> tuple:
@@ -63,17 +68,49 @@ class FeatureHasher:
                 out.append((f"{a}={va}^{b}={vb}", 1.0))
         return out
 
+    def _hash(self, k: str, v) -> int:
+        key = (k, v)
+        h = self._memo.get(key)
+        if h is None:
+            if len(self._memo) > MEMO_MAX:
+                self._memo.clear()
+            tok = k if v is None else f"{k}={v}"
+            h = self._memo[key] = zlib.crc32(tok.encode())
+        return h
+
     def transform(self, X: Sequence[dict]) -> Rows:
         indptr = np.empty(len(X) + 1, dtype=np.int64)
         indptr[0] = 0
         idx: list[int] = []
         val: list[float] = []
-        crc, mask = zlib.crc32, self._mask
+        mask, crosses, memo_hash = self._mask, self.crosses, self._hash
         for i, x in enumerate(X):
             idx.append(0)
             val.append(1.0)
-            for tok, v in self.tokens(x):
-                idx.append((crc(tok.encode()) & mask) or 1)
-                val.append(v)
+            named = {}
+            for k, v in x.items():
+                if v is None:
+                    continue
+                if isinstance(v, float):
+                    h = memo_hash(k, None)
+                    val.append(v)
+                else:
+                    h = memo_hash(k, v)
+                    val.append(1.0)
+                named[k] = h
+                idx.append((h & mask) or 1)
+            for a, b in crosses:
+                ha, hb = named.get(a), named.get(b)
+                if ha is not None and hb is not None and (x[a].__class__ is not float
+                                                          and x[b].__class__ is not float):
+                    idx.append(((((ha * 0x9E3779B1) & 0xFFFFFFFF) ^ hb) & mask) or 1)
+                    val.append(1.0)
             indptr[i + 1] = len(idx)
         return Rows(indptr, np.asarray(idx, dtype=np.int64), np.asarray(val, dtype=np.float64))
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._memo = {}

@@ -9,7 +9,7 @@ share their rank), the window AUC is exact.
 >>> m.update([0.9, 0.2, 0.7, 0.4], [1, 0, 1, 1])
 >>> s = m.snapshot()
 >>> s["examples"], round(s["logloss"], 4), s["auc"], s["accuracy"], s["mean_p"], s["ctr"]
-(4, 0.4389, 1.0, 0.75, 0.55, 0.75)
+(4, 0.4004, 1.0, 0.75, 0.55, 0.75)
 """
 
 from __future__ import annotations

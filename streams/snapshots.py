@@ -46,9 +46,7 @@ class Snapshot:
         if output in cols:
             return cols[output]
         comb = self.ensembles[output.removeprefix(ENSEMBLE_PREFIX)]
-        P = np.column_stack([cols[m] for m in self.members])
-        return np.fromiter((comb.combine_one(row) for row in P), dtype=np.float64,
-                           count=len(P))
+        return comb.combine_many(np.column_stack([cols[m] for m in self.members]))
 
 
 def snapshot_of(ms: ModelSet, now: float | None = None) -> bytes:

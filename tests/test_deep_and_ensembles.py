@@ -134,3 +134,14 @@ def test_guard_rolls_back_to_the_best_state():
     assert alerts and alerts[0]["model"] == "ftrl" and alerts[0]["rolled_back"]
     restored = ms.models["ftrl"]
     np.testing.assert_array_equal(restored.z, type(restored).from_bytes(best).z)
+
+
+@pytest.mark.parametrize("make", [Average, Hedge, Stacking, lambda: Vote(0.6, "weighted")])
+def test_serving_combine_matches_one_by_one(make):
+    rng = np.random.default_rng(4)
+    P = rng.random((400, 4))
+    y = (rng.random(400) < 0.5).astype(float)
+    c = make()
+    c.combine_progressive(P[:300], y[:300])
+    np.testing.assert_allclose(c.combine_many(P[300:]),
+                               [c.combine_one(row) for row in P[300:]])

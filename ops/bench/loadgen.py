@@ -1,0 +1,66 @@
+"""An open-loop HTTP load generator, run in its own process: request i is sent at
+t0 + i / rate whether or not earlier ones have come back, and its latency is counted from that
+scheduled time (so a stalled server cannot hide its queueing: no coordinated omission)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+
+async def _run(url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
+    import aiohttp
+
+    n = int(rate * duration)
+    lat = np.full(n, np.nan)
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn, headers={
+            "Content-Type": "application/json"}) as session:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.2
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            scheduled = t0 + i / rate
+            try:
+                async with session.post(url, data=bodies[i % len(bodies)]) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+            except Exception:
+                errors += 1
+            lat[i] = (loop.time() - scheduled) * 1000
+
+        tasks = []
+        for i in range(n):
+            delay = t0 + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - t0
+    done = lat[~np.isnan(lat)]
+    return {"offered_rps": rate, "achieved_rps": round(len(done) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(done, 50)), 3),
+            "p99_ms": round(float(np.percentile(done, 99)), 3),
+            "p999_ms": round(float(np.percentile(done, 99.9)), 3),
+            "errors": errors, "requests": n}
+
+
+def run_load(url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
+    return asyncio.run(_run(url, bodies, rate, duration))
+
+
+def in_process(url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
+    """Run :func:`run_load` in a separate process (spawned: no shared state with the caller)."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_load, (url, bodies, rate, duration))
+
+
+def wall() -> float:
+    return time.monotonic()

@@ -1,0 +1,122 @@
+"""/recommend latency and throughput at fixed offered loads (open loop), 100 candidates per
+request, beside a no-op endpoint of the same server stack (it parses the same body) in the same
+run, while a trainer learns from a MovieLens replay on the same machine.
+
+    python -m ops.bench.serving [--rates 200,500,1000] [--duration 30] [--no-trainer]
+                                [--backends kafka] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+import orjson
+
+from ensemble import build_combiner
+from learners import registry
+from streams import movielens
+from streams.features import DEFAULT_CROSSES
+from streams.model_updates import SnapshotPublisher
+from streams.replay import run_replay
+from streams.snapshots import snapshot_of
+from streams.topics import ensure_topics
+from streams.trainer import ModelSet
+from streams.worker import WorkerProcess
+
+from .common import backend, parser, print_table, write_json
+from .loadgen import in_process
+from .movielens_stream import click_stream
+
+
+def bodies(data_dir: Path, n: int = 200, candidates: int = 100) -> list[bytes]:
+    ml = movielens.load(movielens.fetch(data_dir))
+    items = sorted(ml.items)
+    users = sorted(ml.users)
+    out = []
+    for i in range(n):
+        cands = items[(i * 37) % (len(items) - candidates):][:candidates]
+        out.append(orjson.dumps({
+            "tenant": "movielens", "user": ml.user_features(users[i % len(users)]),
+            "context": {"hour": i % 24},
+            "candidates": [{"ad_id": c, "features": ml.item_features(c)} for c in cands]}))
+    return out
+
+
+def publish_trained(s, data_dir: Path, n: int) -> str:
+    ms = ModelSet("movielens", registry.build(s.model_names, DEFAULT_CROSSES, s.device),
+                  ensembles={e: build_combiner(e) for e in s.ensemble_names})
+    exs = click_stream(data_dir, n)
+    for i in range(0, len(exs), 2000):
+        ms.process(exs[i:i + 2000])
+    SnapshotPublisher(s).publish("movielens", snapshot_of(ms))
+    return f"movielens:v{ms.version}"
+
+
+def wait_version(port: int, version: str, timeout: float = 120.0) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=2) as r:
+                doc = orjson.loads(r.read())
+            if doc["tenants"].get("movielens", {}).get("version") == version:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"the serving replica did not load {version} in {timeout}s")
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--rates", default="200,500,1000")
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--train-examples", type=int, default=20000)
+    p.add_argument("--no-trainer", action="store_true")
+    p.set_defaults(backends="kafka")
+    args = p.parse_args()
+    data_dir = args.cache_dir.parent
+    payloads = bodies(data_dir)
+    rows = []
+    for kind in args.backends.split(","):
+        with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
+            s = s.model_copy(update={"join_idle_flush": 3.0})
+            ensure_topics(s)
+            version = publish_trained(s, data_dir, args.train_examples)
+            serve = WorkerProcess.serving(s, Path(logs) / "serve.log")
+            worker = None if args.no_trainer else WorkerProcess(s, Path(logs) / "worker.log")
+            try:
+                wait_version(s.serving_port, version)
+                if worker:
+                    worker.wait_ready()
+                    threading.Thread(target=lambda: run_replay(
+                        s.model_copy(update={"data_dir": data_dir}), None, 400.0),
+                        daemon=True).start()
+                base = f"http://127.0.0.1:{s.serving_port}"
+                for rate in (float(r) for r in args.rates.split(",")):
+                    for endpoint in ("noop", "recommend"):
+                        r = in_process(f"{base}/{endpoint}", payloads, rate, args.duration)
+                        rows.append({"endpoint": endpoint, "backend": kind,
+                                     "trainer": worker is not None, **r})
+                        print(rows[-1], flush=True)
+            finally:
+                serve.stop()
+                if worker:
+                    worker.stop()
+    for r in rows:
+        floor = next((b for b in rows if b["endpoint"] == "noop"
+                      and b["offered_rps"] == r["offered_rps"] and b["backend"] == r["backend"]),
+                     None)
+        if floor and r is not floor:
+            r["p99_vs_noop"] = round(r["p99_ms"] / floor["p99_ms"], 2)
+    print_table(rows, ["endpoint", "backend", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
+                       "p999_ms", "errors", "p99_vs_noop"])
+    write_json(args.json, rows, duration_s=args.duration, candidates=100)
+
+
+if __name__ == "__main__":
+    main()
