@@ -93,9 +93,9 @@ def main() -> None:
                 wait_version(s.serving_port, version)
                 if worker:
                     worker.wait_ready()
-                    threading.Thread(target=lambda: run_replay(
-                        s.model_copy(update={"data_dir": data_dir}), None, 400.0),
-                        daemon=True).start()
+                    replay_settings = s.model_copy(update={"data_dir": data_dir})
+                    threading.Thread(target=run_replay, args=(replay_settings, None, 400.0),
+                                     daemon=True).start()
                 base = f"http://127.0.0.1:{s.serving_port}"
                 for rate in (float(r) for r in args.rates.split(",")):
                     for endpoint in ("noop", "recommend"):
