@@ -38,7 +38,7 @@ def _faust_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_bind=settings.bind_host,
         web_port=settings.web_port,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,

@@ -91,6 +91,6 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         expired=counter("aimass_requests_expired_total",
                         "Kafka requests dropped: past their deadline before scoring"),
         lag=gauge("aimass_consumer_lag", "Messages not yet consumed", ["topic", "partition"]),
-        checkpointed=gauge("aimass_checkpoint_examples",
-                           "Examples learned as of the last checkpoint", ["tenant"]),
+        checkpointed=gauge("aimass_checkpoint_examples", "Examples handled (learned, or "
+                           "held out) as of the last checkpoint", ["tenant"]),
     )

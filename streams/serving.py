@@ -218,8 +218,8 @@ async def run(settings, port: int) -> None:
     follower.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print(f"serving on http://127.0.0.1:{port} (openapi: /openapi.json)", flush=True)
+    await web.TCPSite(runner, settings.bind_host, port).start()
+    print(f"serving on http://{settings.bind_host}:{port} (openapi: /openapi.json)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     clickhouse_http_port: int = Field(8123, description="ClickHouse HTTP port (aimass up).")
     clickhouse_tcp_port: int = Field(9000, description="ClickHouse native port (aimass up).")
     prometheus_port: int = Field(9090, description="Prometheus port (aimass up).")
+    bind_host: str = Field("127.0.0.1", description="Address the worker's and the API's HTTP "
+                           "servers bind (0.0.0.0 in containers).")
     web_port: int = Field(6066, description="Worker web port: /metrics for Prometheus.")
     serving_port: int = Field(6067, description="Serving API port (aimass serve).")
     serving_model: str = Field("ensemble_stacking", description="Output /recommend ranks by "
@@ -66,8 +68,8 @@ class Settings(BaseSettings):
     join_window: float = Field(1800.0, description="Late-click window, seconds of event time.")
     join_order: str = Field("request", description="Release joined examples in 'request' "
                             "order (honest metrics) or on 'arrival' (clicks at once).")
-    join_idle_flush: float = Field(30.0, description="Close every open window of a partition "
-                                   "idle this long (wall seconds): the end of a replay.")
+    join_idle_flush: float = Field(30.0, description="Close every open window once the join "
+                                   "has caught up and seen nothing this long (wall seconds).")
     holdout_fraction: float = Field(0.05, description="Share of example ids held out: "
                                     "scored, never learned (validation/test).")
     checkpoint_interval: float = Field(5.0, description="Seconds between trainer checkpoints "

@@ -117,7 +117,7 @@ class TrainStage:
                 metrics = ms.metrics()
                 await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
                 self._gauges(tenant, ms, metrics)
-                self.rt.metrics.checkpointed.labels(tenant).set(ms.examples_learned)
+                self.rt.metrics.checkpointed.labels(tenant).set(len(ms.learned))
         held, self.held = self.held, []
         for ev in held:
             ev.ack()

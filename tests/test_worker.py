@@ -38,7 +38,7 @@ def test_worker_lands_good_events_and_dead_letters_bad_ones(fresh, movielens_dir
         worker.wait_for("aimass_events_consumed_total", stats.impressions + stats.clicks, 300,
                         topic="feedback")
         worker.wait_for("aimass_dead_letters_total", stats.malformed, 30)
-        worker.wait_for("aimass_examples_learned_total", N, 300)  # none of the good ones lost
+        worker.wait_for("aimass_checkpoint_examples", N, 300)  # none of the good ones lost
         assert worker.proc.poll() is None, "the worker died"
     finally:
         worker.stop()
