@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     )
     clickhouse_http_port: int = Field(8123, description="ClickHouse HTTP port (aimass up).")
     clickhouse_tcp_port: int = Field(9000, description="ClickHouse native port (aimass up).")
+    clickhouse_interserver_port: int = Field(9009, description="ClickHouse interserver HTTP "
+                                             "port (aimass up).")
     prometheus_port: int = Field(9090, description="Prometheus port (aimass up).")
     bind_host: str = Field("127.0.0.1", description="Address the worker's and the API's HTTP "
                            "servers bind (0.0.0.0 in containers).")

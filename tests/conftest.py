@@ -37,6 +37,7 @@ def make_settings(data_dir: Path, embedded: bool) -> Settings:
         kafka_controller_port=free_port(),
         clickhouse_tcp_port=free_port(),
         clickhouse_http_port=free_port(),
+        clickhouse_interserver_port=free_port(),
         prometheus_port=free_port(),
         web_port=free_port(),
     )

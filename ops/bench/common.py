@@ -29,6 +29,7 @@ def backend(kind: str, cache_dir: Path):
         s = Settings(data_dir=Path(tmp), cache_dir=cache_dir, embedded=kind == "embedded",
                      kafka_bootstrap=f"127.0.0.1:{free_port()}", kafka_controller_port=free_port(),
                      clickhouse_tcp_port=free_port(), clickhouse_http_port=free_port(),
+                     clickhouse_interserver_port=free_port(),
                      web_port=free_port(), clickhouse_url=None if kind == "kafka" else
                      f"chdb://{tmp}/chdb")
         services.up(s, embedded=kind == "embedded", prometheus=False, echo=lambda _: None)

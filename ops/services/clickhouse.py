@@ -13,6 +13,8 @@ CONFIG = "/etc/clickhouse-server/config.xml"
 def start(settings: Settings) -> dict:
     check_port_free(settings.clickhouse_tcp_port, "ClickHouse (native)", "AIMASS_CLICKHOUSE_TCP_PORT")
     check_port_free(settings.clickhouse_http_port, "ClickHouse (HTTP)", "AIMASS_CLICKHOUSE_HTTP_PORT")
+    check_port_free(settings.clickhouse_interserver_port, "ClickHouse (interserver)",
+                    "AIMASS_CLICKHOUSE_INTERSERVER_PORT")
     binary = ensure_binary("clickhouse-server", "clickhouse-server")
     home = (settings.data_dir / "clickhouse").resolve()
     for sub in ("data", "tmp", "user_files", "format_schemas"):
@@ -25,6 +27,7 @@ def start(settings: Settings) -> dict:
         f"--format_schema_path={home / 'format_schemas'}/",
         f"--tcp_port={settings.clickhouse_tcp_port}",
         f"--http_port={settings.clickhouse_http_port}",
+        f"--interserver_http_port={settings.clickhouse_interserver_port}",
         "--listen_host=127.0.0.1", f"--logger.log={log}",
         f"--logger.errorlog={home / 'error.log'}", "--logger.console=0",
         "--logger.level=warning",
