@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> faust.App:
         async for batch in stream.take_events(**take):
             valid = await ingest_.handle(batch)
             await score.handle([rec for _, rec in valid["ad-requests"]])
-            await join.handle(valid)
+            await join.handle(valid, batch)
             join.note_offsets(batch)
 
     @app.agent(topics["training"], name="forward_training")

@@ -4,12 +4,17 @@ One :class:`Joiner` per partition. An event's offset is acknowledged only once t
 belongs to has been released as examples (and those are on Kafka), so a restarted worker
 re-reads every request still in a window and rebuilds it; examples it makes twice carry the same
 ids, and the trainer learns each id once.
+
+Acknowledgements go strictly in offset order, per partition: Faust commits the run of
+acknowledged offsets after the last commit, and does not notice a gap of one message there (nor
+any gap before its first commit), so acknowledging a later event while an earlier one is held
+could commit past the held one.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from .events import TrainingExample, encode
 from .joiner import Joiner
@@ -22,7 +27,7 @@ class JoinStage:
         s = runtime.settings
         self.window, self.order, self.idle_flush = s.join_window, s.join_order, s.join_idle_flush
         self.joiners: dict[int, Joiner] = {}
-        self.held: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        self.queue: dict = defaultdict(deque)  # TP -> deque of (event, partition, request id)
         self.last_event = 0.0
         self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
@@ -32,9 +37,10 @@ class JoinStage:
             self.joiners[partition] = Joiner(self.window, self.order)
         return self.joiners[partition]
 
-    async def handle(self, valid: dict[str, list]) -> None:
-        """``valid``: role -> [(event, record)] from the ingest stage. Events whose request is
-        still open get an extra reference, so the batch's acknowledgement skips them."""
+    async def handle(self, valid: dict[str, list], batch: list) -> None:
+        """``valid``: role -> [(event, record)] from the ingest stage; ``batch``: every event.
+        Each event gets an extra reference (the batch's own acknowledgement skips it) and is
+        acknowledged in offset order once its request is released."""
         started = time.perf_counter()
         out: list[TrainingExample] = []
         placed = []
@@ -54,10 +60,11 @@ class JoinStage:
             self.last_event = time.monotonic()
         for part in touched:
             out += self.joiner(part).advance()
-        for ev, part, rid in placed:
-            if rid in self.joiners[part]._pending:
-                ev.message.incref()  # acknowledged when its request is released
-                self.held[part][rid].append(ev)
+        rid_of = {id(ev): (part, rid) for ev, part, rid in placed}
+        for ev in batch:  # invalid ones too: they must not jump the queue
+            ev.message.incref()
+            part, rid = rid_of.get(id(ev), (ev.message.partition, None))
+            self.queue[ev.message.tp].append((ev, part, rid))
         await self._emit(out)
         self._release_finished()
         self.rt.observe("join", len(placed), started)
@@ -94,11 +101,18 @@ class JoinStage:
         m.joined.labels("no_click").inc(len(examples) - pos)
 
     def _release_finished(self) -> None:
-        for part, j in self.joiners.items():
-            held = self.held[part]
-            for rid in j.drain_finished():
-                for ev in held.pop(rid, ()):
-                    ev.ack()
+        """Acknowledge, per partition and in offset order, every event whose request is no
+        longer open."""
+        for j in self.joiners.values():
+            j.drain_finished()
+        for q in self.queue.values():
+            while q:
+                ev, part, rid = q[0]
+                j = self.joiners.get(part)
+                if rid is not None and j is not None and rid in j._pending:
+                    break
+                q.popleft()
+                ev.ack()
 
     def _gauges(self) -> None:
         m = self.rt.metrics
