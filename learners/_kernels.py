@@ -67,6 +67,31 @@ def ftrl_predict(indptr, idx, val, z, n, alpha, beta, l1, l2, out):
 
 
 @njit(cache=True)
+def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
+    """The FM's logit for one example (entries s..e); fills ``w`` (linear weights, by entry)
+    and ``S`` (the per-factor sums the gradient needs)."""
+    lin = 0.0
+    for j in range(s, e):
+        k = idx[j]
+        w[j - s] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
+        lin += w[j - s] * val[j]
+    pair = 0.0
+    for f in range(V.shape[1]):
+        sf = 0.0
+        sq = 0.0
+        for j in range(s, e):
+            k = idx[j]
+            if k == 0:
+                continue
+            t = V[k, f] * val[j]
+            sf += t
+            sq += t * t
+        S[f] = sf
+        pair += 0.5 * (sf * sf - sq)
+    return lin + pair
+
+
+@njit(cache=True)
 def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta, l1, l2,
                    lr_v, l2_v, out):
     """Factorisation machine (Rendle 2010) on hashed features, predict-then-learn per example.
@@ -79,25 +104,7 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta,
         s, e = indptr[i], indptr[i + 1]
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
-        lin = 0.0
-        for j in range(s, e):
-            k = idx[j]
-            w[j - s] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
-            lin += w[j - s] * val[j]
-        pair = 0.0
-        for f in range(kf):
-            sf = 0.0
-            sq = 0.0
-            for j in range(s, e):
-                k = idx[j]
-                if k == 0:
-                    continue
-                t = V[k, f] * val[j]
-                sf += t
-                sq += t * t
-            S[f] = sf
-            pair += 0.5 * (sf * sf - sq)
-        p = _sigmoid(lin + pair)
+        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
         out[i] = p
         if not learn[i]:
             continue
@@ -119,23 +126,10 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta,
 
 @njit(cache=True)
 def fm_predict(indptr, idx, val, z, n, V, alpha, beta, l1, l2, out):
-    kf = V.shape[1]
+    w = np.empty(256, dtype=np.float64)
+    S = np.empty(V.shape[1], dtype=np.float64)
     for i in range(len(indptr) - 1):
         s, e = indptr[i], indptr[i + 1]
-        lin = 0.0
-        for j in range(s, e):
-            k = idx[j]
-            lin += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
-        pair = 0.0
-        for f in range(kf):
-            sf = 0.0
-            sq = 0.0
-            for j in range(s, e):
-                k = idx[j]
-                if k == 0:
-                    continue
-                t = V[k, f] * val[j]
-                sf += t
-                sq += t * t
-            pair += 0.5 * (sf * sf - sq)
-        out[i] = _sigmoid(lin + pair)
+        if e - s > w.shape[0]:
+            w = np.empty(2 * (e - s), dtype=np.float64)
+        out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))

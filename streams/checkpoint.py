@@ -18,6 +18,21 @@ from .settings import Settings
 from .topics import CHECKPOINT_MAX_BYTES, topic_names
 
 
+def large_producer(settings: Settings) -> EventProducer:
+    """A producer for whole model states (up to 64 MiB, uncompressed: they are already)."""
+    return EventProducer(settings, compression_type="none",
+                         message_max_bytes=CHECKPOINT_MAX_BYTES + 1024)
+
+
+def large_consumer(settings: Settings, group: str) -> Consumer:
+    """A consumer that can fetch whole model states; it commits nothing."""
+    return Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
+                     "enable.auto.commit": False,
+                     "fetch.max.bytes": CHECKPOINT_MAX_BYTES + 1024,
+                     "max.partition.fetch.bytes": CHECKPOINT_MAX_BYTES + 1024,
+                     "receive.message.max.bytes": 2 * CHECKPOINT_MAX_BYTES})
+
+
 class CheckpointStore:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -26,18 +41,13 @@ class CheckpointStore:
 
     def save(self, tenant: str, state: bytes) -> None:
         if self._producer is None:
-            self._producer = EventProducer(self.settings, compression_type="none",
-                                           message_max_bytes=CHECKPOINT_MAX_BYTES + 1024)
+            self._producer = large_producer(self.settings)
         self._producer.send_raw(self.topic, tenant.encode(), state)
         self._producer.flush(60)
 
     def load(self, timeout: float = 30.0) -> dict[str, bytes]:
         """The newest state of every tenant: read the topic from the start to its end."""
-        c = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
-                      "group.id": "aimass-checkpoint-reader", "enable.auto.commit": False,
-                      "fetch.max.bytes": CHECKPOINT_MAX_BYTES + 1024,
-                      "max.partition.fetch.bytes": CHECKPOINT_MAX_BYTES + 1024,
-                      "receive.message.max.bytes": 2 * CHECKPOINT_MAX_BYTES})
+        c = large_consumer(self.settings, "aimass-checkpoint-reader")
         try:
             _, high = c.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=timeout)
             if high <= 0:

@@ -102,9 +102,10 @@ def model_table(ch) -> list[dict]:
         p = np.array([r[1] for r in rows], dtype=np.float64)
         rate = ch.query(f"SELECT examples_per_s FROM model_metrics WHERE model = '{name}' "
                         f"ORDER BY ts DESC, examples DESC LIMIT 1")
+        # an ensemble has no learning time of its own (its members do): no rate
+        per_s = round(rate[0][0]) if rate and rate[0][0] > 0 else None
         out.append({"name": name, "examples": len(rows), "logloss": round(log_loss(y, p), 4),
-                    "auc": round(roc_auc(y, p), 4),
-                    "events_per_s": round(rate[0][0]) if rate else None})
+                    "auc": round(roc_auc(y, p), 4), "events_per_s": per_s})
     return sorted(out, key=lambda m: m["logloss"])
 
 
@@ -116,10 +117,11 @@ def print_summary(summary: dict) -> None:
           f"the worker had learned them all {summary['drain_seconds_after_replay']}s after the "
           f"replay ended")
     print("\nModels (progressive: each prediction made before learning its label):")
-    print(f"  {'model':14} {'examples':>9} {'log loss':>9} {'AUC':>7} {'learn ex/s':>11}")
+    print(f"  {'model':18} {'examples':>9} {'log loss':>9} {'AUC':>7} {'learn ex/s':>11}")
     for m in summary["models"]:
-        print(f"  {m['name']:14} {m['examples']:>9,} {m['logloss']:>9.4f} {m['auc']:>7.4f} "
-              f"{m['events_per_s'] or 0:>11,}")
+        rate = f"{m['events_per_s']:,}" if m["events_per_s"] else "-"
+        print(f"  {m['name']:18} {m['examples']:>9,} {m['logloss']:>9.4f} {m['auc']:>7.4f} "
+              f"{rate:>11}")
     print("\nTop genres of the shown movie (feedback rows, clicks):")
     for g in summary["top_genres"]:
         print(f"  {g['genre']:12} {g['impressions_and_clicks']:>8,} {g['clicks']:>8,}")

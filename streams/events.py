@@ -241,17 +241,22 @@ def encode(event: Any) -> bytes:
     return orjson.dumps(event)
 
 
+def parse_object(raw: bytes | str, field: str = "value") -> dict:
+    """Parse JSON that must be an object; raises :class:`InvalidEvent` naming ``field``."""
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(field, f"is not valid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise InvalidEvent(field, f"must be a JSON object, got {type(d).__name__}")
+    return d
+
+
 def decode(cls: type, raw: bytes | str | None) -> Any:
     """Parse and validate one event; raises :class:`InvalidEvent` naming the field."""
     if raw is None:
         raise InvalidEvent("value", "is empty (a tombstone or a null message)")
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("value", f"is not valid JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise InvalidEvent("value", f"must be a JSON object, got {type(d).__name__}")
-    return cls.from_dict(d)
+    return cls.from_dict(parse_object(raw))
 
 
 def dead_letter(raw: bytes | None, error: Exception, topic: str, partition: int = -1,

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
-from .producer import EventProducer
+from .checkpoint import large_consumer, large_producer
 from .settings import Settings
 from .snapshots import ModelStore, load_snapshot
-from .topics import CHECKPOINT_MAX_BYTES, topic_names
+from .topics import topic_names
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 class SnapshotPublisher:
     def __init__(self, settings: Settings):
         self.topic = topic_names(settings)["model-updates"]
-        self._p = EventProducer(settings, compression_type="none",
-                                message_max_bytes=CHECKPOINT_MAX_BYTES + 1024)
+        self._p = large_producer(settings)
 
     def publish(self, tenant: str, snapshot: bytes) -> None:
         self._p.send_raw(self.topic, tenant.encode(), snapshot)
@@ -45,11 +44,7 @@ class SnapshotFollower(threading.Thread):
         self._stop.set()
 
     def run(self) -> None:
-        c = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
-                      "group.id": "aimass-serving-follower", "enable.auto.commit": False,
-                      "fetch.max.bytes": CHECKPOINT_MAX_BYTES + 1024,
-                      "max.partition.fetch.bytes": CHECKPOINT_MAX_BYTES + 1024,
-                      "receive.message.max.bytes": 2 * CHECKPOINT_MAX_BYTES})
+        c = large_consumer(self.settings, "aimass-serving-follower")
         try:
             c.assign([TopicPartition(self.topic, 0, 0)])
             while not self._stop.is_set():

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from .events import AdRequest, InvalidEvent, encode
+from .events import AdRequest, InvalidEvent, encode, parse_object
 from .openapi import spec
 from .serving_metrics import ServingMetrics, build_serving_metrics
 from .snapshots import ModelStore, Snapshot, candidate_features
@@ -38,14 +38,7 @@ def _ok(body: dict) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict:
-    raw = await request.read()
-    try:
-        d = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("body", f"is not valid JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise InvalidEvent("body", f"must be a JSON object, got {type(d).__name__}")
-    return d
+    return parse_object(await request.read(), "body")
 
 
 class Serving:
