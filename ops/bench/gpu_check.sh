@@ -2,6 +2,11 @@
 # One short script for a lent GPU machine: install the two wheels its image lacks (carried in
 # .gpu/wheels), check the deep models on CUDA (state round trip), then run the deep benchmark
 # on CUDA (full stream) and on that machine's CPU. Results go to $OUT.
+# Prepare .gpu/ here first (the GPU machine reaches no registry), and carry it with the run:
+#   mkdir -p .gpu/wheels && echo /.gpu/ >> .git/info/exclude
+#   pip download --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#       --platform manylinux_2_17_x86_64 -d .gpu/wheels orjson pydantic-settings
+#   cp -r .aimass/movielens-100k .gpu/        # after `aimass data movielens-100k`
 set -euo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" .aimass
