@@ -32,6 +32,14 @@ def _ftrl_weight(z: float, n: float, alpha: float, beta: float, l1: float, l2: f
 
 
 @njit(cache=True)
+def _ftrl_update(z, n, k, gi, w_k, alpha):
+    """One coordinate's FTRL-Proximal step for gradient ``gi`` at weight ``w_k``."""
+    sigma = (math.sqrt(n[k] + gi * gi) - math.sqrt(n[k])) / alpha
+    z[k] += gi - sigma * w_k
+    n[k] += gi * gi
+
+
+@njit(cache=True)
 def ftrl_progressive(indptr, idx, val, y, learn, z, n, alpha, beta, l1, l2, out):
     """FTRL-Proximal (McMahan et al. 2013, Algorithm 1), predict-then-learn per example."""
     w = np.empty(256, dtype=np.float64)
@@ -49,11 +57,7 @@ def ftrl_progressive(indptr, idx, val, y, learn, z, n, alpha, beta, l1, l2, out)
         if learn[i]:
             g = p - y[i]
             for j in range(s, e):
-                k = idx[j]
-                gi = g * val[j]
-                sigma = (math.sqrt(n[k] + gi * gi) - math.sqrt(n[k])) / alpha
-                z[k] += gi - sigma * w[j - s]
-                n[k] += gi * gi
+                _ftrl_update(z, n, idx[j], g * val[j], w[j - s], alpha)
 
 
 @njit(cache=True)
@@ -111,10 +115,7 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta,
         g = p - y[i]
         for j in range(s, e):
             k = idx[j]
-            gi = g * val[j]
-            sigma = (math.sqrt(n[k] + gi * gi) - math.sqrt(n[k])) / alpha
-            z[k] += gi - sigma * w[j - s]
-            n[k] += gi * gi
+            _ftrl_update(z, n, k, g * val[j], w[j - s], alpha)
             if k == 0:
                 continue
             touched[k] = True

@@ -5,7 +5,6 @@ scheduled time (so a stalled server cannot hide its queueing: no coordinated omi
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 
@@ -60,7 +59,3 @@ def in_process(url: str, bodies: list[bytes], rate: float, duration: float) -> d
 
     with mp.get_context("spawn").Pool(1) as pool:
         return pool.apply(run_load, (url, bodies, rate, duration))
-
-
-def wall() -> float:
-    return time.monotonic()
