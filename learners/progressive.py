@@ -51,10 +51,11 @@ class Progressive:
         b = np.minimum((p * self.bins).astype(np.int64), self.bins - 1)
         self.pos_hist += np.bincount(b[y == 1], minlength=self.bins)
         self.neg_hist += np.bincount(b[y == 0], minlength=self.bins)
-        for pi, yi in zip(p[-self.window:], y[-self.window:], strict=True):
-            self._wp[self._wpos % self.window] = pi
-            self._wy[self._wpos % self.window] = yi
-            self._wpos += 1
+        k = min(len(p), self.window)
+        slots = (self._wpos + np.arange(k)) % self.window
+        self._wp[slots] = p[-k:]
+        self._wy[slots] = y[-k:]
+        self._wpos += k
         self._detect_drift(losses)
 
     def _detect_drift(self, losses: np.ndarray) -> None:

@@ -8,8 +8,6 @@ beyond the batch in hand.
 
 from __future__ import annotations
 
-import time
-
 from .clickhouse import ClickHouse
 from .schema import Table
 
@@ -49,14 +47,3 @@ class TableSink:
         self.rows_written += n
         return n
 
-
-def write_with_retry(sink: TableSink, batch: list[tuple], attempts: int = 20) -> int:
-    """Write a batch, waiting out back-pressure; raises after ``attempts`` failures."""
-    for i in range(attempts):
-        try:
-            return sink.write(batch)
-        except SinkBackpressure as bp:
-            if i == attempts - 1:
-                raise
-            time.sleep(bp.retry_after)
-    return 0

@@ -202,7 +202,3 @@ class Joiner:
                                tenant=req.tenant,
                                features=pair_features(req.user, req.context, cand),
                                label=label, source="join")
-
-    def pending_since(self) -> float | None:
-        """Event time of the oldest request not yet released (None when nothing waits)."""
-        return self._closing[0][0] - self.window if self._closing else None
