@@ -20,10 +20,13 @@ log = logging.getLogger(__name__)
 
 class SnapshotPublisher:
     def __init__(self, settings: Settings):
+        self.settings = settings
         self.topic = topic_names(settings)["model-updates"]
-        self._p = large_producer(settings)
+        self._p = None
 
     def publish(self, tenant: str, snapshot: bytes) -> None:
+        if self._p is None:  # connects on first use, not when the stage is built
+            self._p = large_producer(self.settings)
         self._p.send_raw(self.topic, tenant.encode(), snapshot)
         self._p.flush(60)
 

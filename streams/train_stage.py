@@ -4,6 +4,10 @@ Offsets are acknowledged only when a checkpoint (models + learned ids + metrics)
 their examples is on Kafka. A crash loses at most the work since the last checkpoint; the
 worker restarts from that checkpoint, re-reads the uncommitted tail, and skips every id the
 checkpoint already learned: each example is learned exactly once.
+
+Learning a batch and taking a checkpoint exclude each other (one lock): the housekeeping timer
+checkpoints while the agent may be between awaits of a batch, and a checkpoint must acknowledge
+exactly the events whose learning (and predictions) its state includes.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class TrainStage:
         self.next_offset: dict = {}
         self.last_checkpoint = time.monotonic()
         self.dirty = False
+        self.lock = asyncio.Lock()
 
     @property
     def trainer(self) -> Trainer:
@@ -68,6 +73,11 @@ class TrainStage:
         return self._trainer
 
     async def handle(self, events: list, topic_role: str = "examples") -> None:
+        async with self.lock:
+            await self._learn(events, topic_role)
+            await self._maybe_checkpoint()
+
+    async def _learn(self, events: list, topic_role: str) -> None:
         started = time.perf_counter()
         now = int(time.time())
         for ev in events:
@@ -95,15 +105,22 @@ class TrainStage:
             self.dirty = self.dirty or bool(res.examples)
         m.consumed.labels(topic_role).inc(len(events))
         self.rt.observe("train", len(events), started)
-        await self.maybe_checkpoint()
 
     async def maybe_checkpoint(self, force: bool = False) -> None:
+        async with self.lock:
+            await self._maybe_checkpoint(force)
+
+    async def _maybe_checkpoint(self, force: bool = False) -> None:
         due = time.monotonic() - self.last_checkpoint >= self.rt.settings.checkpoint_interval
         if not self.held or not (force or due):
             return
-        await self.checkpoint()
+        await self._checkpoint()
 
     async def checkpoint(self) -> None:
+        async with self.lock:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
         started = time.perf_counter()
         trainer = self.trainer
         now = int(time.time())
