@@ -16,6 +16,7 @@ streams.events.InvalidEvent: kind: must be one of ['click', 'impression'], got '
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -67,9 +68,14 @@ def _time(d: dict, name: str = "event_time") -> float:
     return float(v)
 
 
+@functools.lru_cache(maxsize=4096)
+def _tenant_ok(v: str) -> bool:
+    return _TENANT.match(v) is not None
+
+
 def _tenant(d: dict) -> str:
     v = _str(d, "tenant")
-    if not _TENANT.match(v):
+    if not _tenant_ok(v):
         raise InvalidEvent("tenant", "must match [A-Za-z0-9_.-]{1,64}")
     return v
 
@@ -84,13 +90,23 @@ def _features(d: dict, name: str, prefix: str = "", required: bool = True) -> Fe
         raise InvalidEvent(prefix + name, f"must be an object of features, got {type(v).__name__}")
     if len(v) > MAX_FEATURES:
         raise InvalidEvent(prefix + name, f"has more than {MAX_FEATURES} features")
+    for x in v.values():  # the hot path: exact JSON types, one type() each
+        t = type(x)
+        if not (t is str or t is int or x is None or (t is float and x - x == 0.0)
+                or t is bool):
+            _feature_error(v, name, prefix)
+    return v
+
+
+def _feature_error(v: dict, name: str, prefix: str) -> None:
+    """Name the first bad feature (the slow path, for an event about to be refused; also
+    accepts subclasses of the scalar types)."""
     for k, x in v.items():
         if isinstance(x, float) and not math.isfinite(x):
             raise InvalidEvent(f"{prefix}{name}.{k}", "must be finite")
         if x is not None and not isinstance(x, str | int | float | bool):
             raise InvalidEvent(f"{prefix}{name}.{k}",
                                f"must be a string, number, boolean or null, got {type(x).__name__}")
-    return v
 
 
 def _choice(d: dict, name: str, choices: tuple[str, ...]) -> str:
