@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 
 from prometheus_client import CollectorRegistry
 
@@ -84,3 +85,26 @@ class Runtime:
     def observe(self, stage: str, n: int, started: float) -> None:
         self.metrics.batch_size.labels(stage).observe(n)
         self.metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)
+
+
+class WriteBehind:
+    """Sink writes that proceed while the stage goes on to its next batch (ClickHouse inserts
+    release the GIL: they run on another core). At most ``max_pending`` writes are in flight;
+    a further one waits for the oldest (back-pressure reaches the consumer). :meth:`drain`
+    waits for all of them: a stage calls it before acknowledging the events they came from."""
+
+    def __init__(self, runtime: Runtime, max_pending: int = 4):
+        self.rt = runtime
+        self.max_pending = max_pending
+        self.pending: deque[asyncio.Task] = deque()
+
+    async def write(self, table: schema.Table, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        while len(self.pending) >= self.max_pending:
+            await self.pending.popleft()
+        self.pending.append(asyncio.ensure_future(self.rt.write(table, rows)))
+
+    async def drain(self) -> None:
+        while self.pending:
+            await self.pending.popleft()

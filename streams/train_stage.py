@@ -27,7 +27,7 @@ from .checkpoint import CheckpointStore
 from .events import TrainingExample
 from .features import DEFAULT_CROSSES
 from .model_updates import SnapshotPublisher
-from .runtime import Runtime
+from .runtime import Runtime, WriteBehind
 from .snapshots import snapshot_of
 from .trainer import ModelSet, Trainer
 
@@ -62,6 +62,7 @@ class TrainStage:
         self.last_checkpoint = time.monotonic()
         self.dirty = False
         self.lock = asyncio.Lock()
+        self.writes = WriteBehind(runtime)
 
     @property
     def trainer(self) -> Trainer:
@@ -94,10 +95,10 @@ class TrainStage:
         m = self.rt.metrics
         for tenant, res in results.items():
             ms = trainer.sets[tenant]
-            await self.rt.write(schema.EXAMPLES, ingest.example_rows(res.examples, now,
-                                                                     res.holdout.tolist()))
-            await self.rt.write(schema.PREDICTIONS,
-                                ingest.prediction_rows(tenant, res, ms.version, now))
+            await self.writes.write(schema.EXAMPLES, ingest.example_rows(
+                res.examples, now, res.holdout.tolist()))
+            await self.writes.write(schema.PREDICTIONS,
+                                    ingest.prediction_rows(tenant, res, ms.version, now))
             m.learned.labels(tenant).inc(int((~res.holdout).sum()))
             m.duplicates.labels(tenant).inc(res.duplicates)
             for model, secs in res.seconds.items():
@@ -122,6 +123,7 @@ class TrainStage:
 
     async def _checkpoint(self) -> None:
         started = time.perf_counter()
+        await self.writes.drain()  # the held events' rows are in ClickHouse before their ack
         trainer = self.trainer
         now = int(time.time())
         if self.dirty:

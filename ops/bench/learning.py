@@ -66,6 +66,7 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
         worker.wait_for("aimass_examples_learned_total", expected, 1800)
         e2e = time.perf_counter() - t0
         stage = worker.counter("aimass_batch_seconds_sum", stage="train")
+        worker.wait_for("aimass_checkpoint_examples", expected, 300)  # rows all written
     finally:
         worker.stop()
     ch = connect(s.clickhouse_dsn)
