@@ -57,6 +57,32 @@ class Vote(Combiner):
             return float(p[int(np.argmax(self.hedge.weights))])
         return 0.5
 
+    def combine_many(self, P: np.ndarray) -> np.ndarray:
+        """:meth:`combine_one` for every row at once (serving: nothing learned or counted).
+
+        >>> v = Vote(threshold=0.75, policy="average")
+        >>> P = np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.8, 0.3, 0.2], [0.1, 0.2, 0.3, 0.6]])
+        >>> v.combine_many(P).round(3).tolist()  # all click; a conflict (the average); no click
+        [0.75, 0.55, 0.2]
+        """
+        P = np.asarray(P, dtype=np.float64)
+        votes = P >= 0.5
+        n_yes = votes.sum(axis=1)
+        share = n_yes / P.shape[1]
+        yes = np.where(votes, P, 0.0).sum(axis=1) / np.maximum(n_yes, 1)
+        no = np.where(votes, 0.0, P).sum(axis=1) / np.maximum(P.shape[1] - n_yes, 1)
+        if self.policy == "weighted":
+            settle = self.hedge.combine_many(P)
+        elif self.policy == "average":
+            settle = P.mean(axis=1)
+        elif self.policy == "best":
+            w = self.hedge.weights
+            settle = P[:, int(np.argmax(w)) if len(w) else 0]
+        else:
+            settle = np.full(len(P), 0.5)
+        return np.where(share >= self.threshold, yes,
+                        np.where(1 - share >= self.threshold, no, settle))
+
     def learn_one(self, p: np.ndarray, y: float) -> None:
         self.hedge.learn_one(p, y)
 

@@ -134,3 +134,53 @@ def fm_predict(indptr, idx, val, z, n, V, alpha, beta, l1, l2, out):
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
         out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
+
+
+@njit(cache=True)
+def request_rows(s_hash, s_val, H, V, P, C, cross_kind, cross_ref, sh_hash, mask):
+    """CSR rows of one request: the bias, the shared tokens (``s_hash``/``s_val``), then each
+    item's present tokens (``H``: hashes, ``V``: values, ``P``: present, ``C``: categorical;
+    n x K), then the crosses. Cross ``j`` mixes side 0 and side 1; ``cross_kind[j, s]`` is 0 for
+    a shared feature (hash ``sh_hash[cross_ref[j, s]]``) or 1 for item column
+    ``cross_ref[j, s]`` (used only where present and categorical)."""
+    n, k = H.shape
+    m = cross_kind.shape[0]
+    s = s_hash.shape[0]
+    width = 1 + s + k + m
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    idx = np.empty(n * width, dtype=np.int64)
+    val = np.empty(n * width, dtype=np.float64)
+    t = 0
+    for i in range(n):
+        idx[t] = 0
+        val[t] = 1.0
+        t += 1
+        for j in range(s):
+            b = s_hash[j] & mask
+            idx[t] = b if b != 0 else 1
+            val[t] = s_val[j]
+            t += 1
+        for j in range(k):
+            if P[i, j]:
+                b = H[i, j] & mask
+                idx[t] = b if b != 0 else 1
+                val[t] = V[i, j]
+                t += 1
+        for j in range(m):
+            h = np.empty(2, dtype=np.int64)
+            ok = True
+            for side in range(2):
+                r = cross_ref[j, side]
+                if cross_kind[j, side] == 0:
+                    h[side] = sh_hash[r]
+                elif P[i, r] and C[i, r]:
+                    h[side] = H[i, r]
+                else:
+                    ok = False
+            if ok:
+                b = ((((h[0] * 0x9E3779B1) & 0xFFFFFFFF) ^ h[1]) & mask)
+                idx[t] = b if b != 0 else 1
+                val[t] = 1.0
+                t += 1
+        indptr[i + 1] = t
+    return indptr, idx[:t], val[:t]

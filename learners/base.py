@@ -39,6 +39,11 @@ class Learner(ABC):
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         return np.fromiter((self.predict_proba_one(x) for x in X), dtype=np.float64, count=len(X))
 
+    def predict_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
+        """Probabilities of ``{**shared, **item}`` for each item: one request (user, context)
+        and its candidates. Override where the shared part can be computed once."""
+        return self.predict_proba_many([{**shared, **it} for it in items])
+
     def learn_many(self, X: Sequence[Features], y: Sequence[int]) -> None:
         for x, yi in zip(X, y, strict=True):
             self.learn_one(x, int(yi))

@@ -38,6 +38,9 @@ class HashedLearner(Learner):
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         return self.predict_rows(self.hasher.transform(X))
 
+    def predict_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
+        return self.predict_rows(self.hasher.transform_request(shared, items))
+
     def learn_many(self, X: Sequence[Features], y: Sequence[int]) -> None:
         self.progressive_many(X, y)
 

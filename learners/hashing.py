@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MEMO_MAX = 2_000_000  # memoised token hashes before the memo starts over
+_CATEGORICAL = {str, int}  # (bools take the general path: True == 1 as a dict key)
 
 
 @dataclass
@@ -38,6 +39,24 @@ class Rows:
         return len(self.indptr) - 1
 
 
+@dataclass
+class PreparedRequest:
+    """One request's token hashes (see :meth:`FeatureHasher.prepare_request`): the shared
+    tokens, the categorical shared features by name, and per item column ``H`` (hashes), ``V``
+    (values), ``P`` (present), ``C`` (categorical). ``general``: take the merged-dict path."""
+
+    general: bool
+    s_hash: np.ndarray | None = None
+    s_val: np.ndarray | None = None
+    sh_names: dict | None = None
+    sh_hash: np.ndarray | None = None
+    col: dict | None = None
+    H: np.ndarray | None = None
+    V: np.ndarray | None = None
+    P: np.ndarray | None = None
+    C: np.ndarray | None = None
+
+
 class FeatureHasher:
     def __init__(self, bits: int = 20, crosses: Sequence[tuple[str, str]] = ()):
         if not 4 <= bits <= 28:
@@ -47,6 +66,7 @@ class FeatureHasher:
         self.size = 1 << bits
         self._mask = self.size - 1
         self._memo: dict = {}
+        self._kmemo: dict = {}  # feature -> {value: hash}: one lookup per value, no key tuple
 
     @property
     def key(self) -> tuple:
@@ -69,11 +89,14 @@ class FeatureHasher:
         return out
 
     def _hash(self, k: str, v) -> int:
+        if v.__class__ is bool:  # True == 1 as a dict key, but the tokens differ
+            v = str(v)
         key = (k, v)
         h = self._memo.get(key)
         if h is None:
             if len(self._memo) > MEMO_MAX:
                 self._memo.clear()
+                self._kmemo.clear()
             tok = k if v is None else f"{k}={v}"
             h = self._memo[key] = zlib.crc32(tok.encode())
         return h
@@ -108,9 +131,100 @@ class FeatureHasher:
             indptr[i + 1] = len(idx)
         return Rows(indptr, np.asarray(idx, dtype=np.int64), np.asarray(val, dtype=np.float64))
 
+    def transform_request(self, shared: dict, items: Sequence[dict],
+                          prepared: PreparedRequest | None = None) -> Rows:
+        """The rows of ``{**shared, **item}`` for each item: ``shared`` (a request's user and
+        context) is hashed once, each item feature (a candidate's) is one memo lookup, and a
+        compiled kernel lays out the rows and the crosses. The same tokens as
+        :meth:`transform` of the merged dicts (in the same order when the items list their
+        features in the same order). ``prepared`` (:meth:`prepare_request`, from any hasher)
+        saves the lookups when several hashers take the same request.
+
+        >>> h = FeatureHasher(bits=12, crosses=(("u", "a"), ("u", "c"), ("a", "s")))
+        >>> shared, items = {"u": "1", "c": 3}, [{"a": "x"}, {"a": "y", "s": 0.5}, {"a": None}]
+        >>> r1, r2 = h.transform_request(shared, items), h.transform([{**shared, **i} for i in items])
+        >>> r1.indptr.tolist() == r2.indptr.tolist() and r1.indices.tolist() == r2.indices.tolist()
+        True
+        """
+        from ._kernels import request_rows
+
+        pr = prepared if prepared is not None else self.prepare_request(shared, items)
+        if pr.general:
+            return self.transform([{**shared, **it} for it in items])
+        kinds, refs = [], []
+        for a, b in self.crosses:
+            if (a in pr.sh_names or a in pr.col) and (b in pr.sh_names or b in pr.col):
+                kinds.append((0 if a in pr.sh_names else 1, 0 if b in pr.sh_names else 1))
+                refs.append((pr.sh_names[a] if a in pr.sh_names else pr.col[a],
+                             pr.sh_names[b] if b in pr.sh_names else pr.col[b]))
+        indptr, idx, val = request_rows(
+            pr.s_hash, pr.s_val, pr.H, pr.V, pr.P, pr.C,
+            np.asarray(kinds, dtype=np.int64).reshape(-1, 2),
+            np.asarray(refs, dtype=np.int64).reshape(-1, 2), pr.sh_hash, self._mask)
+        return Rows(indptr, idx, val)
+
+    def prepare_request(self, shared: dict, items: Sequence[dict]) -> PreparedRequest:
+        """The token hashes of one request, before any hasher's bucket mask or crosses."""
+        n = len(items)
+        if not n:
+            return PreparedRequest(general=True)
+        first = items[0].keys()
+        if all(it.keys() == first for it in items):
+            keys = list(first)
+        else:
+            keys = list(dict.fromkeys(k for it in items for k in it))
+        if shared.keys() & set(keys):  # an item overrides a shared feature
+            return PreparedRequest(general=True)
+        hash_ = self._hash
+        s_hash, s_val, sh_names, sh_hash = [], [], {}, []
+        for k, v in shared.items():
+            if v is None:
+                continue
+            if v.__class__ is float:
+                s_hash.append(hash_(k, None))
+                s_val.append(v)
+            else:
+                h = hash_(k, v)
+                sh_names[k] = len(sh_hash)
+                sh_hash.append(h)
+                s_hash.append(h)
+                s_val.append(1.0)
+        cols = [[it.get(k) for it in items] for k in keys]
+        if {v.__class__ for col in cols for v in col} <= _CATEGORICAL:  # the usual case
+            kmemo, hcols = self._kmemo, []
+            for k, col in zip(keys, cols, strict=True):
+                km = kmemo.get(k)
+                if km is None:
+                    km = kmemo[k] = {}
+                hs = list(map(km.get, col))
+                if None in hs:
+                    for j, v in enumerate(col):
+                        if hs[j] is None:
+                            hs[j] = km[v] = hash_(k, v)
+                hcols.append(hs)
+            H = np.ascontiguousarray(np.array(hcols, dtype=np.int64).reshape(len(keys), n).T)
+            V = np.ones((n, len(keys)))
+            P = C = np.ones((n, len(keys)), dtype=np.bool_)
+        else:
+            H, V = np.zeros((n, len(keys)), dtype=np.int64), np.ones((n, len(keys)))
+            P, C = np.zeros((n, len(keys)), dtype=np.bool_), np.zeros((n, len(keys)), np.bool_)
+            for j, (k, col) in enumerate(zip(keys, cols, strict=True)):
+                for i, v in enumerate(col):
+                    if v is None:
+                        continue
+                    P[i, j] = True
+                    if v.__class__ is float:
+                        H[i, j], V[i, j] = hash_(k, None), v
+                    else:
+                        H[i, j], C[i, j] = hash_(k, v), True
+        return PreparedRequest(False, np.asarray(s_hash, dtype=np.int64),
+                               np.asarray(s_val, dtype=np.float64), sh_names,
+                               np.asarray(sh_hash, dtype=np.int64),
+                               {k: j for j, k in enumerate(keys)}, H, V, P, C)
+
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_kmemo")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._memo = {}
+        self._memo, self._kmemo = {}, {}

@@ -33,6 +33,26 @@ def pair_features(user: dict, context: dict, cand: Candidate) -> dict:
     return out
 
 
+def request_features(user: dict, context: dict, candidates) -> tuple[dict, list[dict]]:
+    """One request as (shared, items): ``{**shared, **items[i]}`` equals ``pair_features`` of
+    candidate ``i``; the user and context part is built once.
+
+    >>> from streams.events import Candidate
+    >>> shared, items = request_features({"age": 27}, {"hour": 9}, [Candidate("m1", {"year": 1997})])
+    >>> {**shared, **items[0]} == pair_features({"age": 27}, {"hour": 9}, Candidate("m1", {"year": 1997}))
+    True
+    """
+    shared: dict = {}
+    _put(shared, "u_", user)
+    _put(shared, "c_", context)
+    items = []
+    for cand in candidates:
+        it = {"a_ad_id": cand.ad_id}
+        _put(it, "a_", cand.features)
+        items.append(it)
+    return shared, items
+
+
 #: Crosses that pay on ad data (user affinity to ad content; ad appeal by audience segment),
 #: chosen on the MovieLens stream with ops/bench/learning.py.
 DEFAULT_CROSSES = (

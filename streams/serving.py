@@ -19,9 +19,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
 from .events import AdRequest, InvalidEvent, encode, parse_object
+from .features import request_features
 from .openapi import spec
 from .serving_metrics import ServingMetrics, build_serving_metrics
-from .snapshots import ModelStore, Snapshot, candidate_features
+from .snapshots import ModelStore, Snapshot
 from .trainer import ENSEMBLE_PREFIX
 
 SERVING = web.AppKey("serving", object)
@@ -67,13 +68,13 @@ class Serving:
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
         snap = self.store.get(req.tenant)
-        X = candidate_features(req.user, req.context, req.candidates)
+        shared, items = request_features(req.user, req.context, req.candidates)
         if snap is None:
             scores, version, used, kind = self.fallback(req)
             self.m.fallback.labels(req.tenant, kind).inc()
         else:
             used = self.output_for(snap, model)
-            scores, version, kind = snap.score(X, used), snap.label, None
+            scores, version, kind = snap.score_request(shared, items, used), snap.label, None
         ranked = sorted(zip((c.ad_id for c in req.candidates), map(float, scores), strict=True),
                         key=lambda t: -t[1])
         took = time.perf_counter() - t0

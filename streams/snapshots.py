@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import pair_features
+from learners.hashed import HashedLearner
+from learners.river_models import RiverLearner, request_tokens
+
 from .trainer import ENSEMBLE_PREFIX, ModelSet
 
 
@@ -35,14 +37,44 @@ class Snapshot:
         return self.members + [ENSEMBLE_PREFIX + e for e in self.ensembles]
 
     def score(self, X: list[dict], output: str) -> np.ndarray:
-        """Click probabilities of ``X`` by ``output`` (a member or an ensemble), vectorised per
-        member; an ensemble combines the members' column for each candidate."""
+        """Click probabilities of ``X`` (flat feature dicts) by ``output``."""
+        return self._score(output, lambda m: m.predict_proba_many(X),
+                           lambda m: m.predict_outputs(X))
+
+    def score_request(self, shared: dict, items: list[dict], output: str) -> np.ndarray:
+        """Click probabilities of one request's candidates (``{**shared, **item}`` each, see
+        :func:`streams.features.request_features`) by ``output``: the shared part computed
+        once, hashed models sharing one hashing of the request."""
+        rows: dict = {}
+        prepared: dict = {}  # token hashes for hashed models, one-hot tokens for river ones
+
+        def one(m):
+            if isinstance(m, HashedLearner):
+                if "hashes" not in prepared:
+                    prepared["hashes"] = m.hasher.prepare_request(shared, items)
+                if m.hasher.key not in rows:
+                    rows[m.hasher.key] = m.hasher.transform_request(shared, items,
+                                                                    prepared["hashes"])
+                return m.predict_rows(rows[m.hasher.key])
+            if isinstance(m, RiverLearner) and m.one_hot:
+                if "tokens" not in prepared:
+                    prepared["tokens"] = request_tokens(shared, items)
+                return m.predict_request(shared, items, prepared["tokens"])
+            return m.predict_request(shared, items)
+
+        return self._score(output, one,
+                           lambda m: m.predict_outputs([{**shared, **it} for it in items]))
+
+    def _score(self, output: str, single, multi) -> np.ndarray:
+        """Only the model that makes ``output``, or every member for an ensemble."""
+        if output in self.models and not hasattr(self.models[output], "predict_outputs"):
+            return single(self.models[output])
         cols: dict[str, np.ndarray] = {}
         for name, m in self.models.items():
             if hasattr(m, "predict_outputs"):
-                cols.update(m.predict_outputs(X))
+                cols.update(multi(m))
             else:
-                cols[name] = m.predict_proba_many(X)
+                cols[name] = single(m)
         if output in cols:
             return cols[output]
         comb = self.ensembles[output.removeprefix(ENSEMBLE_PREFIX)]
@@ -88,7 +120,3 @@ class ModelStore:
             self._by_tenant = {**self._by_tenant, snap.tenant: snap}
             self.updates += 1
             return True
-
-
-def candidate_features(body_user: dict, body_context: dict, candidates) -> list[dict]:
-    return [pair_features(body_user, body_context, c) for c in candidates]
