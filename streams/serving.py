@@ -18,6 +18,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
+from learners.hashing import FeatureHasher
+
 from .events import AdRequest, InvalidEvent, encode, parse_object
 from .features import request_features
 from .openapi import spec
@@ -47,6 +49,7 @@ class Serving:
                  request_log=None, popularity=None):
         self.store, self.m, self.default_output = store, metrics, default_output
         self.request_log, self.popularity = request_log, popularity
+        self.hasher = FeatureHasher()  # token hashes of requests, memoised across snapshots
         self.ready = False
 
     def output_for(self, snap: Snapshot, asked: str | None) -> str:
@@ -74,7 +77,7 @@ class Serving:
             self.m.fallback.labels(req.tenant, kind).inc()
         else:
             used = self.output_for(snap, model)
-            scores, version, kind = snap.score_request(shared, items, used), snap.label, None
+            scores, version, kind = snap.score_request(shared, items, used, self.hasher), snap.label, None
         ranked = sorted(zip((c.ad_id for c in req.candidates), map(float, scores), strict=True),
                         key=lambda t: -t[1])
         took = time.perf_counter() - t0

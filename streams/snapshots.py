@@ -9,11 +9,13 @@ import pickle
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from learners.compiled import compile_linear
 from learners.hashed import HashedLearner
+from learners.hashing import FeatureHasher
 from learners.river_models import RiverLearner, request_tokens
 
 from .trainer import ENSEMBLE_PREFIX, ModelSet
@@ -28,6 +30,7 @@ class Snapshot:
     ensembles: dict  # name -> Combiner
     members: list[str]  # member output order the combiners expect
     metrics: dict  # name -> progressive metrics at publication
+    compiled: dict = field(default_factory=dict)  # name -> frozen scorer (river linear models)
 
     @property
     def label(self) -> str:
@@ -38,28 +41,36 @@ class Snapshot:
 
     def score(self, X: list[dict], output: str) -> np.ndarray:
         """Click probabilities of ``X`` (flat feature dicts) by ``output``."""
-        return self._score(output, lambda m: m.predict_proba_many(X),
+        return self._score(output, lambda name, m: m.predict_proba_many(X),
                            lambda m: m.predict_outputs(X))
 
-    def score_request(self, shared: dict, items: list[dict], output: str) -> np.ndarray:
+    def score_request(self, shared: dict, items: list[dict], output: str,
+                      hasher: FeatureHasher | None = None) -> np.ndarray:
         """Click probabilities of one request's candidates (``{**shared, **item}`` each, see
-        :func:`streams.features.request_features`) by ``output``: the shared part computed
-        once, hashed models sharing one hashing of the request."""
+        :func:`streams.features.request_features`) by ``output``. The request's token hashes
+        are looked up once (by ``hasher``: a long-lived one keeps its memo across snapshots)
+        and shared by the hashed models and the compiled river ones."""
         rows: dict = {}
-        prepared: dict = {}  # token hashes for hashed models, one-hot tokens for river ones
+        cache: dict = {}
 
-        def one(m):
+        def prepared():
+            if "hashes" not in cache:
+                h = hasher or next((m.hasher for m in self.models.values()
+                                    if isinstance(m, HashedLearner)), None) or FeatureHasher()
+                cache["hashes"] = h.prepare_request(shared, items)
+            return cache["hashes"]
+
+        def one(name, m):
             if isinstance(m, HashedLearner):
-                if "hashes" not in prepared:
-                    prepared["hashes"] = m.hasher.prepare_request(shared, items)
                 if m.hasher.key not in rows:
-                    rows[m.hasher.key] = m.hasher.transform_request(shared, items,
-                                                                    prepared["hashes"])
+                    rows[m.hasher.key] = m.hasher.transform_request(shared, items, prepared())
                 return m.predict_rows(rows[m.hasher.key])
+            if name in self.compiled and not prepared().general:
+                return self.compiled[name].predict(prepared())
             if isinstance(m, RiverLearner) and m.one_hot:
-                if "tokens" not in prepared:
-                    prepared["tokens"] = request_tokens(shared, items)
-                return m.predict_request(shared, items, prepared["tokens"])
+                if "tokens" not in cache:
+                    cache["tokens"] = request_tokens(shared, items)
+                return m.predict_request(shared, items, cache["tokens"])
             return m.predict_request(shared, items)
 
         return self._score(output, one,
@@ -68,13 +79,13 @@ class Snapshot:
     def _score(self, output: str, single, multi) -> np.ndarray:
         """Only the model that makes ``output``, or every member for an ensemble."""
         if output in self.models and not hasattr(self.models[output], "predict_outputs"):
-            return single(self.models[output])
+            return single(output, self.models[output])
         cols: dict[str, np.ndarray] = {}
         for name, m in self.models.items():
             if hasattr(m, "predict_outputs"):
                 cols.update(multi(m))
             else:
-                cols[name] = single(m)
+                cols[name] = single(name, m)
         if output in cols:
             return cols[output]
         comb = self.ensembles[output.removeprefix(ENSEMBLE_PREFIX)]
@@ -93,7 +104,8 @@ def snapshot_of(ms: ModelSet, now: float | None = None) -> bytes:
 def load_snapshot(data: bytes) -> Snapshot:
     s = pickle.loads(zlib.decompress(data))
     models = {n: kind.from_bytes(blob) for n, (kind, blob) in s.pop("models").items()}
-    return Snapshot(models=models, **s)
+    compiled = {n: c for n, m in models.items() if (c := compile_linear(m)) is not None}
+    return Snapshot(models=models, compiled=compiled, **s)
 
 
 class ModelStore:

@@ -75,12 +75,17 @@ def test_snapshot_scores_a_request_as_its_merged_features():
     ms.process(exs[:300])
     ms.process(exs[300:])
     snap = load_snapshot(snapshot_of(ms))
-    user, ctx, cands = request(7, 60)
-    shared, items = request_features(user, ctx, cands)
-    merged = [pair_features(user, ctx, c) for c in cands]
-    for output in snap.outputs():
-        np.testing.assert_allclose(snap.score_request(shared, items, output),
-                                   snap.score(merged, output), rtol=1e-12, atol=1e-15)
+    assert set(snap.compiled) == {"river_logreg", "adpredictor"}  # frozen, compiled scorers
+    serving_hasher = FeatureHasher()  # a replica's own, kept across snapshots
+    for seed in (7, 8):
+        user, ctx, cands = request(seed, 60)
+        cands.append(Candidate("unseen-ad", {"genre": "Western"}))
+        shared, items = request_features(user, ctx, cands)
+        merged = [pair_features(user, ctx, c) for c in cands]
+        for output in snap.outputs():
+            for hasher in (None, serving_hasher):
+                np.testing.assert_allclose(snap.score_request(shared, items, output, hasher),
+                                           snap.score(merged, output), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("policy", ["weighted", "average", "best", "abstain"])
