@@ -71,9 +71,32 @@ def ftrl_predict(indptr, idx, val, z, n, alpha, beta, l1, l2, out):
 
 
 @njit(cache=True)
-def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
+def _mix(x):
+    """splitmix64's finaliser (uint64 in, uint64 out)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def factor_init(seed, k, f, std):
+    """The initial value of factor ``f`` of bucket ``k``: N(0, std^2), a pure function of
+    (seed, k, f) (Box-Muller on two hashed uniforms), so untouched buckets need no memory and
+    a restored model needs no random draws."""
+    key = _mix(_mix(np.uint64(seed) ^ np.uint64(k)) ^ np.uint64(f))
+    a = _mix(key)
+    b = _mix(key ^ np.uint64(0x5851F42D4C957F2D))
+    u1 = (float(a >> np.uint64(11)) + 1.0) * (1.0 / 9007199254740992.0)
+    u2 = float(b >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return std * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def _fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta, l1, l2, w, S):
     """The FM's logit for one example (entries s..e); fills ``w`` (linear weights, by entry)
-    and ``S`` (the per-factor sums the gradient needs)."""
+    and ``S`` (the per-factor sums the gradient needs). A bucket's factors are its initial
+    values until it is first learned (``touched``)."""
     lin = 0.0
     for j in range(s, e):
         k = idx[j]
@@ -87,7 +110,8 @@ def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
             k = idx[j]
             if k == 0:
                 continue
-            t = V[k, f] * val[j]
+            v = V[k, f] if touched[k] else factor_init(seed, k, f, std)
+            t = v * val[j]
             sf += t
             sq += t * t
         S[f] = sf
@@ -96,11 +120,11 @@ def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
 
 
 @njit(cache=True)
-def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta, l1, l2,
-                   lr_v, l2_v, out):
+def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, seed, std, alpha, beta, l1,
+                   l2, lr_v, l2_v, out):
     """Factorisation machine (Rendle 2010) on hashed features, predict-then-learn per example.
     Linear weights by FTRL-Proximal, factors ``V`` by AdaGrad with L2. Bucket 0 (the bias) has
-    no factors."""
+    no factors; a bucket's factors are written (from :func:`factor_init`) when first learned."""
     kf = V.shape[1]
     w = np.empty(256, dtype=np.float64)
     S = np.empty(kf, dtype=np.float64)
@@ -108,7 +132,8 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta,
         s, e = indptr[i], indptr[i + 1]
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
-        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
+        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta, l1,
+                               l2, w, S))
         out[i] = p
         if not learn[i]:
             continue
@@ -118,7 +143,10 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta,
             _ftrl_update(z, n, k, g * val[j], w[j - s], alpha)
             if k == 0:
                 continue
-            touched[k] = True
+            if not touched[k]:
+                for f in range(kf):
+                    V[k, f] = factor_init(seed, k, f, std)
+                touched[k] = True
             for f in range(kf):
                 gv = g * val[j] * (S[f] - V[k, f] * val[j]) + l2_v * V[k, f]
                 G[k, f] += gv * gv
@@ -126,14 +154,15 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, alpha, beta,
 
 
 @njit(cache=True)
-def fm_predict(indptr, idx, val, z, n, V, alpha, beta, l1, l2, out):
+def fm_predict(indptr, idx, val, z, n, V, touched, seed, std, alpha, beta, l1, l2, out):
     w = np.empty(256, dtype=np.float64)
     S = np.empty(V.shape[1], dtype=np.float64)
     for i in range(len(indptr) - 1):
         s, e = indptr[i], indptr[i + 1]
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
-        out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
+        out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta,
+                                    l1, l2, w, S))
 
 
 @njit(cache=True)

@@ -50,22 +50,24 @@ class FactorizationMachine(HashedLearner):
         size = self.hasher.size
         self.z = np.zeros(size, dtype=np.float64)
         self.n = np.zeros(size, dtype=np.float64)
-        rng = np.random.default_rng(seed)
-        self.V = (rng.standard_normal((size, n_factors)) * init_std).astype(np.float64)
+        # factors of a bucket are drawn (deterministically, see factor_init) when first used:
+        # zeros allocate lazily, so a new or restored model costs no random draws
+        self.V = np.zeros((size, n_factors), dtype=np.float64)
         self.G = np.zeros((size, n_factors), dtype=np.float64)
         self.touched = np.zeros(size, dtype=np.bool_)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
-                         self.V, self.G, self.touched, self.alpha, self.beta, self.l1, self.l2,
-                         self.lr, self.l2_v, out)
+                         self.V, self.G, self.touched, self.seed, self.init_std, self.alpha,
+                         self.beta, self.l1, self.l2, self.lr, self.l2_v, out)
         return out
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.V,
-                     self.alpha, self.beta, self.l1, self.l2, out)
+                     self.touched, self.seed, self.init_std, self.alpha, self.beta, self.l1,
+                     self.l2, out)
         return out
 
     def _dense_state(self) -> dict[str, np.ndarray]:
