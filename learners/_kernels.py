@@ -93,10 +93,20 @@ def factor_init(seed, k, f, std):
 
 
 @njit(cache=True)
-def _fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta, l1, l2, w, S):
-    """The FM's logit for one example (entries s..e); fills ``w`` (linear weights, by entry)
-    and ``S`` (the per-factor sums the gradient needs). A bucket's factors are its initial
-    values until it is first learned (``touched``)."""
+def _fm_ready(s, e, idx, V, ready, seed, std):
+    """Write the initial factors of every bucket of entries s..e not written yet."""
+    for j in range(s, e):
+        k = idx[j]
+        if k != 0 and not ready[k]:
+            for f in range(V.shape[1]):
+                V[k, f] = factor_init(seed, k, f, std)
+            ready[k] = True
+
+
+@njit(cache=True)
+def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
+    """The FM's logit for one example (entries s..e, factors ready); fills ``w`` (linear
+    weights, by entry) and ``S`` (the per-factor sums the gradient needs)."""
     lin = 0.0
     for j in range(s, e):
         k = idx[j]
@@ -110,8 +120,7 @@ def _fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta, l1, l2, 
             k = idx[j]
             if k == 0:
                 continue
-            v = V[k, f] if touched[k] else factor_init(seed, k, f, std)
-            t = v * val[j]
+            t = V[k, f] * val[j]
             sf += t
             sq += t * t
         S[f] = sf
@@ -120,11 +129,12 @@ def _fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta, l1, l2, 
 
 
 @njit(cache=True)
-def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, seed, std, alpha, beta, l1,
-                   l2, lr_v, l2_v, out):
+def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, ready, seed, std, alpha,
+                   beta, l1, l2, lr_v, l2_v, out):
     """Factorisation machine (Rendle 2010) on hashed features, predict-then-learn per example.
     Linear weights by FTRL-Proximal, factors ``V`` by AdaGrad with L2. Bucket 0 (the bias) has
-    no factors; a bucket's factors are written (from :func:`factor_init`) when first learned."""
+    no factors; a bucket's factors are written (from :func:`factor_init`) when first used
+    (``ready``), and it is ``touched`` once learned."""
     kf = V.shape[1]
     w = np.empty(256, dtype=np.float64)
     S = np.empty(kf, dtype=np.float64)
@@ -132,8 +142,8 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, seed, std, a
         s, e = indptr[i], indptr[i + 1]
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
-        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta, l1,
-                               l2, w, S))
+        _fm_ready(s, e, idx, V, ready, seed, std)
+        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
         out[i] = p
         if not learn[i]:
             continue
@@ -143,10 +153,7 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, seed, std, a
             _ftrl_update(z, n, k, g * val[j], w[j - s], alpha)
             if k == 0:
                 continue
-            if not touched[k]:
-                for f in range(kf):
-                    V[k, f] = factor_init(seed, k, f, std)
-                touched[k] = True
+            touched[k] = True
             for f in range(kf):
                 gv = g * val[j] * (S[f] - V[k, f] * val[j]) + l2_v * V[k, f]
                 G[k, f] += gv * gv
@@ -154,15 +161,15 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, seed, std, a
 
 
 @njit(cache=True)
-def fm_predict(indptr, idx, val, z, n, V, touched, seed, std, alpha, beta, l1, l2, out):
+def fm_predict(indptr, idx, val, z, n, V, ready, seed, std, alpha, beta, l1, l2, out):
     w = np.empty(256, dtype=np.float64)
     S = np.empty(V.shape[1], dtype=np.float64)
     for i in range(len(indptr) - 1):
         s, e = indptr[i], indptr[i + 1]
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
-        out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, touched, seed, std, alpha, beta,
-                                    l1, l2, w, S))
+        _fm_ready(s, e, idx, V, ready, seed, std)
+        out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
 
 
 @njit(cache=True)

@@ -54,19 +54,20 @@ class FactorizationMachine(HashedLearner):
         # zeros allocate lazily, so a new or restored model costs no random draws
         self.V = np.zeros((size, n_factors), dtype=np.float64)
         self.G = np.zeros((size, n_factors), dtype=np.float64)
-        self.touched = np.zeros(size, dtype=np.bool_)
+        self.touched = np.zeros(size, dtype=np.bool_)  # learned (saved with the state)
+        self.ready = np.zeros(size, dtype=np.bool_)  # factors written (learned or drawn)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
-                         self.V, self.G, self.touched, self.seed, self.init_std, self.alpha,
-                         self.beta, self.l1, self.l2, self.lr, self.l2_v, out)
+                         self.V, self.G, self.touched, self.ready, self.seed, self.init_std,
+                         self.alpha, self.beta, self.l1, self.l2, self.lr, self.l2_v, out)
         return out
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.V,
-                     self.touched, self.seed, self.init_std, self.alpha, self.beta, self.l1,
+                     self.ready, self.seed, self.init_std, self.alpha, self.beta, self.l1,
                      self.l2, out)
         return out
 
@@ -75,3 +76,6 @@ class FactorizationMachine(HashedLearner):
 
     def _touched(self) -> np.ndarray:
         return (self.n > 0) | self.touched
+
+    def _load_extra_state(self, extra: dict) -> None:
+        self.ready = self.touched.copy()  # the saved rows' factors; the rest drawn on use
