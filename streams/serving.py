@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from learners.hashing import FeatureHasher
 
-from .events import AdRequest, InvalidEvent, encode, parse_object
+from .events import AdRequest, InvalidEvent, TrainingExample, encode, parse_object
 from .features import request_features
 from .openapi import spec
 from .serving_metrics import ServingMetrics, build_serving_metrics
@@ -192,6 +192,26 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     return app
 
 
+def warm_up(settings) -> None:
+    """Load the compiled kernels (numba's on-disk cache, or compile them) before the first
+    request: score one request with a small model set of the configured kinds."""
+    from learners import registry
+
+    from .events import Candidate
+    from .features import DEFAULT_CROSSES
+    from .snapshots import load_snapshot, snapshot_of
+    from .trainer import ModelSet
+
+    names = [n for n in settings.model_names if n != "deep"]  # torch warms up on its own
+    ms = ModelSet("warm-up", registry.build(names, DEFAULT_CROSSES, "cpu"))
+    x = {"u_user_id": "1", "a_ad_id": "1"}
+    ms.process([TrainingExample(f"w{i}", 0.0, "warm-up", x, i % 2) for i in range(4)])
+    snap = load_snapshot(snapshot_of(ms))
+    shared, items = request_features({"user_id": "1"}, {}, [Candidate("1"), Candidate("2")])
+    for output in snap.outputs():
+        snap.score_request(shared, items, output, FeatureHasher())
+
+
 async def run(settings, port: int) -> None:
     """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped."""
     from .model_updates import SnapshotFollower
@@ -200,6 +220,7 @@ async def run(settings, port: int) -> None:
     from .topics import ensure_topics, topic_names
 
     ensure_topics(settings)
+    await asyncio.to_thread(warm_up, settings)
     registry = CollectorRegistry()
     store = ModelStore()
     producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
