@@ -128,6 +128,33 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         print(f"sent {len(examples)} training examples from {path.name} to {topic} "
               f"(tenant {tenant})")
 
+    @app.command(argument("action", type=str),
+                 argument("name", type=str, required=False, default=""),
+                 option("--role", type=str, default="scorer",
+                        help="viewer, scorer, trainer or admin."),
+                 option("--tenant", "tenants", type=str, multiple=True,
+                        help="A tenant the key may use (repeat; '*' for all)."))
+    async def keys(self, action: str, name: str, role: str, tenants: tuple[str, ...]) -> None:
+        """API keys of the serving API: `keys add NAME --role R --tenant T`, `keys list`."""
+        from .access import add_key, list_keys
+
+        if settings.api_keys is None:
+            _fail("set AIMASS_API_KEYS to the keys file first")
+        if action == "list":
+            for k in list_keys(settings.api_keys):
+                print(f"{k['name']:20} {k['role']:8} {','.join(k['tenants'])}")
+        elif action == "add":
+            if not name:
+                _fail("keys add needs a NAME")
+            try:
+                key = add_key(settings.api_keys, name, role, list(tenants))
+            except ValueError as exc:
+                _fail(str(exc))
+            print(f"key {name!r} ({role}; tenants {', '.join(sorted(tenants))}); it is shown "
+                  f"only now:\n{key}")
+        else:
+            _fail(f"unknown action {action!r}: add or list")
+
     @app.command(option("--port", type=int, default=0, help="Port (default AIMASS_SERVING_PORT)."))
     async def serve(self, port: int) -> None:
         """The recommendation API: POST /recommend, /predict; GET /models, /openapi.json."""

@@ -25,6 +25,13 @@ RECOMMEND_RESPONSE = {"type": "object", "properties": {
     "request_id": {"type": "string"}, "tenant": {"type": "string"},
     "model_version": {"type": "string"}, "model": {"type": "string"},
     "fallback": {"type": "boolean"}, "ranked": RANKED, "took_ms": {"type": "number"}}}
+EXAMPLE = {"type": "object", "required": ["features", "label"], "properties": {
+    "id": {"type": "string", "minLength": 1, "maxLength": 128},
+    "event_time": {"type": "number", "minimum": 0},
+    "features": FEATURES, "label": {"type": "integer", "enum": [0, 1]}}}
+EXAMPLES_REQUEST = {"type": "object", "required": ["tenant", "examples"], "properties": {
+    "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
+    "examples": {"type": "array", "minItems": 1, "maxItems": 10000, "items": EXAMPLE}}}
 PREDICT_REQUEST = {"type": "object", "required": ["tenant", "features"], "properties": {
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "features": FEATURES, "model": {"type": "string"}}}
@@ -34,12 +41,41 @@ def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def _secured(paths: dict) -> dict:
+    """Every protected operation: the API key, and the 401/403 answers."""
+    denied = {"401": {"description": "No or unknown API key", **_json(ERROR)},
+              "403": {"description": "The key's role or tenants do not allow it",
+                      **_json(ERROR)}}
+    for path, ops in paths.items():
+        if path in PROTECTED:
+            for op in ops.values():
+                op["security"] = [{"apiKey": []}, {"bearer": []}]
+                op["responses"].update(denied)
+    return paths
+
+
+PROTECTED = ("/recommend", "/predict", "/models", "/examples", "/noop")
+
+
 def spec() -> dict:
     bad = {"description": "Invalid body; the message names the field", **_json(ERROR)}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "aimass serving API", "version": "1.0.0"},
-        "paths": {
+        "info": {"title": "aimass serving API", "version": "1.0.0",
+                 "description": "Protected operations need an API key when the replica has a "
+                                "keys file (AIMASS_API_KEYS); without one the API is open."},
+        "components": {"securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": _secured({
+            "/examples": {"post": {
+                "summary": "Hand over labelled examples; the models learn them",
+                "requestBody": {"required": True, **_json(EXAMPLES_REQUEST)},
+                "responses": {"202": {"description": "Accepted for training", **_json({
+                    "type": "object", "properties": {"accepted": {"type": "integer"},
+                                                     "ids": {"type": "array"}}})},
+                              "400": bad,
+                              "503": {"description": "No training topic", **_json(ERROR)}}}},
             "/recommend": {"post": {
                 "summary": "Rank candidate ads by click probability",
                 "requestBody": {"required": True, **_json(RECOMMEND_REQUEST)},
@@ -63,5 +99,5 @@ def spec() -> dict:
             "/noop": {"post": {"summary": "Parses the body, answers nothing (latency floor)",
                                "responses": {"200": {"description": "ok"},
                                              "400": bad}}},
-        },
+        }),
     }

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from learners.hashing import FeatureHasher
 
+from .access import AccessControl, AccessDenied, Principal
 from .events import AdRequest, InvalidEvent, TrainingExample, encode, parse_object
 from .features import request_features
 from .openapi import spec
@@ -29,6 +30,8 @@ from .trainer import ENSEMBLE_PREFIX
 
 SERVING = web.AppKey("serving", object)
 METRICS = web.AppKey("metrics", ServingMetrics)
+# the caller's key, set by the middleware (typed keys need aiohttp >= 3.12)
+PRINCIPAL = web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "principal"
 
 
 def _error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -44,11 +47,17 @@ async def _body(request: web.Request) -> dict:
     return parse_object(await request.read(), "body")
 
 
+PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
+             "/models": "models", "/examples": "examples"}
+MAX_EXAMPLES = 10_000
+
+
 class Serving:
     def __init__(self, store: ModelStore, metrics: ServingMetrics, default_output: str,
-                 request_log=None, popularity=None):
+                 request_log=None, popularity=None, example_log=None):
         self.store, self.m, self.default_output = store, metrics, default_output
         self.request_log, self.popularity = request_log, popularity
+        self.example_log = example_log
         self.hasher = FeatureHasher()  # token hashes of requests, memoised across snapshots
         self.ready = False
 
@@ -67,6 +76,7 @@ class Serving:
         d.setdefault("id", d.get("request_id") or uuid.uuid4().hex)
         d.setdefault("event_time", time.time())
         req = AdRequest.from_dict(d)  # InvalidEvent -> 400 naming the field
+        request[PRINCIPAL].check("recommend", req.tenant)
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
@@ -111,6 +121,7 @@ class Serving:
         tenant = d.get("tenant")
         if not isinstance(tenant, str) or not tenant:
             raise InvalidEvent("tenant", "is required")
+        request[PRINCIPAL].check("predict", tenant)
         feats = d.get("features")
         if not isinstance(feats, dict):
             raise InvalidEvent("features", "must be an object of features")
@@ -126,12 +137,48 @@ class Serving:
     async def models(self, request: web.Request) -> web.Response:
         now = time.time()
         out = {}
+        who = request[PRINCIPAL]
         for tenant, s in self.store.all().items():
+            if not who.sees(tenant):
+                continue
             out[tenant] = {"version": s.label, "age_s": round(now - s.created_at, 3),
                            "outputs": s.outputs(), "default": self.output_for(s, None),
                            "metrics": {k: {m: v for m, v in mm.items() if v == v}
                                        for k, mm in s.metrics.items()}}
         return _ok({"tenants": out, "updates": self.store.updates})
+
+    async def examples(self, request: web.Request) -> web.Response:
+        """Labelled examples handed over by a user: validated as a whole (one bad example
+        refuses the call, naming it), then sent to the training topic; the worker learns them."""
+        d = await _body(request)
+        tenant = d.get("tenant")
+        if not isinstance(tenant, str) or not tenant:
+            raise InvalidEvent("tenant", "is required")
+        request[PRINCIPAL].check("examples", tenant)
+        rows = d.get("examples")
+        if not isinstance(rows, list) or not rows:
+            raise InvalidEvent("examples", "must be a non-empty list")
+        if len(rows) > MAX_EXAMPLES:
+            raise InvalidEvent("examples", f"more than {MAX_EXAMPLES} in one call")
+        now, good = time.time(), []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InvalidEvent(f"examples[{i}]", "must be an object")
+            row = {"event_time": now, "source": "api", **row, "tenant": tenant}
+            row.setdefault("id", uuid.uuid4().hex)
+            try:
+                good.append(TrainingExample.from_dict(row))
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"examples[{i}].{exc.field}", exc.reason) from None
+        if self.example_log is None:
+            return _error(503, "this replica takes no examples (no training topic)")
+        try:  # confirmed by the broker before the 202
+            await asyncio.to_thread(self.example_log, [(e.id.encode(), encode(e)) for e in good])
+        except RuntimeError as exc:
+            return _error(503, f"{exc}; send them again (an id is learned once)")
+        self.m.examples.labels(tenant).inc(len(good))
+        return web.json_response({"accepted": len(good), "ids": [e.id for e in good]},
+                                 status=202, dumps=lambda o: orjson.dumps(o).decode())
 
     async def noop(self, request: web.Request) -> web.Response:
         await _body(request)
@@ -140,16 +187,27 @@ class Serving:
 
 def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = None,
                        default_output: str = ENSEMBLE_PREFIX + "stacking", request_log=None,
-                       popularity=None, ready=lambda: True) -> web.Application:
+                       popularity=None, ready=lambda: True, access: AccessControl | None = None,
+                       example_log=None) -> web.Application:
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
-    s = Serving(store, metrics, default_output, request_log, popularity)
+    s = Serving(store, metrics, default_output, request_log, popularity, example_log)
+    access = access or AccessControl(None)
 
     @web.middleware
     async def errors(request: web.Request, handler):
         endpoint = request.path
         try:
+            action = PROTECTED.get(endpoint)
+            if action is not None:
+                who = access.authenticate(request.headers.get("Authorization"),
+                                          request.headers.get("X-API-Key"))
+                who.check(action)
+                request[PRINCIPAL] = who
             resp = await handler(request)
+        except AccessDenied as exc:
+            resp = _error(exc.status, str(exc))
+            metrics.denied.labels(endpoint, str(exc.status)).inc()
         except InvalidEvent as exc:
             resp = _error(400, str(exc), exc.field)
         except LookupError as exc:
@@ -181,6 +239,7 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
     app.router.add_post("/recommend", s.recommend)
     app.router.add_post("/predict", s.predict)
+    app.router.add_post("/examples", s.examples)
     app.router.add_post("/noop", s.noop)
     app.router.add_get("/models", s.models)
     app.router.add_get("/healthz", healthz)
@@ -225,12 +284,24 @@ async def run(settings, port: int) -> None:
     store = ModelStore()
     producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
     requests_topic = topic_names(settings)["ad-requests"]
+    training_topic = topic_names(settings)["training"]
+    access = AccessControl.from_file(settings.api_keys)
+
+    def log_examples(messages: list[tuple[bytes, bytes]]) -> None:
+        for k, v in messages:
+            producer.send_raw(training_topic, k, v)
+        left = producer.flush(10)
+        if left:
+            raise RuntimeError(f"Kafka has not confirmed {left} of {len(messages)} examples")
+    if access.open:
+        print("serving: no AIMASS_API_KEYS file, the API is open to every caller", flush=True)
     # chdb is one process's: a replica reads popularity only from a ClickHouse server
     popularity = None if settings.embedded else Popularity(settings.clickhouse_dsn)
     app = create_serving_app(
         store, registry, settings.serving_model,
         request_log=lambda k, v: producer.send_raw(requests_topic, k, v),
-        popularity=popularity, ready=lambda: follower.caught_up.is_set())
+        popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
+        example_log=log_examples)
     swaps = app[METRICS].swaps
     follower = SnapshotFollower(settings, store, on_swap=lambda t, v: swaps.labels(t).inc())
     follower.start()

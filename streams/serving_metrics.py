@@ -20,6 +20,8 @@ class ServingMetrics:
     age: Gauge
     swaps: Counter
     logged: Counter
+    denied: Counter
+    examples: Counter
 
 
 def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
@@ -40,4 +42,8 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
                       registry=registry),
         logged=Counter("aimass_requests_logged_total", "Requests logged to Kafka for the join",
                        registry=registry),
+        denied=Counter("aimass_http_denied_total", "Calls refused: 401 no or unknown key, 403 "
+                       "role or tenant not allowed", ["endpoint", "status"], registry=registry),
+        examples=Counter("aimass_api_examples_total", "Labelled examples taken by POST /examples",
+                         ["tenant"], registry=registry),
     )

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     serving_port: int = Field(6067, description="Serving API port (aimass serve).")
     serving_model: str = Field("ensemble_stacking", description="Output /recommend ranks by "
                                "(a member or ensemble_<strategy>).")
+    api_keys: Path | None = Field(None, description="API keys file (aimass keys add); unset: "
+                                  "the serving API is open.")
     scrape_interval: str = Field("5s", description="Prometheus scrape interval (aimass up).")
     topic_prefix: str = Field("aimass", description="Prefix of every topic name.")
     partitions: int = Field(4, description="Partitions of the keyed event topics.")

@@ -36,7 +36,8 @@ def server():
     store = ModelStore()
     store.swap(load_snapshot(snapshot_of(trained_snapshot())))
     logged = []
-    app = create_serving_app(store, request_log=lambda k, v: logged.append((k, v)))
+    app = create_serving_app(store, request_log=lambda k, v: logged.append((k, v)),
+                             example_log=lambda msgs: None)
     with ServerThread(app) as srv:
         srv.logged = logged
         yield srv
@@ -106,6 +107,12 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=4), max_leaves=12)
+near_valid_examples = st.fixed_dictionaries({
+    "tenant": st.one_of(st.just("acme"), st.text(max_size=10), json_values),
+    "examples": st.one_of(st.lists(st.one_of(st.fixed_dictionaries({
+        "features": json_values, "label": json_values}, optional={
+            "id": json_values, "event_time": json_values, "tenant": json_values}),
+        json_values), max_size=3), json_values)})
 near_valid = st.fixed_dictionaries({
     "tenant": st.one_of(st.just("acme"), st.text(max_size=10), st.integers(), st.none()),
     "user": st.one_of(st.dictionaries(st.text(max_size=5), json_values, max_size=3),
@@ -119,8 +126,8 @@ near_valid = st.fixed_dictionaries({
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(near_valid, json_values), endpoint=st.sampled_from(
-    ["/recommend", "/predict", "/noop"]))
+@given(body=st.one_of(near_valid, near_valid_examples, json_values), endpoint=st.sampled_from(
+    ["/recommend", "/predict", "/noop", "/examples"]))
 def test_fuzz_never_5xx(server, body, endpoint):
     status, r = call(server.url(endpoint), raw=json.dumps(body).encode())  # big ints too
     assert status < 500, (endpoint, body, r)
