@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs aimass on a fresh Debian/Ubuntu machine.
 #   ops/install.sh            the Python package in .venv (enough for the embedded demo)
-#   ops/install.sh services   also Java 17 + Maven (Kafka), ClickHouse server and Prometheus,
-#                             from Debian's packages (as root; otherwise it says what to run)
+#   ops/install.sh services   also Java 17 + Maven (Kafka), ClickHouse server, Prometheus, and
+#                             PostgreSQL + MariaDB (backfill tests), from Debian's packages
+#                             (as root; otherwise it says what to run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ if [ "${1:-}" = services ]; then
   command -v mvn >/dev/null 2>&1 || need+=(maven)
   command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
   command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+  # the backfill tests' databases
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
       echo "missing: ${need[*]}. Run: sudo apt-get install -y ${need[*]}" >&2

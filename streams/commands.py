@@ -1,4 +1,5 @@
-"""Our subcommands on the Faust command line: up, down, ps, topics, data, replay, train, demo."""
+"""Our subcommands on the Faust command line: up, down, ps, topics, data, replay, train,
+backfill, keys, serve, demo."""
 
 from __future__ import annotations
 
@@ -127,6 +128,49 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         producer.flush()
         print(f"sent {len(examples)} training examples from {path.name} to {topic} "
               f"(tenant {tenant})")
+
+    @app.command(argument("url", type=str),
+                 option("--query", type=str, required=True, help="SQL whose rows are examples."),
+                 option("--label", type=str, required=True, help="The 0/1 label column."),
+                 option("--tenant", type=str, default="default", help="Tenant of the examples."),
+                 option("--id-column", type=str, default="",
+                        help="Column that names each example (default: query hash + row)."),
+                 option("--time-column", type=str, default="",
+                        help="Column with each example's event time."),
+                 option("--batch", type=int, default=5000, help="Rows per fetch."))
+    async def backfill(self, url: str, query: str, label: str, tenant: str, id_column: str,
+                       time_column: str, batch: int) -> None:
+        """History from PostgreSQL or MySQL/MariaDB (postgresql://... or mysql://...) to the
+        training topic; rows with an unusable label go to the dead letters."""
+        from . import backfill as bf
+        from .events import encode
+        from .producer import EventProducer
+        from .topics import ensure_topics, topic_names
+
+        ensure_topics(settings)
+        producer = EventProducer(settings)
+        names = topic_names(settings)
+
+        def send(examples):
+            for ex in examples:
+                producer.send(names["training"], ex.id, ex)
+            producer.flush()
+
+        def send_dead(letters):
+            for d in letters:
+                producer.send_raw(names["dead-letters"], d.source_topic.encode(), encode(d))
+            producer.flush()
+
+        try:
+            stats = bf.backfill(url, query, label, tenant, send, send_dead, id_column or None,
+                                time_column or None, batch)
+        except ValueError as exc:
+            _fail(str(exc))
+        except Exception as exc:  # the database's own message: connection, SQL, permissions
+            _fail(f"{type(exc).__name__}: {exc}")
+        print(f"backfill: {stats.rows} rows -> {stats.examples} examples to "
+              f"{names['training']} (tenant {tenant}), {stats.dead_letters} to "
+              f"{names['dead-letters']}, in {stats.seconds:.1f}s")
 
     @app.command(argument("action", type=str),
                  argument("name", type=str, required=False, default=""),
