@@ -41,7 +41,7 @@ def _value(v):
     if isinstance(v, decimal.Decimal):
         return float(v)
     if isinstance(v, dt.datetime):
-        return v.timestamp() if v.tzinfo else v.replace(tzinfo=dt.timezone.utc).timestamp()
+        return v.timestamp() if v.tzinfo else v.replace(tzinfo=dt.UTC).timestamp()
     if isinstance(v, dt.date):
         return v.isoformat()
     if isinstance(v, bytes | bytearray | memoryview):
