@@ -89,7 +89,13 @@ class AccessControl:
     def from_file(cls, path: Path | None) -> AccessControl:
         if path is None:
             return cls(None)
-        return cls(json.loads(Path(path).read_text()).get("keys", []))
+        if not Path(path).exists():
+            raise ValueError(f"{path}: no such API keys file (make one: aimass keys add NAME "
+                             "--role R --tenant T)")
+        try:
+            return cls(json.loads(Path(path).read_text()).get("keys", []))
+        except (json.JSONDecodeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"{path}: not an aimass API keys file ({exc})") from None
 
     def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
         if self.open:

@@ -204,7 +204,10 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         """The recommendation API: POST /recommend, /predict; GET /models, /openapi.json."""
         from .serving import run
 
-        await run(settings, port or settings.serving_port)
+        try:
+            await run(settings, port or settings.serving_port)
+        except ValueError as exc:  # a bad keys file
+            _fail(str(exc))
 
     @app.command(option("--limit", type=int, default=20000,
                         help="Replay only the first N ratings (0: all 100,000)."),

@@ -33,7 +33,8 @@ class WorkerProcess:
     """`aimass worker` (or, with ``command``, another subcommand) as a child process."""
 
     def __init__(self, settings: Settings, log: Path, loglevel: str = "warn",
-                 command: tuple[str, ...] | None = None, port: int | None = None):
+                 command: tuple[str, ...] | None = None, port: int | None = None,
+                 nice: int = 0):
         self.settings = settings
         self.log = log
         self.port = port or settings.web_port
@@ -43,7 +44,8 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", *args],
             env=settings_env(settings), stdout=self._out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
     @classmethod
     def serving(cls, settings: Settings, log: Path) -> WorkerProcess:

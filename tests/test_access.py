@@ -134,3 +134,11 @@ def test_keys_command(tmp_path):
     assert "ads" in res.stdout and "scorer" in res.stdout and key not in res.stdout
     res = aimass("keys", "add", "x", "--role", "root", "--tenant", "acme", env=env)
     assert res.returncode == 2 and "role must be one of" in res.stderr
+
+
+def test_a_missing_or_bad_keys_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no such API keys file"):
+        AccessControl.from_file(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not an aimass API keys file"):
+        AccessControl.from_file(tmp_path / "bad.json")

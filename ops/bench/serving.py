@@ -77,6 +77,8 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--train-examples", type=int, default=20000)
     p.add_argument("--no-trainer", action="store_true")
+    p.add_argument("--trainer-nice", type=int, default=0,
+                   help="Run the trainer at this nice level (its CPU goes to serving first).")
     p.set_defaults(backends="kafka")
     args = p.parse_args()
     data_dir = args.cache_dir.parent
@@ -88,7 +90,8 @@ def main() -> None:
             ensure_topics(s)
             version = publish_trained(s, data_dir, args.train_examples)
             serve = WorkerProcess.serving(s, Path(logs) / "serve.log")
-            worker = None if args.no_trainer else WorkerProcess(s, Path(logs) / "worker.log")
+            worker = None if args.no_trainer else WorkerProcess(s, Path(logs) / "worker.log",
+                                                                nice=args.trainer_nice)
             try:
                 wait_version(s.serving_port, version)
                 if worker:
@@ -100,8 +103,12 @@ def main() -> None:
                 for rate in (float(r) for r in args.rates.split(",")):
                     for endpoint in ("noop", "recommend"):
                         r = in_process(f"{base}/{endpoint}", payloads, rate, args.duration)
+                        learned = (worker.counter("aimass_examples_learned_total")
+                                   if worker else None)  # the trainer kept learning
                         rows.append({"endpoint": endpoint, "backend": kind,
-                                     "trainer": worker is not None, **r})
+                                     "trainer": worker is not None,
+                                     "trainer_nice": args.trainer_nice if worker else None,
+                                     "trainer_learned": learned, **r})
                         print(rows[-1], flush=True)
             finally:
                 serve.stop()
@@ -113,8 +120,9 @@ def main() -> None:
                      None)
         if floor and r is not floor:
             r["p99_vs_noop"] = round(r["p99_ms"] / floor["p99_ms"], 2)
+
     print_table(rows, ["endpoint", "backend", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
-                       "p999_ms", "errors", "p99_vs_noop"])
+                       "p999_ms", "errors", "p99_vs_noop", "trainer_learned"])
     write_json(args.json, rows, duration_s=args.duration, candidates=100)
 
 
