@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 
+import numpy as np
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -72,9 +73,11 @@ class Serving:
 
     async def recommend(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
-        d = await _body(request)
-        d.setdefault("id", d.get("request_id") or uuid.uuid4().hex)
-        d.setdefault("event_time", time.time())
+        raw = await request.read()
+        d = parse_object(raw, "body")
+        added = {k: v for k, v in (("id", d.get("request_id") or uuid.uuid4().hex),
+                                   ("event_time", time.time())) if k not in d}
+        d.update(added)
         req = AdRequest.from_dict(d)  # InvalidEvent -> 400 naming the field
         request[PRINCIPAL].check("recommend", req.tenant)
         model = d.get("model")
@@ -88,21 +91,30 @@ class Serving:
         else:
             used = self.output_for(snap, model)
             scores, version, kind = snap.score_request(shared, items, used, self.hasher), snap.label, None
-        ranked = sorted(zip((c.ad_id for c in req.candidates), map(float, scores), strict=True),
-                        key=lambda t: -t[1])
+        scores = np.asarray(scores, dtype=np.float64)
+        order = np.argsort(-scores, kind="stable")  # best first; ties keep the given order
+        ids = [c.ad_id for c in req.candidates]
+        ranked = [{"ad_id": ids[i], "score": sc}
+                  for i, sc in zip(order.tolist(), np.round(scores[order], 6).tolist(),
+                                   strict=True)]
         took = time.perf_counter() - t0
         self.m.latency.labels(req.tenant).observe(took)
         self.m.candidates.observe(len(req.candidates))
         if self.request_log is not None:  # after the answer is ready; librdkafka queues it
-            asyncio.get_running_loop().call_soon(self._log, req)
+            asyncio.get_running_loop().call_soon(self._log, req.id, raw, added)
         return _ok({"request_id": req.id, "tenant": req.tenant, "model_version": version,
                     "model": used, "fallback": snap is None, "fallback_kind": kind,
-                    "ranked": [{"ad_id": a, "score": round(s, 6)} for a, s in ranked],
+                    "ranked": ranked,
                     "took_ms": round(took * 1000, 3)})
 
-    def _log(self, req: AdRequest) -> None:
+    def _log(self, request_id: str, raw: bytes, added: dict) -> None:
+        """The request as it came (it was valid), with the id and time it was given here:
+        the worker validates it again; re-encoding 100 candidates would cost more."""
         try:
-            self.request_log(req.id.encode(), encode(req))
+            body = raw.strip()
+            if added:
+                body = orjson.dumps(added)[:-1] + b"," + body[1:]
+            self.request_log(request_id.encode(), body)
             self.m.logged.inc()
         except Exception:  # logging must never fail a request
             pass

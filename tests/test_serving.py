@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ensemble import build_combiner
 from learners.registry import build
-from streams.events import TrainingExample
+from streams.events import AdRequest, TrainingExample, decode
 from streams.serving import create_serving_app
 from streams.snapshots import ModelStore, load_snapshot, snapshot_of
 from streams.trainer import ModelSet
@@ -55,7 +55,9 @@ def test_recommend_ranks_every_candidate(server):
     scores = [c["score"] for c in r["ranked"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 100
     assert {c["ad_id"] for c in r["ranked"]} == {str(i) for i in range(100)}
-    assert any(k == b"req-1" for k, _ in server.logged)  # logged for the join
+    logged = [decode(AdRequest, v) for k, v in server.logged if k == b"req-1"]  # for the join
+    assert len(logged) == 1 and logged[0].id == "req-1" and logged[0].event_time > 0
+    assert len(logged[0].candidates) == 100 and logged[0].user == BODY["user"]
 
 
 def test_a_member_can_be_asked_for(server):
