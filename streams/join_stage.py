@@ -1,6 +1,8 @@
 """The join stage: requests and feedback (one stream of both topics) into labelled examples.
 
-One :class:`Joiner` per partition. An event's offset is acknowledged only once the request it
+One :class:`Joiner` per partition and tenant: each tenant's event-time clock is its own, so a
+tenant whose events run late or early (or a replay of history beside live traffic) never
+closes another tenant's windows. An event's offset is acknowledged only once the request it
 belongs to has been released as examples (and those are on Kafka), so a restarted worker
 re-reads every request still in a window and rebuilds it; examples it makes twice carry the same
 ids, and the trainer learns each id once.
@@ -26,16 +28,16 @@ class JoinStage:
         self.rt = runtime
         s = runtime.settings
         self.window, self.order, self.idle_flush = s.join_window, s.join_order, s.join_idle_flush
-        self.joiners: dict[int, Joiner] = {}
-        self.queue: dict = defaultdict(deque)  # TP -> deque of (event, partition, request id)
+        self.joiners: dict[tuple[int, str], Joiner] = {}  # (partition, tenant) -> joiner
+        self.queue: dict = defaultdict(deque)  # TP -> deque of (event, joiner key, request id)
         self.last_event = 0.0
         self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
 
-    def joiner(self, partition: int) -> Joiner:
-        if partition not in self.joiners:
-            self.joiners[partition] = Joiner(self.window, self.order)
-        return self.joiners[partition]
+    def joiner(self, key: tuple[int, str]) -> Joiner:
+        if key not in self.joiners:
+            self.joiners[key] = Joiner(self.window, self.order)
+        return self.joiners[key]
 
     async def handle(self, valid: dict[str, list], batch: list) -> None:
         """``valid``: role -> [(event, record)] from the ingest stage; ``batch``: every event.
@@ -44,27 +46,27 @@ class JoinStage:
         started = time.perf_counter()
         out: list[TrainingExample] = []
         placed = []
-        touched: set[int] = set()
+        touched: set[tuple[int, str]] = set()
         for role in ("ad-requests", "feedback"):
             for ev, rec in valid.get(role, ()):
-                part = ev.message.partition
-                j = self.joiner(part)
-                touched.add(part)
+                key = (ev.message.partition, rec.tenant)
+                j = self.joiner(key)
+                touched.add(key)
                 if role == "ad-requests":
                     out += j.on_request(rec)
-                    placed.append((ev, part, rec.id))
+                    placed.append((ev, key, rec.id))
                 else:
                     out += j.on_feedback(rec)
-                    placed.append((ev, part, rec.request_id))
+                    placed.append((ev, key, rec.request_id))
         if touched:
             self.last_event = time.monotonic()
-        for part in touched:
-            out += self.joiner(part).advance()
-        rid_of = {id(ev): (part, rid) for ev, part, rid in placed}
+        for key in touched:
+            out += self.joiner(key).advance()
+        rid_of = {id(ev): (key, rid) for ev, key, rid in placed}
         for ev in batch:  # invalid ones too: they must not jump the queue
             ev.message.incref()
-            part, rid = rid_of.get(id(ev), (ev.message.partition, None))
-            self.queue[ev.message.tp].append((ev, part, rid))
+            key, rid = rid_of.get(id(ev), (None, None))
+            self.queue[ev.message.tp].append((ev, key, rid))
         await self._emit(out)
         self._release_finished()
         self.rt.observe("join", len(placed), started)
@@ -110,8 +112,8 @@ class JoinStage:
             j.drain_finished()
         for q in self.queue.values():
             while q:
-                ev, part, rid = q[0]
-                j = self.joiners.get(part)
+                ev, key, rid = q[0]
+                j = self.joiners.get(key)
                 if rid is not None and j is not None and rid in j._pending:
                     break
                 q.popleft()

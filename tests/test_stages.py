@@ -1,5 +1,6 @@
-"""The train stage without Kafka: a checkpoint taken by the housekeeping timer while the agent is
-in the middle of a batch acknowledges exactly the events its saved state has learned."""
+"""The stages without Kafka: a checkpoint taken by the housekeeping timer while the agent is in
+the middle of a batch acknowledges exactly the events its saved state has learned; the join
+keeps each tenant's event-time clock apart."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from streams.events import encode
+from streams.events import TrainingExample, encode
 from streams.metrics import build_metrics
 from streams.settings import Settings
 from streams.topics import topic_names
@@ -140,3 +141,45 @@ def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
     asyncio.run(run())
     assert ModelSet.from_bytes(st.store.saved["t"]).examples_learned == 200
     assert len(acked) == 200
+
+
+def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
+    """Two tenants share a partition: one replays 1997, the other is live. The live one's
+    events must not make the replayed tenant's requests late, nor close its windows."""
+    from streams.events import AdRequest, Candidate, Feedback, decode
+    from streams.join_stage import JoinStage
+
+    s = Settings(data_dir=tmp_path, join_window=60.0)
+    rt = FakeRuntime(s)
+    produced: list = []
+
+    async def produce(role, messages):
+        produced.extend(messages)
+
+    rt.produce = produce
+    stage = JoinStage(rt)
+    acked: list[FakeEvent] = []
+    live = 1.8e9
+    recs = [AdRequest("live-1", live, "live", {"user_id": "u"}, [Candidate("a")]),
+            AdRequest("old-1", 8.7e8, "old", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("old-1-a-imp", 8.7e8 + 1, "old", "old-1", "a", "impression"),
+            Feedback("old-1-a-click", 8.7e8 + 2, "old", "old-1", "a", "click"),
+            Feedback("live-1-a-imp", live + 1, "live", "live-1", "a", "impression"),
+            AdRequest("old-2", 8.7e8 + 100, "old", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("old-2-a-imp", 8.7e8 + 101, "old", "old-2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    valid = {"ad-requests": [(e, r) for e, r in zip(events, recs, strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+
+    asyncio.run(stage.handle(valid, events))
+    exs = [decode(TrainingExample, v) for _, v in produced]
+    assert [(e.id, e.label, e.tenant) for e in exs] == [("old-1/a", 1, "old")]  # old-2 closed it
+    assert sum(j.stats["late_requests"] + j.stats["late_feedback"]
+               for j in stage.joiners.values()) == 0
+    assert {k[1] for k in stage.joiners} == {"live", "old"}
+    # the agent's own acknowledgements; the join's come in offset order as windows close
+    for ev in events:
+        ev.ack()
+    assert [e.message.offset for e in acked] == []  # live-1 (offset 0) is still open
