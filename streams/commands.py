@@ -90,16 +90,18 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--extra-candidates", type=int, default=0,
                         help="Sampled extra candidate ads per request."),
                  option("--malformed-every", type=int, default=0,
-                        help="Mix one malformed request in every N (tests the dead letters)."))
+                        help="Mix one malformed request in every N (tests the dead letters)."),
+                 option("--live", is_flag=True, default=False,
+                        help="Stamp events with the time they are sent (beside live traffic)."))
     async def replay(self, name: str, limit: int, rate: float, click_delay: float,
-                     extra_candidates: int, malformed_every: int) -> None:
+                     extra_candidates: int, malformed_every: int, live: bool) -> None:
         """Replay a data set to Kafka as ad requests and feedback."""
         from .replay import run_replay
 
         if name != "movielens-100k":
             _fail(f"unknown data set {name!r}; available: movielens-100k")
         stats = run_replay(settings, limit or None, rate or None, click_delay, extra_candidates,
-                           malformed_every, progress=True)
+                           malformed_every, progress=True, live=live)
         print(f"produced {stats.events} events in {stats.seconds:.1f}s: {stats.requests} requests, "
               f"{stats.impressions} impressions, {stats.clicks} clicks, "
               f"{stats.malformed} malformed")

@@ -6,6 +6,7 @@ the data set's own event times (the click's is the request's plus the delay).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from collections.abc import Callable, Iterable
@@ -32,8 +33,10 @@ class ReplayStats:
 def replay(events: Iterable[AdEvent], producer: EventProducer, topics: dict[str, str],
            rate: float | None = None, click_delay: float = 0.0,
            malformed: Callable[[int], bytes | None] | None = None, malformed_every: int = 0,
-           on_request: Callable[[int], None] | None = None) -> ReplayStats:
-    """Produce ``events`` in order. ``malformed_every=k`` mixes one bad request in every k."""
+           on_request: Callable[[int], None] | None = None, live: bool = False) -> ReplayStats:
+    """Produce ``events`` in order. ``malformed_every=k`` mixes one bad request in every k.
+    ``live``: stamp each event with the wall-clock time it is sent (history replayed as if it
+    happened now, on the same clock as live traffic) instead of the data set's own time."""
     stats = ReplayStats()
     req_t, fb_t = topics["ad-requests"], topics["feedback"]
     pending: list[tuple[float, int, object]] = []  # (due, seq, click)
@@ -42,6 +45,8 @@ def replay(events: Iterable[AdEvent], producer: EventProducer, topics: dict[str,
     def flush_clicks(until: float) -> None:
         while pending and pending[0][0] <= until:
             _, _, click = heapq.heappop(pending)
+            if live:
+                click = dataclasses.replace(click, event_time=time.time())
             producer.send(fb_t, click.request_id, click)
             stats.clicks += 1
 
@@ -52,8 +57,13 @@ def replay(events: Iterable[AdEvent], producer: EventProducer, topics: dict[str,
                 time.sleep(wait)
         now = time.monotonic()
         flush_clicks(now)
-        producer.send(req_t, ev.request.id, ev.request)
-        producer.send(fb_t, ev.impression.request_id, ev.impression)
+        request, impression = ev.request, ev.impression
+        if live:
+            wall = time.time()
+            request = dataclasses.replace(request, event_time=wall)
+            impression = dataclasses.replace(impression, event_time=wall)
+        producer.send(req_t, request.id, request)
+        producer.send(fb_t, impression.request_id, impression)
         stats.requests += 1
         stats.impressions += 1
         if ev.click is not None:
@@ -93,7 +103,7 @@ def malformed_payload(i: int) -> bytes:
 
 def run_replay(settings, limit: int | None = None, rate: float | None = None,
                click_delay: float = 0.0, extra_candidates: int = 0, malformed_every: int = 0,
-               progress: bool = False) -> ReplayStats:
+               progress: bool = False, live: bool = False) -> ReplayStats:
     """Fetch MovieLens-100k if needed and replay it to the configured Kafka."""
     from tqdm import tqdm
 
@@ -107,4 +117,4 @@ def run_replay(settings, limit: int | None = None, rate: float | None = None,
     producer = EventProducer(settings)
     with tqdm(total=total, unit="req", disable=not progress, desc="replay") as bar:
         return replay(events, producer, topic_names(settings), rate, click_delay,
-                      malformed_payload, malformed_every, on_request=bar.update)
+                      malformed_payload, malformed_every, on_request=bar.update, live=live)

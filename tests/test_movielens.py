@@ -26,3 +26,39 @@ def test_ad_stream_shape(movielens_dir):
         assert (e.click is not None) == (r.rating >= 4)
         if e.click:
             assert e.click.event_time == e.request.event_time + 60
+
+
+class Recorder:
+    """A producer that keeps what it is given."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, topic, key, event):
+        self.sent.append((topic, event))
+
+    def send_raw(self, topic, key, value):
+        self.sent.append((topic, value))
+
+    def flush(self, timeout=None):
+        return 0
+
+
+def test_live_replay_stamps_events_with_the_present(movielens_dir):
+    import time
+
+    from streams.replay import replay
+
+    ml = movielens.load(movielens_dir)
+    topics = {"ad-requests": "req", "feedback": "fb"}
+    rec, t0 = Recorder(), time.time()
+    stats = replay(movielens.ad_stream(ml, 200), rec, topics, click_delay=0.05, live=True)
+    times = [e.event_time for _, e in rec.sent]
+    assert stats.requests == 200 and stats.clicks > 0
+    assert all(t0 <= t <= time.time() for t in times)
+    reqs = {e.id: e.event_time for topic, e in rec.sent if topic == "req"}
+    clicks = [e for topic, e in rec.sent if topic == "fb" and e.kind == "click"]
+    assert all(c.event_time >= reqs[c.request_id] + 0.05 for c in clicks)
+    hist = Recorder()
+    replay(movielens.ad_stream(ml, 5), hist, topics)
+    assert all(e.event_time < 1e9 for _, e in hist.sent)  # the data set's own times (1997-98)

@@ -97,7 +97,10 @@ def main() -> None:
                 if worker:
                     worker.wait_ready()
                     replay_settings = s.model_copy(update={"data_dir": data_dir})
+                    # stamped with the present: the replay shares its tenant's clock with the
+                    # live requests /recommend logs, as production traffic would
                     threading.Thread(target=run_replay, args=(replay_settings, None, 400.0),
+                                     kwargs={"click_delay": 2.0, "live": True},
                                      daemon=True).start()
                 base = f"http://127.0.0.1:{s.serving_port}"
                 for rate in (float(r) for r in args.rates.split(",")):
