@@ -86,7 +86,8 @@ def main() -> None:
     rows = []
     for kind in args.backends.split(","):
         with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
-            s = s.model_copy(update={"join_idle_flush": 3.0})
+            # a short late-click window: live examples are released within seconds
+            s = s.model_copy(update={"join_idle_flush": 3.0, "join_window": 10.0})
             ensure_topics(s)
             version = publish_trained(s, data_dir, args.train_examples)
             serve = WorkerProcess.serving(s, Path(logs) / "serve.log")
