@@ -40,12 +40,22 @@ def _error(status: int, message: str, field: str | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
-def _ok(body: dict) -> web.Response:
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+def _ok(body: dict, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 async def _body(request: web.Request) -> dict:
     return parse_object(await request.read(), "body")
+
+
+async def _tenant_body(request: web.Request, action: str) -> tuple[dict, str]:
+    """The body and its tenant, which the caller's key must be allowed ``action`` on."""
+    d = await _body(request)
+    tenant = d.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidEvent("tenant", "is required")
+    request[PRINCIPAL].check(action, tenant)
+    return d, tenant
 
 
 PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
@@ -60,7 +70,6 @@ class Serving:
         self.request_log, self.popularity = request_log, popularity
         self.example_log = example_log
         self.hasher = FeatureHasher()  # token hashes of requests, memoised across snapshots
-        self.ready = False
 
     def output_for(self, snap: Snapshot, asked: str | None) -> str:
         outputs = snap.outputs()
@@ -84,13 +93,14 @@ class Serving:
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
         snap = self.store.get(req.tenant)
-        shared, items = request_features(req.user, req.context, req.candidates)
         if snap is None:
             scores, version, used, kind = self.fallback(req)
             self.m.fallback.labels(req.tenant, kind).inc()
         else:
             used = self.output_for(snap, model)
-            scores, version, kind = snap.score_request(shared, items, used, self.hasher), snap.label, None
+            shared, items = request_features(req.user, req.context, req.candidates)
+            scores = snap.score_request(shared, items, used, self.hasher)
+            version, kind = snap.label, None
         scores = np.asarray(scores, dtype=np.float64)
         order = np.argsort(-scores, kind="stable")  # best first; ties keep the given order
         ids = [c.ad_id for c in req.candidates]
@@ -129,11 +139,7 @@ class Serving:
             "given-order"
 
     async def predict(self, request: web.Request) -> web.Response:
-        d = await _body(request)
-        tenant = d.get("tenant")
-        if not isinstance(tenant, str) or not tenant:
-            raise InvalidEvent("tenant", "is required")
-        request[PRINCIPAL].check("predict", tenant)
+        d, tenant = await _tenant_body(request, "predict")
         feats = d.get("features")
         if not isinstance(feats, dict):
             raise InvalidEvent("features", "must be an object of features")
@@ -162,11 +168,7 @@ class Serving:
     async def examples(self, request: web.Request) -> web.Response:
         """Labelled examples handed over by a user: validated as a whole (one bad example
         refuses the call, naming it), then sent to the training topic; the worker learns them."""
-        d = await _body(request)
-        tenant = d.get("tenant")
-        if not isinstance(tenant, str) or not tenant:
-            raise InvalidEvent("tenant", "is required")
-        request[PRINCIPAL].check("examples", tenant)
+        d, tenant = await _tenant_body(request, "examples")
         rows = d.get("examples")
         if not isinstance(rows, list) or not rows:
             raise InvalidEvent("examples", "must be a non-empty list")
@@ -189,8 +191,7 @@ class Serving:
         except RuntimeError as exc:
             return _error(503, f"{exc}; send them again (an id is learned once)")
         self.m.examples.labels(tenant).inc(len(good))
-        return web.json_response({"accepted": len(good), "ids": [e.id for e in good]},
-                                 status=202, dumps=lambda o: orjson.dumps(o).decode())
+        return _ok({"accepted": len(good), "ids": [e.id for e in good]}, status=202)
 
     async def noop(self, request: web.Request) -> web.Response:
         await _body(request)
