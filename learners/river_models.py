@@ -12,10 +12,6 @@ MovieLens examples, against 80k rows/s on the active set (ops/bench/learning.py)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
 from .base import Features, Learner
 
 
@@ -30,14 +26,6 @@ def active_one_hot(x: Features) -> dict[str, float]:
         else:
             out[f"{k}={v}"] = 1.0
     return out
-
-
-def request_tokens(shared: Features, items: Sequence[Features]) -> tuple | None:
-    """The active one-hot tokens of a request's shared part and of each item, or None when an
-    item overrides a shared feature (then the merged dicts are the way)."""
-    if any(shared.keys() & it.keys() for it in items):
-        return None
-    return active_one_hot(shared), [active_one_hot(it) for it in items]
 
 
 class RiverLearner(Learner):
@@ -55,17 +43,6 @@ class RiverLearner(Learner):
 
     def learn_one(self, x: Features, y: int) -> None:
         self.model.learn_one(self._x(x), bool(y))
-
-    def predict_request(self, shared: Features, items: Sequence[Features],
-                        tokens: tuple | None = None) -> np.ndarray:
-        """``tokens``: :func:`request_tokens` of the request, when several models share them."""
-        if self.one_hot and hasattr(self, "predict_tokens"):
-            tokens = tokens if tokens is not None else request_tokens(shared, items)
-            if tokens is not None:
-                p = self.predict_tokens(*tokens)
-                if p is not None:
-                    return p
-        return super().predict_request(shared, items)
 
     def clone(self) -> RiverLearner:
         clone = type(self).__new__(type(self))
@@ -96,18 +73,6 @@ class RiverLogisticRegression(RiverLearner):
 
     def clone(self) -> RiverLogisticRegression:
         return RiverLogisticRegression(self.lr, self.l2)
-
-    def predict_tokens(self, s_tok: dict, item_toks: list[dict]) -> np.ndarray:
-        """The shared part of the dot product once, then each candidate's own tokens; the same
-        probabilities as river's ``predict_proba_one`` (its sigmoid: 0 and 1 beyond +-30)."""
-        w = self.model._weights
-        base = self.model.intercept + sum(w.get(k, 0.0) * v for k, v in s_tok.items())
-        z = np.fromiter((base + sum(w.get(k, 0.0) * v for k, v in t.items()) for t in item_toks),
-                        dtype=np.float64, count=len(item_toks))
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-        p[z < -30] = 0.0
-        p[z > 30] = 1.0
-        return p
 
 
 class RiverFM(RiverLearner):
@@ -171,23 +136,3 @@ class RiverAdPredictor(RiverLearner):
 
     def clone(self) -> RiverAdPredictor:
         return RiverAdPredictor(self.beta, self.prior_probability, self.epsilon)
-
-    def predict_tokens(self, s_tok: dict, item_toks: list[dict]) -> np.ndarray | None:
-        """The shared part of the total mean and variance once, then each candidate's own
-        active features; the same probit as river's ``predict_proba_one``."""
-        from river.linear_model.ad_predictor import _BIAS_KEY
-        from scipy.special import ndtr
-
-        means, variances = self.model.means, self.model.variances
-        if _BIAS_KEY not in means:  # river sets the bias on first use: its own path
-            return None
-        active = [f for f, v in s_tok.items() if v]
-        mean0 = means[_BIAS_KEY] + sum(means.get(f, 0.0) for f in active)
-        var0 = variances[_BIAS_KEY] + self.model.beta ** 2 + sum(variances.get(f, 1.0)
-                                                                 for f in active)
-        n = len(item_toks)
-        mean = np.fromiter((mean0 + sum(means.get(f, 0.0) for f, v in t.items() if v)
-                            for t in item_toks), dtype=np.float64, count=n)
-        var = np.fromiter((var0 + sum(variances.get(f, 1.0) for f, v in t.items() if v)
-                           for t in item_toks), dtype=np.float64, count=n)
-        return np.clip(ndtr(mean / np.sqrt(var)), 1e-12, 1.0 - 1e-12)

@@ -16,7 +16,6 @@ import numpy as np
 from learners.compiled import compile_linear
 from learners.hashed import HashedLearner
 from learners.hashing import FeatureHasher
-from learners.river_models import RiverLearner, request_tokens
 
 from .trainer import ENSEMBLE_PREFIX, ModelSet
 
@@ -67,10 +66,6 @@ class Snapshot:
                 return m.predict_rows(rows[m.hasher.key])
             if name in self.compiled and not prepared().general:
                 return self.compiled[name].predict(prepared())
-            if isinstance(m, RiverLearner) and m.one_hot:
-                if "tokens" not in cache:
-                    cache["tokens"] = request_tokens(shared, items)
-                return m.predict_request(shared, items, cache["tokens"])
             return m.predict_request(shared, items)
 
         return self._score(output, one,
