@@ -65,8 +65,8 @@ class FeatureHasher:
         self.crosses = tuple(tuple(c) for c in crosses)
         self.size = 1 << bits
         self._mask = self.size - 1
-        self._memo: dict = {}
-        self._kmemo: dict = {}  # feature -> {value: hash}: one lookup per value, no key tuple
+        self._memo: dict = {}  # feature -> {value: hash}
+        self._memo_size = 0
 
     @property
     def key(self) -> tuple:
@@ -91,14 +91,18 @@ class FeatureHasher:
     def _hash(self, k: str, v) -> int:
         if v.__class__ is bool:  # True == 1 as a dict key, but the tokens differ
             v = str(v)
-        key = (k, v)
-        h = self._memo.get(key)
+        km = self._memo.get(k)
+        if km is None:
+            km = self._memo[k] = {}
+        h = km.get(v)
         if h is None:
-            if len(self._memo) > MEMO_MAX:
+            self._memo_size += 1
+            if self._memo_size > MEMO_MAX:
                 self._memo.clear()
-                self._kmemo.clear()
+                self._memo_size = 0
+                km = self._memo[k] = {}
             tok = k if v is None else f"{k}={v}"
-            h = self._memo[key] = zlib.crc32(tok.encode())
+            h = km[v] = zlib.crc32(tok.encode())
         return h
 
     def transform(self, X: Sequence[dict]) -> Rows:
@@ -191,16 +195,11 @@ class FeatureHasher:
                 s_val.append(1.0)
         cols = [[it.get(k) for it in items] for k in keys]
         if {v.__class__ for col in cols for v in col} <= _CATEGORICAL:  # the usual case
-            kmemo, hcols = self._kmemo, []
+            hcols = []
             for k, col in zip(keys, cols, strict=True):
-                km = kmemo.get(k)
-                if km is None:
-                    km = kmemo[k] = {}
-                hs = list(map(km.get, col))
+                hs = list(map(self._memo.get(k, {}).get, col))
                 if None in hs:
-                    for j, v in enumerate(col):
-                        if hs[j] is None:
-                            hs[j] = km[v] = hash_(k, v)
+                    hs = [hash_(k, v) if h is None else h for h, v in zip(hs, col, strict=True)]
                 hcols.append(hs)
             H = np.ascontiguousarray(np.array(hcols, dtype=np.int64).reshape(len(keys), n).T)
             V = np.ones((n, len(keys)))
@@ -223,8 +222,8 @@ class FeatureHasher:
                                {k: j for j, k in enumerate(keys)}, H, V, P, C)
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_kmemo")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_memo_size")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._memo, self._kmemo = {}, {}
+        self._memo, self._memo_size = {}, 0
