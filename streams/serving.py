@@ -209,7 +209,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
 
     @web.middleware
     async def errors(request: web.Request, handler):
-        endpoint = request.path
+        # a route's path, never an arbitrary one: unknown paths share one label
+        endpoint = request.path if request.match_info.route.resource is not None else "unknown"
         try:
             action = PROTECTED.get(endpoint)
             if action is not None:

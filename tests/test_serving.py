@@ -94,6 +94,10 @@ def test_predict_models_health(server):
     assert status == 200 and m["tenants"]["acme"]["version"] == "acme:v3"
     assert "ensemble_stacking" in m["tenants"]["acme"]["outputs"]
     assert call(server.url("/healthz"))[0] == 200 and call(server.url("/readyz"))[0] == 200
+    for i in range(3):  # unknown paths: 404, and one metric label for all of them
+        assert call(server.url(f"/nope-{i}"))[0] == 404
+    _, metrics = call_text(server.url("/metrics"))
+    assert 'endpoint="unknown"' in metrics and "/nope-" not in metrics
 
 
 def test_openapi_is_served_and_valid(server):
@@ -103,6 +107,13 @@ def test_openapi_is_served_and_valid(server):
     assert status == 200
     validate(doc)
     assert {"/recommend", "/predict", "/models", "/healthz", "/readyz"} <= set(doc["paths"])
+
+
+def call_text(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.read().decode()
 
 
 json_values = st.recursive(
