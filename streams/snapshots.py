@@ -87,10 +87,11 @@ class Snapshot:
         return comb.combine_many(np.column_stack([cols[m] for m in self.members]))
 
 
-def snapshot_of(ms: ModelSet, now: float | None = None) -> bytes:
+def snapshot_of(ms: ModelSet, now: float | None = None, blobs: dict | None = None) -> bytes:
+    """``blobs``: :meth:`ModelSet.model_blobs`, when the caller has them already."""
     state = {"tenant": ms.tenant, "version": ms.version,
              "created_at": time.time() if now is None else now,
-             "models": {n: (type(m), m.to_bytes()) for n, m in ms.models.items()},
+             "models": blobs if blobs is not None else ms.model_blobs(),
              "ensembles": ms.ensembles, "members": ms.member_names(ms.owner),
              "metrics": ms.metrics()}
     return zlib.compress(pickle.dumps(state, protocol=5), 1)

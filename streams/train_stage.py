@@ -129,10 +129,11 @@ class TrainStage:
         if self.dirty:
             for tenant, ms in trainer.sets.items():
                 await self.alert(ms.check_guard())
-                state = ms.to_bytes()
-                await asyncio.to_thread(self.store.save, tenant, state)
+                blobs = ms.model_blobs()
+                await asyncio.to_thread(self.store.save, tenant, ms.to_bytes(blobs))
                 # serving replicas swap to this version (training state left out)
-                await asyncio.to_thread(self.publisher.publish, tenant, snapshot_of(ms))
+                await asyncio.to_thread(self.publisher.publish, tenant,
+                                        snapshot_of(ms, blobs=blobs))
                 metrics = ms.metrics()
                 await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
                 self._gauges(tenant, ms, metrics)

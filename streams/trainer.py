@@ -188,10 +188,14 @@ class ModelSet:
         return alerts
 
     # -- checkpoint -----------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
+    def model_blobs(self) -> dict:
+        """Each model's state, serialised once for a checkpoint and a snapshot alike."""
+        return {n: (type(m), m.to_bytes()) for n, m in self.models.items()}
+
+    def to_bytes(self, blobs: dict | None = None) -> bytes:
         state = {
             "tenant": self.tenant, "holdout_fraction": self.holdout_fraction,
-            "models": {n: (type(m), m.to_bytes()) for n, m in self.models.items()},
+            "models": blobs if blobs is not None else self.model_blobs(),
             "ensembles": self.ensembles, "guard": self.guard, "rollback": self.rollback,
             "learned": self.learned, "train_metrics": self.train_metrics,
             "holdout_metrics": self.holdout_metrics, "learn_seconds": self.learn_seconds,
