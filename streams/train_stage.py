@@ -60,7 +60,7 @@ class TrainStage:
         self.held: list = []
         self.next_offset: dict = {}
         self.last_checkpoint = time.monotonic()
-        self.dirty = False
+        self.dirty: set[str] = set()  # tenants that learned since the last checkpoint
         self.lock = asyncio.Lock()
         self.writes = WriteBehind(runtime)
 
@@ -103,7 +103,8 @@ class TrainStage:
             m.duplicates.labels(tenant).inc(res.duplicates)
             for model, secs in res.seconds.items():
                 m.learn_seconds.labels(model).observe(secs)
-            self.dirty = self.dirty or bool(res.examples)
+            if res.examples:
+                self.dirty.add(tenant)
         m.consumed.labels(topic_role).inc(len(events))
         self.rt.observe("train", len(events), started)
 
@@ -126,22 +127,21 @@ class TrainStage:
         await self.writes.drain()  # the held events' rows are in ClickHouse before their ack
         trainer = self.trainer
         now = int(time.time())
-        if self.dirty:
-            for tenant, ms in trainer.sets.items():
-                await self.alert(ms.check_guard())
-                blobs = ms.model_blobs()
-                await asyncio.to_thread(self.store.save, tenant, ms.to_bytes(blobs))
-                # serving replicas swap to this version (training state left out)
-                await asyncio.to_thread(self.publisher.publish, tenant,
-                                        snapshot_of(ms, blobs=blobs))
-                metrics = ms.metrics()
-                await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
-                self._gauges(tenant, ms, metrics)
-                self.rt.metrics.checkpointed.labels(tenant).set(len(ms.learned))
+        for tenant in sorted(self.dirty):  # a tenant that learned nothing keeps its checkpoint
+            ms = trainer.sets[tenant]
+            await self.alert(ms.check_guard())
+            blobs = ms.model_blobs()
+            await asyncio.to_thread(self.store.save, tenant, ms.to_bytes(blobs))
+            # serving replicas swap to this version (training state left out)
+            await asyncio.to_thread(self.publisher.publish, tenant, snapshot_of(ms, blobs=blobs))
+            metrics = ms.metrics()
+            await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
+            self._gauges(tenant, ms, metrics)
+            self.rt.metrics.checkpointed.labels(tenant).set(len(ms.learned))
         held, self.held = self.held, []
         for ev in held:
             ev.ack()
-        self.dirty = False
+        self.dirty = set()
         self.last_checkpoint = time.monotonic()
         self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 

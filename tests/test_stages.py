@@ -183,3 +183,24 @@ def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
     for ev in events:
         ev.ack()
     assert [e.message.offset for e in acked] == []  # live-1 (offset 0) is still open
+
+
+def test_a_checkpoint_saves_only_the_tenants_that_learned(tmp_path):
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    a, b = examples(50, tenant="a"), examples(50, tenant="b", start=50)
+    saves: list[str] = []
+    save = st.store.save
+    st.store.save = lambda tenant, state: (saves.append(tenant), save(tenant, state))
+
+    async def run():
+        await st.handle([FakeEvent(i, encode(e), acked) for i, e in enumerate(a + b)])
+        await st.checkpoint()
+        await st.handle([FakeEvent(100 + i, encode(e), acked)
+                         for i, e in enumerate(examples(10, tenant="a", start=200))])
+        await st.checkpoint()
+
+    asyncio.run(run())
+    assert saves == ["a", "b", "a"]
+    assert ModelSet.from_bytes(st.store.saved["a"]).examples_learned == 60
+    assert ModelSet.from_bytes(st.store.saved["b"]).examples_learned == 50
