@@ -91,11 +91,16 @@ def stage(tmp_path) -> TrainStage:
     return st
 
 
+def fake_events(exs, acked: list, start: int = 0) -> list[FakeEvent]:
+    """Examples as consumed events at offsets start, start + 1, ..."""
+    return [FakeEvent(start + i, encode(e), acked) for i, e in enumerate(exs)]
+
+
 def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
     st = stage(tmp_path)
     acked: list[FakeEvent] = []
     exs = examples(300)
-    events = [FakeEvent(i, encode(e), acked) for i, e in enumerate(exs)]
+    events = fake_events(exs, acked)
 
     async def run():
         await st.handle(events[:100])
@@ -129,7 +134,7 @@ def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
     st = stage(tmp_path)
     acked: list[FakeEvent] = []
     exs = examples(200)
-    events = [FakeEvent(i, encode(e), acked) for i, e in enumerate(exs)]
+    events = fake_events(exs, acked)
 
     async def run():
         await st.handle(events[:100])
@@ -194,10 +199,9 @@ def test_a_checkpoint_saves_only_the_tenants_that_learned(tmp_path):
     st.store.save = lambda tenant, state: (saves.append(tenant), save(tenant, state))
 
     async def run():
-        await st.handle([FakeEvent(i, encode(e), acked) for i, e in enumerate(a + b)])
+        await st.handle(fake_events(a + b, acked))
         await st.checkpoint()
-        await st.handle([FakeEvent(100 + i, encode(e), acked)
-                         for i, e in enumerate(examples(10, tenant="a", start=200))])
+        await st.handle(fake_events(examples(10, tenant="a", start=200), acked, start=100))
         await st.checkpoint()
 
     asyncio.run(run())
