@@ -23,12 +23,10 @@ token for a model of a few thousand tokens) would borrow that token's weight.
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 from numba import njit
 
-from .hashing import PreparedRequest
+from .hashing import PreparedRequest, token_hash
 
 
 class TokenTable:
@@ -87,15 +85,11 @@ def _sums(s_hash, s_val, H, V, P, keys, rows, a, b, a_default, b_default, active
     return sa, sb
 
 
-def _token_hash(token: str) -> int:
-    return zlib.crc32(token.encode())
-
-
 class CompiledLinear:
     """A frozen river ``LogisticRegression``: sigmoid(intercept + sum of w * value)."""
 
     def __init__(self, weights: dict, intercept: float):
-        self.table = TokenTable([_token_hash(t) for t in weights])
+        self.table = TokenTable([token_hash(t) for t in weights])
         self.w = np.asarray(list(weights.values()), dtype=np.float64)
         self.intercept = intercept
 
@@ -114,7 +108,7 @@ class CompiledAdPredictor:
 
     def __init__(self, means: dict, variances: dict, bias_mean: float, bias_variance: float):
         tokens = list(dict.fromkeys([*means, *variances]))
-        self.table = TokenTable([_token_hash(t) for t in tokens])
+        self.table = TokenTable([token_hash(t) for t in tokens])
         self.means = np.asarray([means.get(t, 0.0) for t in tokens], dtype=np.float64)
         self.variances = np.asarray([variances.get(t, 1.0) for t in tokens], dtype=np.float64)
         self.bias_mean, self.bias_variance = bias_mean, bias_variance

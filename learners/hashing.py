@@ -27,6 +27,11 @@ MEMO_MAX = 2_000_000  # memoised token hashes before the memo starts over
 _CATEGORICAL = {str, int}  # (bools take the general path: True == 1 as a dict key)
 
 
+def token_hash(token: str) -> int:
+    """A token's hash: CRC-32 of its UTF-8 bytes, the same in every process."""
+    return zlib.crc32(token.encode())
+
+
 @dataclass
 class Rows:
     """A batch of hashed examples in CSR form."""
@@ -101,8 +106,7 @@ class FeatureHasher:
                 self._memo.clear()
                 self._memo_size = 0
                 km = self._memo[k] = {}
-            tok = k if v is None else f"{k}={v}"
-            h = km[v] = zlib.crc32(tok.encode())
+            h = km[v] = token_hash(k if v is None else f"{k}={v}")
         return h
 
     def transform(self, X: Sequence[dict]) -> Rows:
