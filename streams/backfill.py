@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 
 import orjson
 
-from .events import DeadLetter, InvalidEvent, TrainingExample, dead_letter
+from .events import MAX_ID, DeadLetter, InvalidEvent, TrainingExample, dead_letter
 from .training import _clean, to_label
 
 SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql",
@@ -74,6 +74,9 @@ class RowConverter:
                     ex_id = f"{self.source}:{key}"
                 else:
                     ex_id = f"{self.source}:{self.query_hash}:{i}"
+                if len(ex_id) > MAX_ID:  # cut, two ids could become one: refuse instead
+                    raise InvalidEvent("id", f"{ex_id[:40]}... is longer than {MAX_ID} "
+                                             "characters")
                 t = now
                 if self.time_column:
                     t = _value(row.get(self.time_column))
@@ -83,7 +86,7 @@ class RowConverter:
                 feats = {str(k): v for k, raw in row.items()
                          if k not in (self.label, self.id_column, self.time_column)
                          and (v := _value(raw)) is not None}
-                good.append(TrainingExample(id=ex_id[:128], event_time=float(t),
+                good.append(TrainingExample(id=ex_id, event_time=float(t),
                                             tenant=self.tenant, features=feats, label=y,
                                             source=self.source[:64]))
             except InvalidEvent as exc:

@@ -11,7 +11,7 @@ import pytest
 
 from ops.bench.common import free_port
 from ops.services.sqldb import start_mariadb, start_postgres
-from streams.backfill import backfill
+from streams.backfill import RowConverter, backfill
 from streams.events import DeadLetter, TrainingExample, decode
 from streams.topics import topic_names
 from streams.worker import settings_env
@@ -96,6 +96,9 @@ def test_errors_are_the_databases_own(database):
         backfill(database.url, "SELECT * FROM ad_lgo", "clicked", "acme", print, print)
     stats, sent, dead, _ = run(database.url.replace("ad_log", "x"), id_column="nope")
     assert stats.examples == 0 and len(dead) == N and dead[0].field == "id"
+    long = RowConverter("y", "acme", "postgresql:ads", id_column="k")  # ids are never cut
+    good, bad = long.convert([{"k": "x" * 200, "y": 1}, {"k": "short", "y": 0}], start=0)
+    assert [e.id for e in good] == ["postgresql:ads:short"] and bad[0].field == "id"
 
 
 @pytest.mark.services
