@@ -37,6 +37,9 @@ ACTIONS = {  # action -> the least role allowed
     "recommend": "scorer", "predict": "scorer", "noop": "scorer",
     "examples": "trainer",
 }
+#: the serving API's protected paths and the action each is (every other path is open)
+PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
+             "/models": "models", "/examples": "examples"}
 
 
 class AccessDenied(Exception):

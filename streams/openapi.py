@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .access import PROTECTED
+
 FEATURES = {"type": "object", "additionalProperties": {
     "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}}
 ERROR = {"type": "object", "required": ["error"],
@@ -52,9 +54,6 @@ def _secured(paths: dict) -> dict:
                 op["security"] = [{"apiKey": []}, {"bearer": []}]
                 op["responses"].update(denied)
     return paths
-
-
-PROTECTED = ("/recommend", "/predict", "/models", "/examples", "/noop")
 
 
 def spec() -> dict:

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from learners.hashing import FeatureHasher
 
-from .access import AccessControl, AccessDenied, Principal
+from .access import PROTECTED, AccessControl, AccessDenied, Principal
 from .events import AdRequest, InvalidEvent, TrainingExample, encode, parse_object
 from .features import request_features
 from .openapi import spec
@@ -58,8 +58,6 @@ async def _tenant_body(request: web.Request, action: str) -> tuple[dict, str]:
     return d, tenant
 
 
-PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
-             "/models": "models", "/examples": "examples"}
 MAX_EXAMPLES = 10_000
 
 
