@@ -203,18 +203,19 @@ def request_rows(s_hash, s_val, H, V, P, C, cross_kind, cross_ref, sh_hash, mask
                 val[t] = V[i, j]
                 t += 1
         for j in range(m):
-            h = np.empty(2, dtype=np.int64)
-            ok = True
-            for side in range(2):
-                r = cross_ref[j, side]
-                if cross_kind[j, side] == 0:
-                    h[side] = sh_hash[r]
-                elif P[i, r] and C[i, r]:
-                    h[side] = H[i, r]
-                else:
-                    ok = False
-            if ok:
-                b = ((((h[0] * 0x9E3779B1) & 0xFFFFFFFF) ^ h[1]) & mask)
+            ha, hb = -1, -1  # a side's hash, or -1 when it has none (CRC-32s are >= 0)
+            r = cross_ref[j, 0]
+            if cross_kind[j, 0] == 0:
+                ha = sh_hash[r]
+            elif P[i, r] and C[i, r]:
+                ha = H[i, r]
+            r = cross_ref[j, 1]
+            if cross_kind[j, 1] == 0:
+                hb = sh_hash[r]
+            elif P[i, r] and C[i, r]:
+                hb = H[i, r]
+            if ha >= 0 and hb >= 0:
+                b = ((((ha * 0x9E3779B1) & 0xFFFFFFFF) ^ hb) & mask)
                 idx[t] = b if b != 0 else 1
                 val[t] = 1.0
                 t += 1
