@@ -97,33 +97,27 @@ def create_app(settings: Settings) -> faust.App:
         async for batch in stream.take_events(**take):
             await train.handle(batch)
 
+    inputs = (names["ad-requests"], names["feedback"])
+
+    def handled(tp) -> int:
+        """The next offset of ``tp`` still to handle: what its stage has seen, or committed."""
+        stage = train if tp.topic == names["examples"] else join
+        return max(stage.next_offset.get(tp, 0), app.consumer._committed_offset.get(tp) or 0)
+
     async def caught_up() -> bool:
         """Has the join handled every message its request/feedback partitions hold?"""
-        consumer = app.consumer
-        inputs = (names["ad-requests"], names["feedback"])
-        for tp in consumer.assignment():
-            if tp.topic not in inputs:
-                continue
-            end = consumer.highwater(tp)
-            if end is None:
-                return False
-            done = max(join.next_offset.get(tp, 0), consumer._committed_offset.get(tp) or 0)
-            if done < end:
-                return False
+        for tp in app.consumer.assignment():
+            if tp.topic in inputs:
+                end = app.consumer.highwater(tp)
+                if end is None or handled(tp) < end:
+                    return False
         return True
 
     def note_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            end = consumer.highwater(tp)
-            if end is not None and tp.topic in inputs_and_examples:
-                done = max(join.next_offset.get(tp, 0), consumer._committed_offset.get(tp) or 0)
-                if tp.topic == names["examples"]:
-                    done = max(train.next_offset.get(tp, 0),
-                               consumer._committed_offset.get(tp) or 0)
-                rt.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - done, 0))
-
-    inputs_and_examples = {names["ad-requests"], names["feedback"], names["examples"]}
+        for tp in app.consumer.assignment():
+            end = app.consumer.highwater(tp)
+            if end is not None and (tp.topic in inputs or tp.topic == names["examples"]):
+                rt.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - handled(tp), 0))
 
     @app.timer(interval=1.0)
     async def housekeeping():
