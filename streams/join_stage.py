@@ -85,10 +85,8 @@ class JoinStage:
         merely behind would close windows whose impressions it has not read yet."""
         out: list[TrainingExample] = []
         quiet = time.monotonic() - self.last_event if self.last_event else 0.0
-        # Liveness bound: after 5x the idle time with nothing arriving, nothing is flowing that
-        # could still catch up (seen once on Tansu after a restart: caught_up() stayed false).
         if (quiet > self.idle_flush and any(len(j) for j in self.joiners.values())
-                and (quiet > 5 * self.idle_flush or await caught_up())):
+                and await caught_up()):
             for j in self.joiners.values():
                 out += j.flush()
         if out:
