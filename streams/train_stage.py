@@ -13,6 +13,7 @@ exactly the events whose learning (and predictions) its state includes.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import orjson
@@ -57,6 +58,7 @@ class TrainStage:
         self.store = CheckpointStore(runtime.settings)
         self.publisher = SnapshotPublisher(runtime.settings)
         self._trainer: Trainer | None = None
+        self._restoring = threading.Lock()
         self.held: list = []
         self.next_offset: dict = {}
         self.last_checkpoint = time.monotonic()
@@ -66,11 +68,14 @@ class TrainStage:
 
     @property
     def trainer(self) -> Trainer:
-        """Restored from the checkpoints on first use (not at import, not at app creation)."""
+        """Restored from the checkpoints on first use (not at import, not at app creation),
+        once: the score and train stages both ask for it from worker threads, and a second
+        restore would replace the trainer the first one is already learning into."""
         if self._trainer is None:
-            s = self.rt.settings
-            restored = {t: ModelSet.from_bytes(b) for t, b in self.store.load().items()}
-            self._trainer = make_trainer(s, restored)
+            with self._restoring:
+                if self._trainer is None:
+                    restored = {t: ModelSet.from_bytes(b) for t, b in self.store.load().items()}
+                    self._trainer = make_trainer(self.rt.settings, restored)
         return self._trainer
 
     async def handle(self, events: list, topic_role: str = "examples") -> None:

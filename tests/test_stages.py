@@ -208,3 +208,22 @@ def test_a_checkpoint_saves_only_the_tenants_that_learned(tmp_path):
     assert saves == ["a", "b", "a"]
     assert ModelSet.from_bytes(st.store.saved["a"]).examples_learned == 60
     assert ModelSet.from_bytes(st.store.saved["b"]).examples_learned == 50
+
+
+def test_the_trainer_is_restored_once_when_two_stages_ask_at_once(tmp_path):
+    """The score and train stages both ask for the trainer from worker threads at start."""
+    st = stage(tmp_path)
+    loads = []
+
+    def slow_load():
+        loads.append(1)
+        time.sleep(0.2)
+        return {}
+
+    st.store.load = slow_load
+
+    async def run():
+        return await asyncio.gather(*(asyncio.to_thread(lambda: st.trainer) for _ in range(4)))
+
+    trainers = asyncio.run(run())
+    assert len(loads) == 1 and all(t is trainers[0] for t in trainers)
