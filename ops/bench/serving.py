@@ -3,7 +3,8 @@ request, beside a no-op endpoint of the same server stack (it parses the same bo
 run, while a trainer learns from a MovieLens replay on the same machine.
 
     python -m ops.bench.serving [--rates 200,500,1000] [--duration 30] [--no-trainer]
-                                [--backends kafka] [--json PATH]
+                                [--trainer-nice N] [--backends kafka] [--json PATH]
+    python -m ops.bench.serving --in-process [--json PATH]   # each step's cost, no HTTP
 """
 
 from __future__ import annotations
@@ -44,14 +45,79 @@ def bodies(data_dir: Path, n: int = 200, candidates: int = 100) -> list[bytes]:
     return out
 
 
-def publish_trained(s, data_dir: Path, n: int) -> str:
+def trained(s, data_dir: Path, n: int) -> ModelSet:
+    """The default model set, trained on the first ``n`` examples of the click stream."""
     ms = ModelSet("movielens", registry.build(s.model_names, DEFAULT_CROSSES, s.device),
                   ensembles={e: build_combiner(e) for e in s.ensemble_names})
     exs = click_stream(data_dir, n)
     for i in range(0, len(exs), 2000):
         ms.process(exs[i:i + 2000])
+    return ms
+
+
+def publish_trained(s, data_dir: Path, n: int) -> str:
+    ms = trained(s, data_dir, n)
     SnapshotPublisher(s).publish("movielens", snapshot_of(ms))
     return f"movielens:v{ms.version}"
+
+
+def in_process_costs(s, data_dir: Path, n_train: int, payloads: list[bytes]) -> list[dict]:
+    """Milliseconds per 100-candidate request for each step of /recommend's work, without
+    HTTP, against the merged-dict path (each candidate's own feature dict, hashed per model)
+    in the same run. Best of 5 passes over the request bodies."""
+    import time
+
+    import numpy as np
+
+    from learners.hashing import FeatureHasher
+    from streams.events import AdRequest, parse_object
+    from streams.features import pair_features, request_features
+    from streams.snapshots import load_snapshot
+
+    snap = load_snapshot(snapshot_of(trained(s, data_dir, n_train)))
+    out, hasher = s.serving_model, FeatureHasher()
+    reqs = [AdRequest.from_dict({**parse_object(b), "id": "r", "event_time": 1.0})
+            for b in payloads]
+    feats = [request_features(r.user, r.context, r.candidates) for r in reqs]
+    scores = [snap.score_request(sh, it, out, hasher) for sh, it in feats]
+
+    def respond(r, sc):
+        order = np.argsort(-sc, kind="stable")
+        ids = [c.ad_id for c in r.candidates]
+        return orjson.dumps([{"ad_id": ids[i], "score": v} for i, v in
+                             zip(order.tolist(), np.round(sc[order], 6).tolist(), strict=True)])
+
+    steps = {
+        "parse + validate": lambda: [AdRequest.from_dict({**parse_object(b), "id": "r",
+                                                          "event_time": 1.0}) for b in payloads],
+        "request features": lambda: [request_features(r.user, r.context, r.candidates)
+                                     for r in reqs],
+        "token hashes": lambda: [hasher.prepare_request(sh, it) for sh, it in feats],
+        f"score ({out}: every member)": lambda: [snap.score_request(sh, it, out, hasher)
+                                                 for sh, it in feats],
+        "rank + encode the answer": lambda: [respond(r, sc) for r, sc in zip(reqs, scores,
+                                                                              strict=True)],
+        "merged-dict path: features + score": lambda: [
+            snap.score([pair_features(r.user, r.context, c) for c in r.candidates], out)
+            for r in reqs],
+    }
+    rows = []
+    for step, f in steps.items():
+        f()  # warm
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            f()
+            best = min(best, time.perf_counter() - t)
+        rows.append({"step": step, "ms_per_request": best / len(payloads) * 1000})
+    total = sum(r["ms_per_request"] for r in rows[:5]) - rows[2]["ms_per_request"]
+    rows.append({"step": "request path total (token hashes are inside score)",
+                 "ms_per_request": total})
+    rows.append({"step": "merged-dict path / request path (same run)",
+                 "ms_per_request": None,
+                 "ratio": (rows[5]["ms_per_request"] + rows[0]["ms_per_request"]
+                           + rows[4]["ms_per_request"]) / total})
+    return rows
 
 
 def wait_version(port: int, version: str, timeout: float = 120.0) -> None:
@@ -79,10 +145,20 @@ def main() -> None:
     p.add_argument("--no-trainer", action="store_true")
     p.add_argument("--trainer-nice", type=int, default=0,
                    help="Run the trainer at this nice level (its CPU goes to serving first).")
+    p.add_argument("--in-process", action="store_true",
+                   help="Only the cost of each step of /recommend's work, no HTTP, no services.")
     p.set_defaults(backends="kafka")
     args = p.parse_args()
     data_dir = args.cache_dir.parent
     payloads = bodies(data_dir)
+    if args.in_process:
+        from streams.settings import Settings
+
+        rows = in_process_costs(Settings(data_dir=data_dir), data_dir, args.train_examples,
+                                payloads)
+        print_table(rows, ["step", "ms_per_request", "ratio"])
+        write_json(args.json, rows, candidates=100, requests=len(payloads))
+        return
     rows = []
     for kind in args.backends.split(","):
         with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
