@@ -69,7 +69,13 @@ def create_app(settings: Settings) -> faust.App:
     names = topic_names(settings)
 
     take = dict(max_=settings.batch_size, within=settings.batch_within)
-    ingest_, join, train = IngestStage(rt), JoinStage(rt), TrainStage(rt)
+    ingest_, train = IngestStage(rt), TrainStage(rt)
+
+    async def settled() -> None:  # what ingest and score did without waiting is durable
+        await ingest_.settle()
+        await rt.confirm()
+
+    join = JoinStage(rt, before_ack=settled)
     score = ScoreStage(rt, train)
 
     @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="events")

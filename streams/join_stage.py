@@ -10,11 +10,14 @@ ids, and the trainer learns each id once.
 Acknowledgements go strictly in offset order, per partition: Faust commits the run of
 acknowledged offsets after the last commit, and does not notice a gap of one message there (nor
 any gap before its first commit), so acknowledging a later event while an earlier one is held
-could commit past the held one.
+could commit past the held one. Before acknowledging, the join awaits ``before_ack``: what the
+earlier stages did with those events without waiting (ClickHouse rows, recommendations sent)
+is then durable too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict, deque
 
@@ -24,8 +27,10 @@ from .runtime import Runtime
 
 
 class JoinStage:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, before_ack=None):
         self.rt = runtime
+        self.before_ack = before_ack  # async callable, or None
+        self._acking = asyncio.Lock()  # the agent and the idle flush: one in-order release
         s = runtime.settings
         self.window, self.order, self.idle_flush = s.join_window, s.join_order, s.join_idle_flush
         self.joiners: dict[tuple[int, str], Joiner] = {}  # (partition, tenant) -> joiner
@@ -68,7 +73,7 @@ class JoinStage:
             key, rid = rid_of.get(id(ev), (None, None))
             self.queue[ev.message.tp].append((ev, key, rid))
         await self._emit(out)
-        self._release_finished()
+        await self._release_finished()
         self.rt.observe("join", len(placed), started)
         self._gauges()
 
@@ -91,7 +96,7 @@ class JoinStage:
                 out += j.flush()
         if out:
             await self._emit(out)
-        self._release_finished()
+        await self._release_finished()
         self._gauges()
 
     async def _emit(self, examples: list[TrainingExample]) -> None:
@@ -103,19 +108,31 @@ class JoinStage:
         m.joined.labels("click").inc(pos)
         m.joined.labels("no_click").inc(len(examples) - pos)
 
-    def _release_finished(self) -> None:
+    async def _release_finished(self) -> None:
         """Acknowledge, per partition and in offset order, every event whose request is no
         longer open."""
+        async with self._acking:
+            await self._release()
+
+    async def _release(self) -> None:
         for j in self.joiners.values():
             j.drain_finished()
+        done = []
         for q in self.queue.values():
-            while q:
-                ev, key, rid = q[0]
+            n = 0
+            for _ev, key, rid in q:
                 j = self.joiners.get(key)
                 if rid is not None and j is not None and rid in j._pending:
                     break
-                q.popleft()
-                ev.ack()
+                n += 1
+            done.append((q, n))
+        if not any(n for _, n in done):
+            return
+        if self.before_ack is not None:
+            await self.before_ack()
+        for q, n in done:
+            for _ in range(n):
+                q.popleft()[0].ack()
 
     def _gauges(self) -> None:
         m = self.rt.metrics

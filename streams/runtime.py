@@ -30,6 +30,7 @@ class Runtime:
         self._ch: ClickHouse | None = None
         self._sinks: dict[str, TableSink] = {}
         self._producer: EventProducer | None = None
+        self._unconfirmed = False
         self.topics = topic_names(settings)
 
     async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -37,13 +38,32 @@ class Runtime:
         acknowledged by the broker, so the caller may then acknowledge its input."""
         if not messages:
             return
+        self.send(role, messages)
+        await self.confirm()
+
+    def send(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Produce a batch without waiting for the broker: for output whose input is
+        acknowledged later by another stage, which calls :meth:`confirm` first."""
+        if not messages:
+            return
         if self._producer is None:
             self._producer = EventProducer(self.settings, linger_ms=5)
         topic = self.topics[role]
         for key, value in messages:
             self._producer.send_raw(topic, key, value)
-        await asyncio.to_thread(self._producer.flush, 60.0)
+        self._unconfirmed = True
         self.metrics.produced.labels(role).inc(len(messages))
+
+    async def confirm(self) -> None:
+        """Wait until everything sent so far is acknowledged by the broker (raises if any
+        message failed: its input must not be acknowledged)."""
+        if self._producer is not None and self._unconfirmed:
+            self._unconfirmed = False
+            try:
+                await asyncio.to_thread(self._producer.flush, 60.0)
+            except Exception:
+                self._unconfirmed = True
+                raise
 
     @property
     def ch(self) -> ClickHouse:

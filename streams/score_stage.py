@@ -64,6 +64,6 @@ class ScoreStage:
         if reqs:
             await asyncio.to_thread(lambda: self.train.trainer)  # restore before first use
             recs = self.score(reqs)
-            await self.rt.produce("recommendations",
-                                  [(r.request_id.encode(), encode(r)) for r in recs])
+            # not waited for here: the join confirms them before it acknowledges the requests
+            self.rt.send("recommendations", [(r.request_id.encode(), encode(r)) for r in recs])
         self.rt.observe("score", len(reqs), started)

@@ -227,3 +227,52 @@ def test_the_trainer_is_restored_once_when_two_stages_ask_at_once(tmp_path):
 
     trainers = asyncio.run(run())
     assert len(loads) == 1 and all(t is trainers[0] for t in trainers)
+
+
+def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
+    """Ingest writes rows behind and score sends without waiting: the join acknowledges an
+    event only once ``before_ack`` (rows written, sends confirmed) is done, and in offset order
+    even when the idle flush releases at the same time."""
+    from streams.events import AdRequest, Candidate, Feedback
+    from streams.join_stage import JoinStage
+
+    s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
+    rt = FakeRuntime(s)
+    settled: list[float] = []
+    acked: list[FakeEvent] = []
+
+    async def before_ack():
+        await asyncio.sleep(0.05)  # the rows are still being written
+        settled.append(time.monotonic())
+
+    async def produce(role, messages):
+        pass
+
+    rt.produce = produce
+    stage = JoinStage(rt, before_ack=before_ack)
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
+            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    for ev in events:
+        ev.message.tp = ("requests", 0)
+    valid = {"ad-requests": [(e, r) for e, r in zip(events, recs, strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+    acked_at: list[tuple[int, float]] = []
+    for ev in events:
+        ev.ack = (lambda e: lambda: acked_at.append((e.message.offset, time.monotonic())))(ev)
+
+    async def caught_up():
+        return True
+
+    async def run():
+        await stage.handle(valid, events)  # r2 closes r1's window: offsets 0, 1 are done
+        assert [o for o, _ in acked_at] == [0, 1] and acked_at[0][1] >= settled[0]
+        await asyncio.gather(stage.flush_idle(caught_up), stage.flush_idle(caught_up))
+
+    asyncio.run(run())
+    assert [o for o, _ in acked_at] == [0, 1, 2, 3]  # each once, in order
+    assert all(any(s <= t for s in settled) for _, t in acked_at)
