@@ -22,6 +22,7 @@ from .movielens_stream import click_stream
 from .vw import run_vw
 
 BATCH = 2000
+STAGES = ("ingest", "score", "join", "train")  # the worker's own time per stage
 
 
 def in_process(name: str, X, y) -> dict:
@@ -63,10 +64,13 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
         worker.wait_ready()
         t0 = time.perf_counter()
         run_replay(s.model_copy(update={"data_dir": settings.cache_dir.parent}), limit)
+        produced = time.perf_counter() - t0
         worker.wait_for("aimass_examples_learned_total", expected, 1800)
         e2e = time.perf_counter() - t0
-        stage = worker.counter("aimass_batch_seconds_sum", stage="train")
+        stages = {st: worker.counter("aimass_batch_seconds_sum", stage=st) for st in STAGES}
+        stage = stages["train"]
         worker.wait_for("aimass_checkpoint_examples", expected, 300)  # rows all written
+        order = examples_in_stream_order(s)
     finally:
         worker.stop()
     ch = connect(s.clickhouse_dsn)
@@ -76,9 +80,43 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
         ch.close()
     yk = np.array([r[0] for r in rows])
     pk = np.array([r[1] for r in rows], dtype=np.float64)
-    return {"name": name, "mode": "kafka", "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
+    same = in_process(name, [e.features for e in order], [e.label for e in order])
+    return {"same_order_logloss": same["logloss"],
+            "logloss_vs_same_order": log_loss(yk, pk) - same["logloss"],
+            "name": name, "mode": "kafka", "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
             "examples": len(rows), "examples_per_s": len(rows) / e2e,
-            "train_stage_examples_per_s": len(rows) / stage if stage else float("nan")}
+            "train_stage_examples_per_s": len(rows) / stage if stage else float("nan"),
+            "replay_seconds": produced, "e2e_seconds": e2e,
+            **{f"{st}_seconds": secs for st, secs in stages.items()}}
+
+
+def examples_in_stream_order(settings) -> list:
+    """The examples topic (one partition) from its start, as the trainer read it, each id once:
+    the order an in-process loop must follow to tell what the stream itself costs."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.events import TrainingExample, decode
+    from streams.topics import topic_names
+
+    topic = topic_names(settings)["examples"]
+    c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-order",
+                  "enable.auto.commit": False})
+    try:
+        end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+        c.assign([TopicPartition(topic, 0, 0)])
+        seen, out, offset = set(), [], 0
+        while offset < end:
+            for m in c.consume(5000, 1.0):
+                if m.error():
+                    raise RuntimeError(m.error())
+                offset = m.offset() + 1
+                ex = decode(TrainingExample, m.value())
+                if ex.id not in seen:
+                    seen.add(ex.id)
+                    out.append(ex)
+        return out
+    finally:
+        c.close()
 
 
 def main() -> None:
@@ -122,7 +160,7 @@ def main() -> None:
             r["logloss_vs_in_process"] = r["logloss"] - base["logloss"]
             r["rate_vs_in_process"] = r["examples_per_s"] / base["examples_per_s"]
     print_table(rows, ["name", "mode", "examples", "logloss", "auc", "examples_per_s",
-                       "train_stage_examples_per_s", "logloss_vs_in_process",
+                       "train_stage_examples_per_s", "logloss_vs_in_process", "logloss_vs_same_order",
                        "rate_vs_in_process"])
     write_json(args.json, rows, examples=len(exs))
 
