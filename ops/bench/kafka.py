@@ -74,7 +74,37 @@ def bench_broker(s, mode: str, raws: list[tuple[bytes, bytes]]) -> list[dict]:
     c.close()
     out.append(row("consume (confluent-kafka)", mode, n, time.perf_counter() - (first or t)))
     out.append(asyncio.run(_aiokafka_consume(s, topic, len(raws), mode)))
+    out.append(_faust_consume(s, len(raws), mode))
     return out
+
+
+def _faust_consume(s, expected: int, mode: str) -> dict:
+    """A Faust worker with the app's settings and one agent that takes batches and does
+    nothing: what every stage of the pipeline pays before its own work."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import orjson
+
+    from streams.worker import settings_env
+
+    s = s.model_copy(update={"app_id": f"bench-faust-{uuid.uuid4().hex[:6]}"})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.json"
+        proc = subprocess.Popen([sys.executable, "-m", "ops.bench.faust_consume", str(expected),
+                                 str(out)], env=settings_env(s), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if not out.exists():
+            return row("consume (Faust agent, take_events)", mode, 0, float("nan"))
+        res = orjson.loads(out.read_bytes())
+    return row("consume (Faust agent, take_events)", mode, res["events"], res["seconds"],
+               batches=res["batches"])
 
 
 async def _aiokafka_consume(s, topic: str, expected: int, mode: str) -> dict:
