@@ -24,6 +24,7 @@ from learners.hashing import FeatureHasher
 from .access import PROTECTED, AccessControl, AccessDenied, Principal
 from .events import AdRequest, InvalidEvent, TrainingExample, encode, parse_object
 from .features import request_features
+from .gcpause import freeze_startup, observe_pauses
 from .openapi import spec
 from .serving_metrics import ServingMetrics, build_serving_metrics
 from .snapshots import ModelStore, Snapshot
@@ -293,6 +294,7 @@ async def run(settings, port: int) -> None:
     ensure_topics(settings)
     await asyncio.to_thread(warm_up, settings)
     registry = CollectorRegistry()
+    observe_pauses(registry)
     store = ModelStore()
     producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
     requests_topic = topic_names(settings)["ad-requests"]
@@ -320,6 +322,7 @@ async def run(settings, port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port).start()
+    freeze_startup()  # what lives from here on is out of the collector's way (streams.gcpause)
     print(f"serving on http://{settings.bind_host}:{port} (openapi: /openapi.json)", flush=True)
     try:
         await asyncio.Event().wait()
