@@ -120,10 +120,15 @@ def create_app(settings: Settings) -> faust.App:
         return True
 
     def note_lag() -> None:
+        request_lag = {}
         for tp in app.consumer.assignment():
             end = app.consumer.highwater(tp)
             if end is not None and (tp.topic in inputs or tp.topic == names["examples"]):
-                rt.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(end - handled(tp), 0))
+                lag = max(end - handled(tp), 0)
+                rt.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+                if tp.topic == names["ad-requests"]:
+                    request_lag[tp.partition] = lag
+        join.partition_lag = request_lag  # how far behind each partition's requests are
 
     @app.timer(interval=1.0)
     async def housekeeping():

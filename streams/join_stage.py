@@ -13,6 +13,11 @@ any gap before its first commit), so acknowledging a later event while an earlie
 could commit past the held one. Before acknowledging, the join awaits ``before_ack``: what the
 earlier stages did with those events without waiting (ClickHouse rows, recommendations sent)
 is then durable too.
+
+In ``request`` order the examples of a tenant's partitions pass through an
+:class:`~streams.merge.OrderedMerge`, so the trainer gets them in request-time order however
+unevenly the partitions are read; a request whose examples the merge still holds keeps its
+events unacknowledged.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections import defaultdict, deque
 
 from .events import TrainingExample, encode
 from .joiner import Joiner
+from .merge import OrderedMerge
 from .runtime import Runtime
 
 
@@ -34,6 +40,10 @@ class JoinStage:
         s = runtime.settings
         self.window, self.order, self.idle_flush = s.join_window, s.join_order, s.join_idle_flush
         self.joiners: dict[tuple[int, str], Joiner] = {}  # (partition, tenant) -> joiner
+        self.by_tenant: dict[str, list[tuple[int, Joiner]]] = defaultdict(list)
+        self.merge = OrderedMerge() if s.join_merge and s.join_order == "request" else None
+        self.partition_lag: dict[int, int] = {}  # request partition -> unread (housekeeping)
+        self.caught_up_lag = s.batch_size
         self.queue: dict = defaultdict(deque)  # TP -> deque of (event, joiner key, request id)
         self.last_event = 0.0
         self.next_offset: dict = {}  # TP -> next offset to handle
@@ -41,32 +51,62 @@ class JoinStage:
 
     def joiner(self, key: tuple[int, str]) -> Joiner:
         if key not in self.joiners:
-            self.joiners[key] = Joiner(self.window, self.order)
+            j = self.joiners[key] = Joiner(self.window, self.order,
+                                           track_requests=self.merge is not None)
+            self.by_tenant[key[1]].append((key[0], j))
         return self.joiners[key]
+
+    def _bounds(self, tenant: str) -> list[float]:
+        """Per partition of ``tenant``: the earliest request time it may still release."""
+        bounds, seen = [], set()
+        for partition, j in self.by_tenant[tenant]:
+            seen.add(partition)
+            head = j.earliest_open()
+            if head is not None:
+                bounds.append(head)
+            elif (self.partition_lag.get(partition, self.caught_up_lag + 1) > self.caught_up_lag
+                  and j.last_request_time > float("-inf")):
+                bounds.append(j.last_request_time)  # more of its requests are still unread
+        for partition, lag in self.partition_lag.items():
+            if partition not in seen and lag > self.caught_up_lag:
+                bounds.append(float("-inf"))  # unread, none of this tenant's read there yet
+        return bounds
+
+    def _merged(self, made: dict[tuple[int, str], list[TrainingExample]]) -> list:
+        """What the joiners released, in the order to emit it."""
+        if self.merge is None:
+            return [ex for exs in made.values() for ex in exs]
+        for key, exs in made.items():
+            rids = self.joiners[key].made_for()
+            if exs:
+                self.merge.add(key[1], list(zip(exs, rids, strict=True)))
+        out = []
+        for tenant in self.merge.tenants():
+            out += self.merge.release(tenant, self._bounds(tenant))
+        return out
 
     async def handle(self, valid: dict[str, list], batch: list) -> None:
         """``valid``: role -> [(event, record)] from the ingest stage; ``batch``: every event.
         Each event gets an extra reference (the batch's own acknowledgement skips it) and is
         acknowledged in offset order once its request is released."""
         started = time.perf_counter()
-        out: list[TrainingExample] = []
+        made: dict[tuple[int, str], list[TrainingExample]] = defaultdict(list)
         placed = []
-        touched: set[tuple[int, str]] = set()
         for role in ("ad-requests", "feedback"):
             for ev, rec in valid.get(role, ()):
                 key = (ev.message.partition, rec.tenant)
                 j = self.joiner(key)
-                touched.add(key)
                 if role == "ad-requests":
-                    out += j.on_request(rec)
+                    made[key] += j.on_request(rec)
                     placed.append((ev, key, rec.id))
                 else:
-                    out += j.on_feedback(rec)
+                    made[key] += j.on_feedback(rec)
                     placed.append((ev, key, rec.request_id))
-        if touched:
+        if made:
             self.last_event = time.monotonic()
-        for key in touched:
-            out += self.joiner(key).advance()
+        for key in list(made):
+            made[key] += self.joiner(key).advance()
+        out = self._merged(made)
         rid_of = {id(ev): (key, rid) for ev, key, rid in placed}
         for ev in batch:  # invalid ones too: they must not jump the queue
             ev.message.incref()
@@ -88,12 +128,15 @@ class JoinStage:
         partitions (``caught_up()``) and nothing came for ``join_idle_flush`` seconds: the end
         of a replay, or producers gone quiet. Idleness alone is not enough: a consumer that is
         merely behind would close windows whose impressions it has not read yet."""
-        out: list[TrainingExample] = []
         quiet = time.monotonic() - self.last_event if self.last_event else 0.0
-        if (quiet > self.idle_flush and any(len(j) for j in self.joiners.values())
+        held = len(self.merge) if self.merge is not None else 0
+        if (quiet > self.idle_flush and (held or any(len(j) for j in self.joiners.values()))
                 and await caught_up()):
-            for j in self.joiners.values():
-                out += j.flush()
+            out = self._merged({key: j.flush() for key, j in self.joiners.items()})
+            if self.merge is not None:
+                out += self.merge.release_all()
+        else:  # the partitions' lags have moved since the last batch
+            out = self._merged({})
         if out:
             await self._emit(out)
         await self._release_finished()
@@ -122,7 +165,8 @@ class JoinStage:
             n = 0
             for _ev, key, rid in q:
                 j = self.joiners.get(key)
-                if rid is not None and j is not None and rid in j._pending:
+                if rid is not None and ((j is not None and rid in j._pending)
+                                        or (self.merge is not None and self.merge.holds(rid))):
                     break
                 n += 1
             done.append((q, n))
@@ -137,6 +181,7 @@ class JoinStage:
     def _gauges(self) -> None:
         m = self.rt.metrics
         m.join_pending.set(sum(len(j) for j in self.joiners.values()))
+        m.join_merge_held.set(len(self.merge) if self.merge is not None else 0)
         totals: dict[str, int] = {r: 0 for r in ("late_feedback", "orphan_feedback",
                                                  "late_requests")}
         for j in self.joiners.values():

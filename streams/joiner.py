@@ -61,10 +61,11 @@ class _Pending:
 
 class Joiner:
     def __init__(self, window: float = 1800.0, order: str = "request",
-                 max_closed: int = 1_000_000):
+                 max_closed: int = 1_000_000, track_requests: bool = False):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
         self.window, self.order, self.max_closed = window, order, max_closed
+        self._made: list[str] | None = [] if track_requests else None
         # the two inputs are read independently; event time is as late as the slower one
         self._seen = {"request": float("-inf"), "feedback": float("-inf")}
         self._advanced = float("-inf")
@@ -171,6 +172,26 @@ class Joiner:
             return [ex for rid in list(self._pending) for ex in self._finish(rid)]
         return self._release()
 
+    def earliest_open(self) -> float | None:
+        """Request time of the oldest request not yet released (``order="request"``): no later
+        example of this joiner is earlier, if its requests come in time order. None if none."""
+        while self._fifo:
+            entry = self._pending.get(self._fifo[0])
+            if entry is not None:
+                return entry.close_at - self.window
+            self._fifo.popleft()  # released already
+        return None
+
+    @property
+    def last_request_time(self) -> float:
+        return self._seen["request"]
+
+    def made_for(self) -> list[str]:
+        """With ``track_requests``: the request id of each example returned since the last
+        call, in the order they were returned."""
+        made, self._made = self._made or [], [] if self._made is not None else None
+        return made
+
     def drain_finished(self) -> list[str]:
         """Request ids released (or dropped) since the last call."""
         done, self._finished = self._finished, []
@@ -194,6 +215,8 @@ class Joiner:
         req = entry.request
         cand = next((c for c in req.candidates if c.ad_id == ad_id), None)
         entry.emitted.add(ad_id)
+        if self._made is not None:
+            self._made.append(req.id)
         self.stats["positives" if label else "negatives"] += 1
         if cand is None:  # feedback for an ad that was not a candidate
             self.stats["unknown_ad"] += 1

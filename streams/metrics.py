@@ -21,6 +21,7 @@ class Metrics:
     joined: Counter
     join_dropped: Counter
     join_pending: Gauge
+    join_merge_held: Gauge
     learned: Counter
     duplicates: Counter
     learn_seconds: Histogram
@@ -63,6 +64,8 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         join_dropped=counter("aimass_join_dropped_total", "Feedback the join dropped",
                              ["reason"]),
         join_pending=gauge("aimass_join_pending_requests", "Requests waiting in the join"),
+        join_merge_held=gauge("aimass_join_merge_held_examples", "Joined examples waiting for "
+                              "the other partitions to reach their request time"),
         learned=counter("aimass_examples_learned_total", "Examples learned, by tenant",
                         ["tenant"]),
         duplicates=counter("aimass_examples_duplicate_total",

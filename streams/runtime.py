@@ -30,7 +30,7 @@ class Runtime:
         self._ch: ClickHouse | None = None
         self._sinks: dict[str, TableSink] = {}
         self._producer: EventProducer | None = None
-        self._unconfirmed = False
+        self._sent = self._confirmed = 0  # messages sent / known delivered
         self.topics = topic_names(settings)
 
     async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -51,19 +51,18 @@ class Runtime:
         topic = self.topics[role]
         for key, value in messages:
             self._producer.send_raw(topic, key, value)
-        self._unconfirmed = True
+        self._sent += len(messages)
         self.metrics.produced.labels(role).inc(len(messages))
 
     async def confirm(self) -> None:
         """Wait until everything sent so far is acknowledged by the broker (raises if any
-        message failed: its input must not be acknowledged)."""
-        if self._producer is not None and self._unconfirmed:
-            self._unconfirmed = False
-            try:
-                await asyncio.to_thread(self._producer.flush, 60.0)
-            except Exception:
-                self._unconfirmed = True
-                raise
+        message failed: its input must not be acknowledged). Callers at the same time each
+        wait for all of it: one may not return on the strength of another's flush in flight."""
+        target = self._sent
+        if self._producer is None or self._confirmed >= target:
+            return
+        await asyncio.to_thread(self._producer.flush, 60.0)
+        self._confirmed = max(self._confirmed, target)
 
     @property
     def ch(self) -> ClickHouse:

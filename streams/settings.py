@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     join_window: float = Field(1800.0, description="Late-click window, seconds of event time.")
     join_order: str = Field("request", description="Release joined examples in 'request' "
                             "order (honest metrics) or on 'arrival' (clicks at once).")
+    join_merge: bool = Field(True, description="In 'request' order, release examples across "
+                             "partitions in request-time order (a partition read ahead waits).")
     join_idle_flush: float = Field(30.0, description="Close every open window once the join "
                                    "has caught up and seen nothing this long (wall seconds).")
     holdout_fraction: float = Field(0.05, description="Share of example ids held out: "

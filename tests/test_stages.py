@@ -276,3 +276,78 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     asyncio.run(run())
     assert [o for o, _ in acked_at] == [0, 1, 2, 3]  # each once, in order
     assert all(any(s <= t for s in settled) for _, t in acked_at)
+
+
+def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
+    """MovieLens requests and feedback on 4 partitions (keyed as Kafka does), read one
+    partition's chunk at a time, as a consumer catching up reads them."""
+    from streams import movielens
+    from streams.events import AdRequest
+    from streams.join_stage import JoinStage
+    from streams.topics import partition_for
+
+    from .conftest import REPO
+
+    s = Settings(data_dir=tmp_path, join_merge=merge, join_idle_flush=0.0, batch_size=chunk)
+    rt = FakeRuntime(s)
+    produced: list[bytes] = []
+
+    async def produce(role, messages):
+        produced.extend(v for _, v in messages)
+
+    rt.produce = produce
+    stage = JoinStage(rt)
+    parts: dict[int, list] = {p: [] for p in range(4)}
+    ml = movielens.load(movielens.fetch(REPO / ".aimass"))
+    for ev in movielens.ad_stream(ml, n):
+        p = partition_for(ev.request.id.encode(), 4)
+        parts[p] += [ev.request, ev.impression] + ([ev.click] if ev.click else [])
+    acked: list[FakeEvent] = []
+    offset = {p: 0 for p in parts}
+
+    async def caught_up():
+        return True
+
+    async def run():
+        while any(offset[p] < len(parts[p]) for p in parts):
+            for p in parts:
+                stage.partition_lag = {q: len(parts[q]) - offset[q] for q in parts}
+                recs = parts[p][offset[p]:offset[p] + chunk]
+                events = [FakeEvent(offset[p] + i, b"", acked) for i in range(len(recs))]
+                for ev in events:
+                    ev.message.partition, ev.message.tp = p, ("in", p)
+                offset[p] += len(recs)
+                pairs = list(zip(events, recs, strict=True))
+                valid = {"ad-requests": [(e, r) for e, r in pairs if isinstance(r, AdRequest)],
+                         "feedback": [(e, r) for e, r in pairs if not isinstance(r, AdRequest)]}
+                await stage.handle(valid, events)
+                for ev in events:
+                    ev.ack()  # the agent's own reference
+        stage.partition_lag = {q: 0 for q in parts}
+        await stage.flush_idle(caught_up)
+
+    asyncio.run(run())
+    from streams.events import decode
+
+    exs = [decode(TrainingExample, v) for v in produced]
+    total = sum(len(v) for v in parts.values())
+    return exs, acked, total
+
+
+def test_the_join_merges_partitions_read_unevenly_into_request_time_order(tmp_path):
+    """A consumer catching up reads one partition thousands of events ahead of another: the
+    merged examples still come in request-time order, each once, and every event is
+    acknowledged once its examples are out."""
+    from ops.bench.movielens_stream import click_stream
+
+    from .conftest import REPO
+
+    exs, acked, total = _skewed_join(tmp_path, merge=True)
+    times = [e.event_time for e in exs]
+    assert times == sorted(times)
+    assert sorted(e.id for e in exs) == sorted(e.id for e in click_stream(REPO / ".aimass", 3000))
+    assert len(acked) == total
+
+    unmerged, _, _ = _skewed_join(tmp_path, merge=False)  # what the merge is for
+    times = [e.event_time for e in unmerged]
+    assert times != sorted(times)
