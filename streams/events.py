@@ -136,6 +136,7 @@ class AdRequest:
     context: Features = field(default_factory=dict)
     priority: int = 0
     deadline: float | None = None
+    served: bool = False  # answered already by a serving replica: the worker only joins it
 
     @classmethod
     def from_dict(cls, d: dict) -> AdRequest:
@@ -154,11 +155,14 @@ class AdRequest:
         if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
             raise InvalidEvent("priority", f"must be an integer 0..9, got {priority!r}")
         deadline = d.get("deadline")
+        served = d.get("served", False)
+        if served.__class__ is not bool:
+            raise InvalidEvent("served", f"must be true or false, got {served!r}")
         return cls(
             id=_str(d, "id"), event_time=_time(d), tenant=_tenant(d),
             user=_features(d, "user"), candidates=parsed,
             context=_features(d, "context", required=False), priority=priority,
-            deadline=None if deadline is None else _time(d, "deadline"),
+            deadline=None if deadline is None else _time(d, "deadline"), served=served,
         )
 
 

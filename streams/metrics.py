@@ -34,6 +34,7 @@ class Metrics:
     assigned: Gauge
     checkpointed: Gauge
     expired: Counter
+    already_served: Counter
     lag: Gauge
     alerts: Counter
     rollbacks: Counter
@@ -91,6 +92,9 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
                     ["tenant", "model"]),
         ensemble_weight=gauge("aimass_ensemble_weight", "Weight of a member in an ensemble",
                               ["tenant", "ensemble", "member"]),
+        already_served=counter("aimass_requests_already_served_total", "Requests a serving "
+                               "replica answered (logged for the join, not scored again)",
+                               ["tenant"]),
         expired=counter("aimass_requests_expired_total",
                         "Kafka requests dropped: past their deadline before scoring"),
         lag=gauge("aimass_consumer_lag", "Messages not yet consumed", ["topic", "partition"]),

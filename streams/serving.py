@@ -117,12 +117,12 @@ class Serving:
                     "took_ms": round(took * 1000, 3)})
 
     def _log(self, request_id: str, raw: bytes, added: dict) -> None:
-        """The request as it came (it was valid), with the id and time it was given here:
-        the worker validates it again; re-encoding 100 candidates would cost more."""
+        """The request as it came (it was valid), with the id and time it was given here and
+        marked ``served`` (the worker joins its feedback and does not score it again): the
+        worker validates it again; re-encoding 100 candidates would cost more."""
         try:
             body = raw.strip()
-            if added:
-                body = orjson.dumps(added)[:-1] + b"," + body[1:]
+            body = orjson.dumps({**added, "served": True})[:-1] + b"," + body[1:]
             self.request_log(request_id.encode(), body)
             self.m.logged.inc()
         except Exception:  # logging must never fail a request

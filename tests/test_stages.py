@@ -351,3 +351,37 @@ def test_the_join_merges_partitions_read_unevenly_into_request_time_order(tmp_pa
     unmerged, _, _ = _skewed_join(tmp_path, merge=False)  # what the merge is for
     times = [e.event_time for e in unmerged]
     assert times != sorted(times)
+
+
+def test_the_score_stage_ranks_many_candidates_per_request_and_skips_served_ones(tmp_path):
+    """A request with many candidates is scored with its user and context built once, to the
+    same scores as one feature dict per candidate; a request a serving replica answered is
+    joined later but not scored (nor published) again."""
+    import numpy as np
+
+    from streams.events import AdRequest, Candidate
+    from streams.features import pair_features
+    from streams.score_stage import MANY, ScoreStage
+
+    st = stage(tmp_path)
+    asyncio.run(st.handle(fake_events(examples(300), [])))
+    sent: list = []
+    st.rt.send = lambda role, messages: sent.extend(messages)
+    score = ScoreStage(st.rt, st)
+    user, ctx = {"user_id": "7", "age": 31}, {"hour": 9}
+    cands = [Candidate(f"m{i}", {"genre": ["Drama", "Comedy"][i % 2], "year": 1990 + i})
+             for i in range(3 * MANY)]
+    many = AdRequest("many", 1.0, "t", user, cands, ctx)
+    few = AdRequest("few", 1.0, "t", user, cands[:2], ctx)
+    served = AdRequest("served", 1.0, "t", user, cands, ctx, served=True)
+    asyncio.run(score.handle([many, few, served]))
+
+    recs = {r.request_id: r for r in score.score([many, few])}
+    model = next(iter(st.trainer.sets["t"].models.values()))
+    for req in (many, few):
+        want = model.predict_proba_many([pair_features(user, ctx, c) for c in req.candidates])
+        got = {d["ad_id"]: d["score"] for d in recs[req.id].ranked}
+        assert np.allclose([got[c.ad_id] for c in req.candidates], np.round(want, 6))
+    assert sorted(k for k, _ in sent) == [b"few", b"many"]
+    assert st.rt.registry.get_sample_value("aimass_requests_already_served_total",
+                                           {"tenant": "t"}) == 1
