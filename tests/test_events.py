@@ -4,6 +4,8 @@ import math
 
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from streams.events import (
     AdRequest,
@@ -106,3 +108,38 @@ def test_dead_letter_keeps_payload_and_reason():
     assert dl.source_topic == "aimass.ad-requests" and (dl.partition, dl.offset) == (2, 41)
     assert dl.field == "value" and "JSON" in dl.reason
     assert dl.payload.encode("utf-8", "backslashreplace") == b'{"id": 1, "tenant": "t"}\\xff'
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+                     st.floats(allow_nan=True, allow_infinity=True))
+_good_id = st.text(min_size=1, max_size=3)
+_features = st.dictionaries(st.text(max_size=3), _scalars, max_size=3)
+_candidate = st.one_of(  # mostly well-formed: one bad detail at a time
+    st.fixed_dictionaries({"ad_id": _good_id}, optional={"features": _features}),
+    st.fixed_dictionaries({"ad_id": _good_id, "features": _features}),
+    st.fixed_dictionaries({"ad_id": st.one_of(st.just(""), st.integers(), st.none(),
+                                              st.text(min_size=129, max_size=130))}),
+    st.fixed_dictionaries({"ad_id": _good_id, "features": st.one_of(
+        st.lists(_scalars, max_size=2), st.dictionaries(st.text(max_size=2), st.lists(
+            _scalars, max_size=1), min_size=1, max_size=2))}),
+    _scalars)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_candidate, min_size=1, max_size=4))
+@example([{"ad_id": "a", "features": {"x": 1.5}}, {"ad_id": "b", "features": {"x": math.nan}}])
+@example([{"ad_id": "a", "features": {"x": -math.inf, "y": "z"}}])
+@example([{"ad_id": "a", "features": {"x": [1]}}])
+@example([{"ad_id": True}])
+def test_the_fast_candidate_check_agrees_with_the_field_by_field_one(cands):
+    """The fast path accepts only what the field-by-field path accepts, to the same candidates;
+    whatever it declines, the field-by-field path decides (and names the bad field)."""
+    from streams.events import _candidates_checked, _candidates_fast
+
+    fast = _candidates_fast(cands)
+    try:
+        checked = _candidates_checked(cands)
+    except InvalidEvent:
+        assert fast is None
+        return
+    assert fast is None or fast == checked
