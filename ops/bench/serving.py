@@ -3,7 +3,8 @@ request, beside a no-op endpoint of the same server stack (it parses the same bo
 run, while a trainer learns from a MovieLens replay on the same machine.
 
     python -m ops.bench.serving [--rates 200,500,1000] [--duration 30] [--no-trainer]
-                                [--trainer-nice N] [--backends kafka] [--json PATH]
+                                [--trainer-nice N] [--loadgen go|python] [--backends kafka]
+                                [--json PATH]
     python -m ops.bench.serving --in-process [--json PATH]   # each step's cost, no HTTP
 """
 
@@ -27,7 +28,7 @@ from streams.trainer import ModelSet
 from streams.worker import WorkerProcess
 
 from .common import backend, parser, print_table, write_json
-from .loadgen import in_process
+from .loadgen import go_binary, go_load, in_process
 from .movielens_stream import click_stream
 
 
@@ -145,6 +146,8 @@ def main() -> None:
     p.add_argument("--no-trainer", action="store_true")
     p.add_argument("--trainer-nice", type=int, default=0,
                    help="Run the trainer at this nice level (its CPU goes to serving first).")
+    p.add_argument("--loadgen", choices=("go", "python"), default="go",
+                   help="The load generator: the Go binary (falls back to Python without Go).")
     p.add_argument("--in-process", action="store_true",
                    help="Only the cost of each step of /recommend's work, no HTTP, no services.")
     p.set_defaults(backends="kafka")
@@ -159,6 +162,14 @@ def main() -> None:
         print_table(rows, ["step", "ms_per_request", "ratio"])
         write_json(args.json, rows, candidates=100, requests=len(payloads))
         return
+    binary = go_binary(args.cache_dir) if args.loadgen == "go" else None
+    loadgen = "go" if binary else "python"
+
+    def load(url: str, rate: float) -> dict:
+        if binary:
+            return go_load(binary, url, payloads, rate, args.duration)
+        return in_process(url, payloads, rate, args.duration)
+
     rows = []
     for kind in args.backends.split(","):
         with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
@@ -182,10 +193,10 @@ def main() -> None:
                 base = f"http://127.0.0.1:{s.serving_port}"
                 for rate in (float(r) for r in args.rates.split(",")):
                     for endpoint in ("noop", "recommend"):
-                        r = in_process(f"{base}/{endpoint}", payloads, rate, args.duration)
+                        r = load(f"{base}/{endpoint}", rate)
                         learned = (worker.counter("aimass_examples_learned_total")
                                    if worker else None)  # the trainer kept learning
-                        rows.append({"endpoint": endpoint, "backend": kind,
+                        rows.append({"endpoint": endpoint, "backend": kind, "loadgen": loadgen,
                                      "trainer": worker is not None,
                                      "trainer_nice": args.trainer_nice if worker else None,
                                      "trainer_learned": learned, **r})

@@ -1,0 +1,3 @@
+module aimass/loadgen
+
+go 1.22
