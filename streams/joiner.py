@@ -189,7 +189,9 @@ class Joiner:
     def made_for(self) -> list[str]:
         """With ``track_requests``: the request id of each example returned since the last
         call, in the order they were returned."""
-        made, self._made = self._made or [], [] if self._made is not None else None
+        if self._made is None:
+            return []
+        made, self._made = self._made, []
         return made
 
     def drain_finished(self) -> list[str]:
