@@ -11,18 +11,16 @@ import pytest
 
 from learners import registry
 from learners.metrics import log_loss
+from ops.bench.learning import examples_in_stream_order
 from ops.bench.movielens_stream import click_stream
 from sinks.clickhouse import connect
 from streams.checkpoint import CheckpointStore
-from streams.events import TrainingExample, decode
 from streams.features import DEFAULT_CROSSES
 from streams.replay import run_replay
-from streams.topics import topic_names
 from streams.trainer import ModelSet
 from streams.worker import WorkerProcess
 
 from .conftest import REPO
-from .helpers import consume_all
 
 pytestmark = pytest.mark.services
 MODELS = "ftrl,fm"
@@ -57,8 +55,8 @@ def test_stream_quality_matches_in_process_loop(fresh, tmp_path, movielens_dir):
         worker.wait_for("aimass_checkpoint_examples", n, 300)
     finally:
         worker.stop()
-    # the same examples in the same order: the examples topic (one partition) as the trainer
-    # read it, each id once
+    # the same examples in the same order: the examples topic (one partition, or it raises) as
+    # the trainer read it, each id once
     exs = examples_in_stream_order(s)
     assert sorted(e.id for e in exs) == sorted(e.id for e in click_stream(REPO / ".aimass", n))
     X, y = [e.features for e in exs], [e.label for e in exs]
@@ -68,18 +66,6 @@ def test_stream_quality_matches_in_process_loop(fresh, tmp_path, movielens_dir):
         streamed = log_loss([r[1] for r in rows], [r[2] for r in rows])
         local = log_loss(y, registry.build([name], DEFAULT_CROSSES)[name].progressive_many(X, y))
         assert abs(streamed - local) < 0.003, (name, streamed, local)
-
-
-def examples_in_stream_order(s) -> list[TrainingExample]:
-    msgs = consume_all(s, topic_names(s)["examples"], 1, f"order-{s.app_id}", idle=2)
-    assert {m.partition() for m in msgs} == {0}
-    seen, out = set(), []
-    for m in sorted(msgs, key=lambda m: m.offset()):
-        ex = decode(TrainingExample, m.value())
-        if ex.id not in seen:
-            seen.add(ex.id)
-            out.append(ex)
-    return out
 
 
 def test_sigkill_mid_replay_learns_every_example_exactly_once(fresh, tmp_path, movielens_dir):

@@ -102,6 +102,9 @@ def examples_in_stream_order(settings) -> list:
     c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-order",
                   "enable.auto.commit": False})
     try:
+        partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
+        if set(partitions) != {0}:  # the order would be lost across partitions
+            raise RuntimeError(f"{topic} has partitions {sorted(partitions)}, not just 0")
         end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
         c.assign([TopicPartition(topic, 0, 0)])
         seen, out, offset = set(), [], 0
