@@ -75,7 +75,9 @@ def in_process_costs(s, data_dir: Path, n_train: int, payloads: list[bytes]) -> 
     from streams.features import pair_features, request_features
     from streams.snapshots import load_snapshot
 
-    snap = load_snapshot(snapshot_of(trained(s, data_dir, n_train)))
+    ms = trained(s, data_dir, n_train)
+    blob = snapshot_of(ms)
+    snap = load_snapshot(blob)
     out, hasher = s.serving_model, FeatureHasher()
     reqs = [AdRequest.from_dict({**parse_object(b), "id": "r", "event_time": 1.0})
             for b in payloads]
@@ -111,6 +113,14 @@ def in_process_costs(s, data_dir: Path, n_train: int, payloads: list[bytes]) -> 
             f()
             best = min(best, time.perf_counter() - t)
         rows.append({"step": step, "ms_per_request": best / len(payloads) * 1000})
+    for step, f in (("snapshot: build (trainer, per version)", lambda: snapshot_of(ms)),
+                    ("snapshot: load (replica, per swap)", lambda: load_snapshot(blob))):
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            f()
+            best = min(best, time.perf_counter() - t)
+        rows.append({"step": step, "ms": best * 1000, "mb": len(blob) / 1e6})
     total = sum(r["ms_per_request"] for r in rows[:5]) - rows[2]["ms_per_request"]
     rows.append({"step": "request path total (token hashes are inside score)",
                  "ms_per_request": total})
@@ -159,7 +169,7 @@ def main() -> None:
 
         rows = in_process_costs(Settings(data_dir=data_dir), data_dir, args.train_examples,
                                 payloads)
-        print_table(rows, ["step", "ms_per_request", "ratio"])
+        print_table(rows, ["step", "ms_per_request", "ratio", "ms", "mb"])
         write_json(args.json, rows, candidates=100, requests=len(payloads))
         return
     binary = go_binary(args.cache_dir) if args.loadgen == "go" else None
