@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from learners.state import persistent
+
 EPS = 1e-6
 
 
@@ -29,6 +31,10 @@ def example_losses(p: np.ndarray, y: float) -> np.ndarray:
 
 class Combiner(ABC):
     name = "combiner"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        persistent(cls)  # a model set's state holds its combiners (learners.state)
 
     def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
         """``P``: (n, m) member predictions. Returns n combined predictions."""

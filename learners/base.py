@@ -6,17 +6,22 @@ numeric, ``None`` is missing. Labels are 0/1 (1 = clicked).
 ``progressive_many`` is what the stream calls: for each example, in order, predict, then learn
 (unless ``learn`` says it is held out). The prediction of an example is made by a model that has
 not seen its label, so the returned probabilities are an honest progressive validation.
+
+State is data (:mod:`learners.state`): every learner class is allowed in a state by being one,
+and a learner's attributes (or its own ``to_state``, for the array-backed ones) are what a
+checkpoint holds. Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
-import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
+
+from .state import persistent
 
 Features = dict
 
@@ -27,6 +32,10 @@ class Learner(ABC):
 
     #: a short, stable name for metrics and tables
     name: str = "learner"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        persistent(cls)  # a learner's state may hold it (learners.state)
 
     @abstractmethod
     def predict_proba_one(self, x: Features) -> float:
@@ -57,18 +66,6 @@ class Learner(ABC):
             if learn is None or learn[i]:
                 self.learn_one(x, int(y[i]))
         return out
-
-    # -- state ------------------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        """The whole model state, to restore with :meth:`from_bytes`."""
-        return pickle.dumps(self, protocol=5)
-
-    @staticmethod
-    def from_bytes(data: bytes) -> Learner:
-        obj = pickle.loads(data)
-        if not isinstance(obj, Learner):
-            raise TypeError(f"not a learner state: {type(obj).__name__}")
-        return obj
 
     def clone(self) -> Learner:
         """A fresh, untrained learner with the same configuration (the constructor's args)."""

@@ -135,7 +135,7 @@ def compile_linear(model) -> CompiledLinear | CompiledAdPredictor | None:
     try:
         if isinstance(model, RiverLogisticRegression):
             r = model.model
-            return CompiledLinear(dict(r._weights.to_dict()), float(r.intercept))
+            return CompiledLinear(dict(r.weights), float(r.intercept))
         if isinstance(model, RiverAdPredictor):
             from river.linear_model.ad_predictor import _BIAS_KEY
 

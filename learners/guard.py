@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .state import persistent
 
+
+@persistent
 @dataclass
 class OverfitGuard:
     gap: float = 0.05

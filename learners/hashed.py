@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import io
-import pickle
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from .base import Features, Learner
 from .hashing import FeatureHasher, Rows
+from .state import Persistent
 
 
-class HashedLearner(Learner):
+class HashedLearner(Learner, Persistent):
     """Subclasses set ``self.hasher`` and implement ``progressive_rows`` and ``predict_rows``.
 
-    State is saved sparsely: only the buckets the model touched, compressed.
+    State is saved sparsely: the constructor's parameters, the buckets the model touched and
+    their rows of each array (:meth:`to_state`).
     """
 
     hasher: FeatureHasher
@@ -56,14 +55,11 @@ class HashedLearner(Learner):
     def _touched(self) -> np.ndarray:
         raise NotImplementedError
 
-    def to_bytes(self) -> bytes:
+    def to_state(self) -> dict:
         rows = np.flatnonzero(self._touched())
-        arrays = {k: a[rows] for k, a in self._dense_state().items()}
-        buf = io.BytesIO()
-        np.savez(buf, __rows__=rows, **arrays)
-        params = {k: getattr(self, k) for k in self._init_params()}
-        extra = self._extra_state()
-        return zlib.compress(pickle.dumps((type(self), params, extra, buf.getvalue()), 5), 1)
+        return {"params": {k: getattr(self, k) for k in self._init_params()}, "rows": rows,
+                "arrays": {k: a[rows] for k, a in self._dense_state().items()},
+                "extra": self._extra_state()}
 
     def _extra_state(self) -> dict:
         return {}
@@ -71,15 +67,22 @@ class HashedLearner(Learner):
     def _load_extra_state(self, extra: dict) -> None:
         pass
 
-    @staticmethod
-    def from_bytes(data: bytes) -> HashedLearner:
-        cls, params, extra, npz = pickle.loads(zlib.decompress(data))
-        model = cls(**params)
-        saved = np.load(io.BytesIO(npz))
-        rows = saved["__rows__"]
-        for k, a in model._dense_state().items():
-            a[rows] = saved[k]
-        model._load_extra_state(extra)
+    @classmethod
+    def from_state(cls, state: dict) -> HashedLearner:
+        model = cls(**state["params"])
+        rows = np.asarray(state["rows"], dtype=np.int64)
+        dense = model._dense_state()
+        if set(state["arrays"]) != set(dense):
+            raise ValueError(f"{cls.__name__} state has arrays {sorted(state['arrays'])}, "
+                             f"expected {sorted(dense)}")
+        if len(rows) and (rows.min() < 0 or rows.max() >= model.hasher.size):
+            raise ValueError("bucket index out of range")
+        for k, a in dense.items():
+            saved = np.asarray(state["arrays"][k])
+            if saved.shape != (len(rows), *a.shape[1:]):
+                raise ValueError(f"{cls.__name__}.{k}: shape {saved.shape} does not fit")
+            a[rows] = saved
+        model._load_extra_state(state["extra"])
         return model
 
 

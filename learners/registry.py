@@ -28,14 +28,14 @@ def _factories(crosses: Sequence[tuple[str, str]],
         "river_logreg": lambda: RiverLogisticRegression(lr=0.05),
         "river_fm": lambda: RiverFM(n_factors=8, lr=0.02, seed=7),
         "adpredictor": lambda: RiverAdPredictor(beta=3.0, prior_probability=0.55),
-        "river_hat": lambda: RiverHoeffdingTree(grace_period=200, seed=7),
+        "river_ht": lambda: RiverHoeffdingTree(grace_period=200, seed=7),
         # DeepFM + DCN-v2 heads over one shared embedding table (outputs deepfm, dcnv2,
         # deep_joint); torch, on CUDA when present
         "deep": lambda: _deep(device),
     }
 
 
-ALL = ("ftrl", "fm", "river_logreg", "river_fm", "adpredictor", "river_hat")  # online learners
+ALL = ("ftrl", "fm", "river_logreg", "river_fm", "adpredictor", "river_ht")  # online learners
 DEEP = ("deep",)
 
 

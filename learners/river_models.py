@@ -99,20 +99,22 @@ class RiverFM(RiverLearner):
 
 
 class RiverHoeffdingTree(RiverLearner):
-    """river ``HoeffdingAdaptiveTreeClassifier`` on raw features: strings are nominal splits.
+    """river ``HoeffdingTreeClassifier`` on raw features: strings are nominal splits, leaves
+    adaptive naive Bayes.
 
-    Its leaves predict class frequencies, which are 0 or 1 in a pure leaf (and at the very
-    start); one confident miss then costs a log loss of 35. Probabilities are kept within
+    (Not the adaptive variant: its per-node drift detectors are compiled objects whose state
+    cannot be written as data, see :mod:`learners.state`.) A pure leaf predicts 0 or 1, and
+    one confident miss then costs a log loss of 35: probabilities are kept within
     ``[min_proba, 1 - min_proba]``."""
 
-    name = "river_hat"
+    name = "river_ht"
 
     def __init__(self, grace_period: int = 200, min_proba: float = 0.02, seed: int = 0):
         from river import tree
 
         self.grace_period, self.min_proba, self.seed = grace_period, min_proba, seed
-        super().__init__(tree.HoeffdingAdaptiveTreeClassifier(
-            grace_period=grace_period, leaf_prediction="mc", seed=seed), one_hot=False)
+        super().__init__(tree.HoeffdingTreeClassifier(grace_period=grace_period),
+                         one_hot=False)
 
     def predict_proba_one(self, x) -> float:
         p = super().predict_proba_one(x)

@@ -9,9 +9,40 @@ merges, and exact counts use ``FINAL`` or ``uniqExact``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .clickhouse import ClickHouse
+
+_INT_RANGES = {"UInt8": (0, 2**8 - 1), "UInt32": (0, 2**32 - 1), "UInt64": (0, 2**64 - 1),
+               "Int32": (-2**31, 2**31 - 1), "Int64": (-2**63, 2**63 - 1),
+               "DateTime": (0, 2**32 - 1)}
+
+
+def value_problem(ch_type: str, v) -> str | None:
+    """Why ``v`` cannot be stored in a column of ``ch_type``, or None.
+
+    >>> value_problem("DateTime", 2**32), value_problem("UInt8", 3), value_problem("String", 1)
+    ('4294967296 is out of range for DateTime', None, 'a int where a String goes')
+    """
+    if ch_type in _INT_RANGES:
+        lo, hi = _INT_RANGES[ch_type]
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"a {type(v).__name__} where an integer ({ch_type}) goes"
+        return None if lo <= v <= hi else f"{v} is out of range for {ch_type}"
+    if ch_type.startswith("Float"):
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            return f"a {type(v).__name__} where a number ({ch_type}) goes"
+        return None if ch_type == "Float64" or not math.isfinite(v) or abs(v) < 3.4e38 else \
+            f"{v} is out of range for {ch_type}"
+    if ch_type == "String":
+        return None if isinstance(v, str) else f"a {type(v).__name__} where a String goes"
+    if ch_type.startswith("Array("):
+        if not isinstance(v, list | tuple):
+            return f"a {type(v).__name__} where an array goes"
+        inner = ch_type[6:-1]
+        return next((p for x in v if (p := value_problem(inner, x))), None)
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,6 +56,16 @@ class Table:
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
+
+    def explain(self, row: dict) -> tuple[str | None, str | None]:
+        """(column, reason) of the first value of ``row`` its column cannot hold."""
+        for name, ch_type in self.columns:
+            if name not in row:
+                return name, "missing"
+            problem = value_problem(ch_type, row[name])
+            if problem:
+                return name, problem
+        return None, None
 
     def ddl(self) -> str:
         cols = ",\n  ".join(f"{c} {t}" for c, t in self.columns)

@@ -9,10 +9,20 @@
 Agents take micro-batches and hand them to the stages (plain classes, Kafka-free logic in
 :mod:`streams.joiner` and :mod:`streams.trainer`). A batch's offsets are acknowledged only after
 its writes are done (the join and train stages hold them longer: see their modules).
+
+An agent that raises takes the worker down (:func:`crash_worker`): logged, counted, then the
+process exits non-zero for its supervisor (systemd, Kubernetes, compose) to restart it. Faust
+would otherwise mark the agent crashed and keep the process up without it. Nothing it had not
+finished is acknowledged, so the restarted worker reads it again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import os
+import threading
 import time
 
 import faust
@@ -22,11 +32,38 @@ from . import ingest
 from .events import TrainingExample, encode
 from .ingest_stage import IngestStage
 from .join_stage import JoinStage
+from .lag import BrokerLag
 from .runtime import Runtime
 from .score_stage import ScoreStage
 from .settings import Settings
 from .topics import catalogue, topic_names
 from .train_stage import TrainStage
+
+log = logging.getLogger(__name__)
+CRASH_EXIT = 70  # EX_SOFTWARE
+CRASH_GRACE = 20.0  # seconds for a graceful stop before the hard exit
+
+
+def crash_worker(app: faust.App, rt: Runtime, name: str):
+    """Decorator for an agent's body: any exception stops the worker (see the module doc)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        async def agent(stream):
+            try:
+                await fn(stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                rt.metrics.errors.labels(f"agent:{name}", "crash").inc()
+                log.critical("agent %s failed; the worker stops so that its supervisor "
+                             "restarts it (what it had not finished is not acknowledged)",
+                             name, exc_info=exc)
+                # a hard exit if the graceful stop hangs (the state on Kafka is consistent)
+                threading.Timer(CRASH_GRACE, os._exit, (CRASH_EXIT,)).start()
+                await app.crash(exc)
+                raise
+        return agent
+    return wrap
 
 
 def _faust_app(settings: Settings) -> faust.App:
@@ -79,6 +116,7 @@ def create_app(settings: Settings) -> faust.App:
     score = ScoreStage(rt, train)
 
     @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="events")
+    @crash_worker(app, rt, "events")
     async def events(stream):
         """Requests and feedback: store, score, join, in one pass over each batch."""
         async for batch in stream.take_events(**take):
@@ -88,27 +126,33 @@ def create_app(settings: Settings) -> faust.App:
             join.note_offsets(batch)
 
     @app.agent(topics["training"], name="forward_training")
+    @crash_worker(app, rt, "forward_training")
     async def forward_training(stream):
         """Users' labelled rows, validated, join the example stream."""
         async for batch in stream.take_events(**take):
-            raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
-                    for e in batch]
+            raws = [ingest.Raw.of(e) for e in batch]
             good, bad = ingest.decode_batch(TrainingExample, raws, time.time())
             await rt.dead_letters("training", bad)
             await rt.produce("examples", [(e.id.encode(), encode(e)) for e in good])
             rt.metrics.consumed.labels("training").inc(len(batch))
 
     @app.agent(topics["examples"], name="train")
+    @crash_worker(app, rt, "train")
     async def train_examples(stream):
         async for batch in stream.take_events(**take):
             await train.handle(batch)
 
     inputs = (names["ad-requests"], names["feedback"])
+    watched = {names["ad-requests"]: settings.partitions, names["feedback"]: settings.partitions,
+               names["training"]: settings.partitions, names["examples"]: 1}
+    broker = {"lag": None, "committed": {}, "at": 0.0}
 
     def handled(tp) -> int:
-        """The next offset of ``tp`` still to handle: what its stage has seen, or committed."""
+        """The next offset of ``tp`` still to handle: what its stage has seen, or what the
+        group has committed (after a restart, before any event)."""
         stage = train if tp.topic == names["examples"] else join
-        return max(stage.next_offset.get(tp, 0), app.consumer._committed_offset.get(tp) or 0)
+        return max(stage.next_offset.get(tp, 0), broker["committed"].get(tp.topic, {}).get(
+            tp.partition, 0))
 
     async def caught_up() -> bool:
         """Has the join handled every message its request/feedback partitions hold?"""
@@ -119,20 +163,36 @@ def create_app(settings: Settings) -> faust.App:
                     return False
         return True
 
-    def note_lag() -> None:
+    def note_unread() -> None:
         request_lag = {}
         for tp in app.consumer.assignment():
             end = app.consumer.highwater(tp)
-            if end is not None and (tp.topic in inputs or tp.topic == names["examples"]):
-                lag = max(end - handled(tp), 0)
-                rt.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
-                if tp.topic == names["ad-requests"]:
-                    request_lag[tp.partition] = lag
+            if end is not None and tp.topic == names["ad-requests"]:
+                request_lag[tp.partition] = max(end - handled(tp), 0)
         join.partition_lag = request_lag  # how far behind each partition's requests are
+
+    def broker_lag() -> None:
+        """The truth about lag: end offsets against the group's commits (a thread)."""
+        if broker["lag"] is None:
+            broker["lag"] = BrokerLag(settings.kafka_bootstrap, settings.app_id, watched)
+        lags = broker["lag"].measure()
+        committed: dict = {}
+        for (topic, partition), lag in lags.items():
+            rt.metrics.lag.labels(topic, str(partition)).set(lag)
+        for (topic, partition), off in broker["lag"].last_committed.items():
+            committed.setdefault(topic, {})[partition] = off or 0
+        broker["committed"] = committed
 
     @app.timer(interval=1.0)
     async def housekeeping():
-        note_lag()
+        if time.monotonic() - broker["at"] >= 5.0:
+            broker["at"] = time.monotonic()
+            try:
+                await asyncio.to_thread(broker_lag)
+            except Exception as exc:  # the broker away: the gauges keep their last values
+                rt.metrics.errors.labels("lag", "retryable").inc()
+                log.info("consumer lag not measured: %s", exc)
+        note_unread()
         await join.flush_idle(caught_up)
         await train.maybe_checkpoint()
 

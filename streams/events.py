@@ -3,6 +3,12 @@
 Every event has an ``id`` and an ``event_time`` (Unix seconds). Requests carry a ``tenant``, a
 ``user`` and ``context`` feature map, and a list of candidate ads, each with its own features.
 
+Hostile values are bad input, refused where they enter with the field named (the limits below;
+the README lists them): an event time more than :data:`MAX_CLOCK_SKEW` seconds in the future
+(it would close every join window at once, and ClickHouse cannot store it), a number beyond
+:data:`MAX_MAGNITUDE`, a feature name longer than :data:`MAX_NAME` or a string value longer
+than :data:`MAX_STRING` characters, more than :data:`MAX_FEATURES` features.
+
 >>> raw = encode(AdRequest(id="r1", event_time=1.7e9, tenant="t", user={"age": 30},
 ...                        candidates=[Candidate("ad1", {"genre": "Drama"})]))
 >>> decode(AdRequest, raw).candidates[0].ad_id
@@ -19,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +38,12 @@ _TENANT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_ID = 128
 MAX_CANDIDATES = 1000
 MAX_FEATURES = 512
+MAX_NAME = 128  # characters of a feature name
+MAX_STRING = 1024  # characters of a string feature value
+MAX_MAGNITUDE = 1e15  # largest |number| of a feature (a millisecond timestamp fits)
+MAX_INT = 2**63 - 1
+MAX_CLOCK_SKEW = 300.0  # seconds an event may be stamped in the future
+MAX_DEADLINE_AHEAD = 86400.0  # a request's deadline: within a day
 
 
 class InvalidEvent(ValueError):
@@ -61,10 +74,12 @@ def _str(d: dict, name: str, prefix: str = "", max_len: int = MAX_ID) -> str:
     return v
 
 
-def _time(d: dict, name: str = "event_time") -> float:
+def _time(d: dict, name: str = "event_time", ahead: float = MAX_CLOCK_SKEW) -> float:
     v = _req(d, name)
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise InvalidEvent(name, f"must be Unix seconds (a finite number >= 0), got {v!r}")
+    if v > time.time() + ahead:
+        raise InvalidEvent(name, f"is more than {ahead:.0f} s in the future ({v!r})")
     return float(v)
 
 
@@ -90,26 +105,50 @@ def _features(d: dict, name: str, prefix: str = "", required: bool = True) -> Fe
         raise InvalidEvent(prefix + name, f"must be an object of features, got {type(v).__name__}")
     if len(v) > MAX_FEATURES:
         raise InvalidEvent(prefix + name, f"has more than {MAX_FEATURES} features")
-    for x in v.values():  # the hot path: exact JSON types, one type() each
-        t = type(x)
-        if not (t is str or t is int or x is None or (t is float and x - x == 0.0)
-                or t is bool):
-            _feature_error(v, name, prefix)
+    if not _values_ok(v):
+        _feature_error(v, name, prefix)
     return v
+
+
+def _values_ok(v: dict) -> bool:
+    """The hot path: exact JSON types within the limits, one type() each."""
+    for k, x in v.items():
+        if len(k) > MAX_NAME:
+            return False
+        t = x.__class__
+        if t is str:
+            if len(x) > MAX_STRING:
+                return False
+        elif t is float:
+            if not -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE:  # NaN fails too
+                return False
+        elif t is int:
+            if not -MAX_INT <= x <= MAX_INT:
+                return False
+        elif x is not None and t is not bool:
+            return False
+    return True
 
 
 def _feature_error(v: dict, name: str, prefix: str) -> None:
     """Name the first bad feature (the slow path, for an event about to be refused; also
     accepts subclasses of the scalar types)."""
     for k, x in v.items():
+        where = f"{prefix}{name}.{k}" if len(k) <= MAX_NAME else f"{prefix}{name}"
+        if not isinstance(k, str) or len(k) > MAX_NAME:
+            raise InvalidEvent(where, f"a feature name is longer than {MAX_NAME} characters")
         if isinstance(x, float) and not math.isfinite(x):
-            raise InvalidEvent(f"{prefix}{name}.{k}", "must be finite")
+            raise InvalidEvent(where, "must be finite")
+        if isinstance(x, int | float) and not isinstance(x, bool) and \
+                not -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE and \
+                (isinstance(x, float) or not -MAX_INT <= x <= MAX_INT):
+            raise InvalidEvent(where, f"magnitude beyond {MAX_MAGNITUDE:g}" if isinstance(
+                x, float) else f"integer beyond {MAX_INT}")
+        if isinstance(x, str) and len(x) > MAX_STRING:
+            raise InvalidEvent(where, f"longer than {MAX_STRING} characters")
         if x is not None and not isinstance(x, str | int | float | bool):
-            raise InvalidEvent(f"{prefix}{name}.{k}",
+            raise InvalidEvent(where,
                                f"must be a string, number, boolean or null, got {type(x).__name__}")
-
-
-_PLAIN = {str, int, bool, type(None)}
 
 
 def _candidates_checked(cands: list) -> list[Candidate]:
@@ -125,7 +164,8 @@ def _candidates_checked(cands: list) -> list[Candidate]:
 
 def _candidates_fast(cands: list) -> list | None:
     """The candidates of a well-formed request (string ids, features of exact JSON scalar
-    types), checked in a few passes instead of field by field; None when any check fails."""
+    types within the limits), checked without building field names; None when any check
+    fails (the field-by-field path then names it)."""
     out = []
     for c in cands:
         if c.__class__ is not dict:
@@ -135,16 +175,10 @@ def _candidates_fast(cands: list) -> list | None:
             return None
         if f is None:
             f = {}
-        elif f.__class__ is not dict or len(f) > MAX_FEATURES:
+        elif f.__class__ is not dict or len(f) > MAX_FEATURES or not _values_ok(f):
             return None
         out.append(Candidate(ad, f))
-    types = {x.__class__ for c in out for x in c.features.values()}
-    if float in types:
-        types.discard(float)
-        if not all(x - x == 0.0 for c in out for x in c.features.values()
-                   if x.__class__ is float):
-            return None
-    return out if types <= _PLAIN else None
+    return out
 
 
 def _choice(d: dict, name: str, choices: tuple[str, ...]) -> str:
@@ -197,7 +231,8 @@ class AdRequest:
             id=_str(d, "id"), event_time=_time(d), tenant=_tenant(d),
             user=_features(d, "user"), candidates=parsed,
             context=_features(d, "context", required=False), priority=priority,
-            deadline=None if deadline is None else _time(d, "deadline"), served=served,
+            deadline=None if deadline is None else _time(d, "deadline", MAX_DEADLINE_AHEAD),
+            served=served,
         )
 
 
@@ -269,7 +304,8 @@ class Recommendation:
 
 @dataclass(slots=True)
 class DeadLetter:
-    """A message that could not be processed, kept whole with the reason."""
+    """A message that could not be processed, kept whole with the reason, its original Kafka
+    key and headers (text; bytes that are not UTF-8 escaped as ``\\xNN``)."""
 
     id: str
     event_time: float
@@ -279,6 +315,8 @@ class DeadLetter:
     field: str
     reason: str
     payload: str
+    key: str | None = None
+    headers: list = field(default_factory=list)  # [[name, value], ...]
 
     @classmethod
     def from_dict(cls, d: dict) -> DeadLetter:
@@ -286,7 +324,18 @@ class DeadLetter:
                    source_topic=_str(d, "source_topic", max_len=249),
                    partition=int(d.get("partition", -1)), offset=int(d.get("offset", -1)),
                    field=str(d.get("field", "")), reason=_str(d, "reason", max_len=10_000),
-                   payload=str(d.get("payload", "")))
+                   payload=str(d.get("payload", "")), key=d.get("key"),
+                   headers=list(d.get("headers") or []))
+
+    @property
+    def kafka_key(self) -> bytes:
+        """The key to produce it with: the original one, else the source topic."""
+        k = self.key if self.key is not None else self.source_topic
+        return k.encode("utf-8", "surrogateescape")
+
+    @property
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [(str(k), str(v).encode("utf-8", "surrogateescape")) for k, v in self.headers]
 
 
 # -- wire format --------------------------------------------------------------------------------
@@ -314,12 +363,19 @@ def decode(cls: type, raw: bytes | str | None) -> Any:
     return cls.from_dict(parse_object(raw))
 
 
+def _text(b: bytes | None) -> str | None:
+    return None if b is None else b.decode("utf-8", "backslashreplace")
+
+
 def dead_letter(raw: bytes | None, error: Exception, topic: str, partition: int = -1,
-                offset: int = -1, now: float = 0.0) -> DeadLetter:
-    """Build the dead letter for ``raw``: the reason, the field, and the payload kept whole."""
+                offset: int = -1, now: float = 0.0, key: bytes | None = None,
+                headers: list | None = None) -> DeadLetter:
+    """Build the dead letter for ``raw``: the reason, the field, and the payload, the key and
+    the headers kept whole."""
     field_name = error.field if isinstance(error, InvalidEvent) else ""
     reason = error.reason if isinstance(error, InvalidEvent) else f"{type(error).__name__}: {error}"
-    payload = "" if raw is None else raw.decode("utf-8", "backslashreplace")
     return DeadLetter(id=f"{topic}/{partition}/{offset}", event_time=now, source_topic=topic,
                       partition=partition, offset=offset, field=field_name, reason=reason,
-                      payload=payload)
+                      payload=_text(raw) or "", key=_text(key),
+                      headers=[[k, _text(v) if isinstance(v, bytes) else str(v)]
+                               for k, v in (headers or [])])

@@ -18,6 +18,14 @@ class Raw:
     topic: str
     partition: int = -1
     offset: int = -1
+    key: bytes | None = None
+    headers: list | None = None
+
+    @classmethod
+    def of(cls, event) -> Raw:
+        """A Faust event's message."""
+        m = event.message
+        return cls(event.value, m.topic, m.partition, m.offset, m.key, m.headers)
 
 
 def decode_batch(cls: type, raws: list[Raw], now: float) -> tuple[list, list[DeadLetter]]:
@@ -34,7 +42,8 @@ def decode_batch_indexed(cls: type, raws: list[Raw], now: float
         try:
             good.append((i, decode(cls, r.value)))
         except Exception as exc:  # any failure at all is a dead letter, never a crash
-            bad.append(dead_letter(r.value, exc, r.topic, r.partition, r.offset, now))
+            bad.append(dead_letter(r.value, exc, r.topic, r.partition, r.offset, now, r.key,
+                                   r.headers))
     return good, bad
 
 
@@ -42,42 +51,54 @@ def _json(d: dict) -> str:
     return orjson.dumps(d).decode()
 
 
-def request_rows(reqs: list[AdRequest], now: int) -> list[tuple]:
-    return [(r.tenant, r.id, int(r.event_time), str(r.user.get("user_id", "")),
-             [c.ad_id for c in r.candidates], _json(r.user), _json(r.context),
-             orjson.dumps(r.candidates).decode(), r.priority, now) for r in reqs]
+def request_rows(reqs: list[AdRequest], now: int) -> list[dict]:
+    return [{"tenant": r.tenant, "request_id": r.id, "event_time": int(r.event_time),
+             "user_id": str(r.user.get("user_id", "")),
+             "candidate_ids": [c.ad_id for c in r.candidates], "user": _json(r.user),
+             "context": _json(r.context), "candidates": orjson.dumps(r.candidates).decode(),
+             "priority": r.priority, "ingested_at": now} for r in reqs]
 
 
-def feedback_rows(fbs: list[Feedback], now: int) -> list[tuple]:
-    return [(f.tenant, f.id, f.request_id, f.ad_id, f.kind, int(f.event_time), now) for f in fbs]
+def feedback_rows(fbs: list[Feedback], now: int) -> list[dict]:
+    return [{"tenant": f.tenant, "feedback_id": f.id, "request_id": f.request_id,
+             "ad_id": f.ad_id, "kind": f.kind, "event_time": int(f.event_time),
+             "ingested_at": now} for f in fbs]
 
 
-def example_rows(exs: list[TrainingExample], now: int, holdout=None) -> list[tuple]:
+def example_rows(exs: list[TrainingExample], now: int, holdout=None) -> list[dict]:
     hold = holdout if holdout is not None else [False] * len(exs)
-    return [(e.tenant, e.id, int(e.event_time), e.label, e.source, int(h), _json(e.features), now)
+    return [{"tenant": e.tenant, "example_id": e.id, "event_time": int(e.event_time),
+             "label": e.label, "source": e.source, "holdout": int(h),
+             "features": _json(e.features), "ingested_at": now}
             for e, h in zip(exs, hold, strict=True)]
 
 
-def prediction_rows(tenant: str, result, version: int, now: int) -> list[tuple]:
+def prediction_rows(tenant: str, result, version: int, now: int) -> list[dict]:
     """One row per (model, example): the probability it gave before learning the label."""
     rows = []
     for model, p in result.predictions.items():
         for ex, pi, h in zip(result.examples, p.tolist(), result.holdout.tolist(), strict=True):
-            rows.append((tenant, model, ex.id, int(ex.event_time), pi, ex.label, int(h), version,
-                         now))
+            rows.append({"tenant": tenant, "model": model, "example_id": ex.id,
+                         "event_time": int(ex.event_time), "p": pi, "label": ex.label,
+                         "holdout": int(h), "model_version": version, "ingested_at": now})
     return rows
 
 
-def metric_rows(tenant: str, metrics: dict[str, dict], now: int) -> list[tuple]:
+def metric_rows(tenant: str, metrics: dict[str, dict], now: int) -> list[dict]:
     def f(v):
         return float(v) if v == v else 0.0  # NaN (nothing to measure yet) is stored as 0
 
-    return [(now, tenant, model, m["examples"], f(m["logloss"]), f(m["auc"]), f(m["accuracy"]),
-             f(m["mean_p"]), f(m["ctr"]), f(m["window_logloss"]), f(m["window_auc"]),
-             m["holdout_examples"], f(m["holdout_logloss"]), f(m["holdout_auc"]), m["drifts"],
-             f(m["examples_per_s"])) for model, m in metrics.items()]
+    return [{"ts": now, "tenant": tenant, "model": model, "examples": m["examples"],
+             "logloss": f(m["logloss"]), "auc": f(m["auc"]), "accuracy": f(m["accuracy"]),
+             "mean_p": f(m["mean_p"]), "ctr": f(m["ctr"]),
+             "window_logloss": f(m["window_logloss"]), "window_auc": f(m["window_auc"]),
+             "holdout_examples": m["holdout_examples"],
+             "holdout_logloss": f(m["holdout_logloss"]), "holdout_auc": f(m["holdout_auc"]),
+             "drifts": m["drifts"], "examples_per_s": f(m["examples_per_s"])}
+            for model, m in metrics.items()]
 
 
-def dead_letter_rows(dls: list[DeadLetter]) -> list[tuple]:
-    return [(d.source_topic, d.partition, d.offset, d.field, d.reason, d.payload,
-             int(d.event_time)) for d in dls]
+def dead_letter_rows(dls: list[DeadLetter]) -> list[dict]:
+    return [{"source_topic": d.source_topic, "partition": d.partition, "offset": d.offset,
+             "field": d.field, "reason": d.reason, "payload": d.payload,
+             "event_time": int(d.event_time)} for d in dls]

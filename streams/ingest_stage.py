@@ -1,6 +1,14 @@
 """The ingest stage: validate requests and feedback, land them in ClickHouse, dead-letter the
 malformed with their reason. Returns the valid records for the next stages.
 
+**Any producer's partitioner.** The join meets a request and its feedback on one partition, the
+one Kafka's murmur2 gives for the request id. A client with another partitioner (librdkafka's
+default, CRC32-based: kcat, confluent-kafka as shipped), or with no key, puts some events
+elsewhere. Such an event is forwarded to the partition murmur2 names, keyed by its request id,
+counted in ``aimass_events_forwarded_total``, and otherwise skipped here: it is stored, scored
+and joined when it is read there. It is acknowledged, like every event, only once the join
+releases its place, after the forward is confirmed by Kafka.
+
 The ClickHouse writes go on behind the next stages (:class:`streams.runtime.WriteBehind`); the
 join acknowledges events only after :meth:`IngestStage.settle` (their rows are written)."""
 
@@ -13,6 +21,7 @@ from sinks import schema
 from . import ingest
 from .events import AdRequest, Feedback
 from .runtime import Runtime, WriteBehind
+from .topics import partitions_for
 
 ROLES = {  # role -> (record, table, rows)
     "ad-requests": (AdRequest, schema.AD_REQUESTS, ingest.request_rows),
@@ -20,11 +29,37 @@ ROLES = {  # role -> (record, table, rows)
 }
 
 
+def join_key(role: str, rec) -> str:
+    """What a request or a feedback is partitioned by: the request id."""
+    return rec.id if role == "ad-requests" else rec.request_id
+
+
+def misplaced(role: str, good: list[tuple[int, object]], partitions_of: list[int],
+              n_partitions: int) -> list[tuple[int, int]]:
+    """(index, right partition) of the valid records not on murmur2's partition of their
+    request id. ``partitions_of[i]``: the partition record ``i`` was read from.
+
+    >>> from streams.events import Feedback
+    >>> from streams.topics import partition_for
+    >>> partition_for(b"r1", 4), partition_for(b"r7", 4)
+    (0, 3)
+    >>> fb = lambda rid: Feedback("f", 1.0, "t", rid, "a", "click")
+    >>> misplaced("feedback", [(0, fb("r1")), (1, fb("r7"))], [2, 3], 4)
+    [(0, 0)]
+    """
+    if not good:
+        return []
+    right = partitions_for([join_key(role, rec).encode() for _, rec in good], n_partitions)
+    return [(i, int(p)) for (i, _), p in zip(good, right.tolist(), strict=True)
+            if partitions_of[i] != p]
+
+
 class IngestStage:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
         self.role_of = {runtime.topics[r]: r for r in ROLES}
         self.writes = WriteBehind(runtime)  # drained by the join before it acknowledges
+        self.partitions = runtime.settings.partitions
 
     async def handle(self, events: list) -> dict[str, list]:
         """Validate and store a mixed batch; returns role -> [(event, record)] of valid ones."""
@@ -35,15 +70,26 @@ class IngestStage:
             mine = [e for e in events if self.role_of.get(e.message.topic) == role]
             if not mine:
                 continue
-            raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
-                    for e in mine]
+            raws = [ingest.Raw.of(e) for e in mine]
             good, bad = ingest.decode_batch_indexed(record, raws, now)
+            elsewhere = dict(misplaced(role, good, [r.partition for r in raws], self.partitions))
+            if elsewhere:
+                self._forward(role, good, raws, elsewhere)
+                good = [(i, rec) for i, rec in good if i not in elsewhere]
             await self.writes.write(table, rows([rec for _, rec in good], int(now)))
             await self.rt.dead_letters(role, bad)
             valid[role] = [(mine[i], rec) for i, rec in good]
             self.rt.metrics.consumed.labels(role).inc(len(mine))
         self.rt.observe("ingest", len(events), started)
         return valid
+
+    def _forward(self, role: str, good: list, raws: list, elsewhere: dict[int, int]) -> None:
+        recs = dict(good)
+        for i, partition in elsewhere.items():
+            raw = raws[i]
+            self.rt.send(role, [(join_key(role, recs[i]).encode(), raw.value)],
+                         partition=partition, headers=raw.headers or None)
+        self.rt.metrics.forwarded.labels(role).inc(len(elsewhere))
 
     async def settle(self) -> None:
         """Every row written so far is in ClickHouse."""

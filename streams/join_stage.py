@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections import defaultdict, deque
 
-from .events import TrainingExample, encode
+from .events import InvalidEvent, TrainingExample, dead_letter, encode
 from .joiner import Joiner
 from .merge import OrderedMerge
 from .runtime import Runtime
@@ -158,14 +158,18 @@ class JoinStage:
             await self._release()
 
     async def _release(self) -> None:
+        orphans = []
         for j in self.joiners.values():
             j.drain_finished()
+            orphans += j.drain_orphans()
+        if orphans:  # durable before their events are acknowledged below
+            await self.rt.dead_letters("feedback", [self._orphan_letter(fb) for fb in orphans])
         done = []
         for q in self.queue.values():
             n = 0
             for _ev, key, rid in q:
                 j = self.joiners.get(key)
-                if rid is not None and ((j is not None and rid in j._pending)
+                if rid is not None and ((j is not None and j.is_open(rid))
                                         or (self.merge is not None and self.merge.holds(rid))):
                     break
                 n += 1
@@ -177,6 +181,12 @@ class JoinStage:
         for q, n in done:
             for _ in range(n):
                 q.popleft()[0].ack()
+
+    def _orphan_letter(self, fb):
+        err = InvalidEvent("request_id", f"no request {fb.request_id!r} came within the "
+                                         f"late-click window ({self.window:.0f} s of event time)")
+        return dead_letter(encode(fb), err, self.rt.topics["feedback"], now=time.time(),
+                           key=fb.request_id.encode())
 
     def _gauges(self) -> None:
         m = self.rt.metrics

@@ -2,8 +2,10 @@
 
 A shown candidate that is clicked within the window is a positive; one not clicked by the time
 the window closes (the event-time watermark passes request time + window) is a negative.
-Feedback for a request whose window has closed, or that never came, is counted and dropped.
-Requests and feedback share a key and partitions, so each partition has its own joiner.
+Feedback for a request whose window has closed is counted (``late_feedback``); feedback whose
+request never came is kept until its window closes, then handed back by
+:meth:`Joiner.drain_orphans` (the caller dead-letters it with the reason). Requests and
+feedback share a key and partitions, so each partition has its own joiner.
 
 When examples are released is a choice, ``order``:
 
@@ -53,6 +55,7 @@ class _Pending:
     clicked: set[str] = field(default_factory=set)
     emitted: set[str] = field(default_factory=set)
     closed: bool = False
+    orphans: list[Feedback] = field(default_factory=list)  # feedback while no request came
 
     def settled(self) -> bool:
         return self.closed or (self.request is not None and bool(self.shown)
@@ -75,9 +78,14 @@ class Joiner:
         self._closed: dict[str, None] = {}  # recently closed request ids, oldest first
         self.stats: Counter = Counter()
         self._finished: list[str] = []
+        self._orphans: list[Feedback] = []
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    def is_open(self, request_id: str) -> bool:
+        """Is this request still in a window (its events must stay unacknowledged)?"""
+        return request_id in self._pending
 
     @property
     def watermark(self) -> float:
@@ -95,6 +103,7 @@ class Joiner:
             self.stats["duplicate_requests"] += 1
             return []
         entry.request = req
+        entry.orphans = []
         if self.order == "arrival":
             return [self._example(entry, ad, 1) for ad in sorted(entry.clicked - entry.emitted)]
         return self._release()
@@ -113,6 +122,8 @@ class Joiner:
         if fb.event_time > entry.close_at:
             self.stats["late_feedback"] += 1
             return []
+        if entry.request is None:
+            entry.orphans.append(fb)
         if fb.kind == "impression":
             entry.shown.setdefault(fb.ad_id, fb.event_time)
             return []
@@ -194,6 +205,11 @@ class Joiner:
         made, self._made = self._made, []
         return made
 
+    def drain_orphans(self) -> list[Feedback]:
+        """Feedback whose request never came, its window closed, since the last call."""
+        out, self._orphans = self._orphans, []
+        return out
+
     def drain_finished(self) -> list[str]:
         """Request ids released (or dropped) since the last call."""
         done, self._finished = self._finished, []
@@ -209,6 +225,7 @@ class Joiner:
             del self._closed[next(iter(self._closed))]
         if entry.request is None:
             self.stats["orphan_feedback"] += 1
+            self._orphans += entry.orphans
             return []
         return [self._example(entry, ad, int(ad in entry.clicked))
                 for ad in sorted(entry.shown) if ad not in entry.emitted]

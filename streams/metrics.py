@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -40,6 +41,14 @@ class Metrics:
     rollbacks: Counter
     phase: Gauge
     ensemble_weight: Gauge
+    errors: Counter
+    state_rejected: Counter
+    late: Counter
+    nonfinite: Counter
+    forwarded: Counter
+    dedup_ids: Gauge
+    dedup_floor: Gauge
+    dedup_horizon: Gauge
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -97,7 +106,43 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
                                ["tenant"]),
         expired=counter("aimass_requests_expired_total",
                         "Kafka requests dropped: past their deadline before scoring"),
-        lag=gauge("aimass_consumer_lag", "Messages not yet consumed", ["topic", "partition"]),
+        lag=gauge("aimass_consumer_lag", "The broker's end offset minus the worker group's "
+                  "committed offset, per partition", ["topic", "partition"]),
         checkpointed=gauge("aimass_checkpoint_examples", "Examples handled (learned, or "
                            "held out) as of the last checkpoint", ["tenant"]),
+        errors=counter("aimass_errors_total", "Exceptions caught, by component and kind "
+                       "(retryable: waited out; fatal_row: a row to the dead letters)",
+                       ["component", "kind"]),
+        state_rejected=counter("aimass_state_rejected_total", "Model state messages not read "
+                               "(unsigned, another key, old format, malformed)",
+                               ["topic", "reason"]),
+        late=counter("aimass_examples_late_total", "Examples older than the exactly-once "
+                     "horizon whose id is no longer remembered: dead-lettered, not learned",
+                     ["tenant"]),
+        nonfinite=counter("aimass_nonfinite_predictions_total", "Predictions that were not a "
+                          "finite probability (replaced by 0.5 in metrics and ensembles)",
+                          ["tenant", "model"]),
+        forwarded=counter("aimass_events_forwarded_total", "Events found on another partition "
+                          "than murmur2 of their request id gives, forwarded to it", ["topic"]),
+        dedup_ids=gauge("aimass_dedup_ids", "Example ids remembered for exactly-once",
+                        ["tenant"]),
+        dedup_floor=gauge("aimass_dedup_floor_seconds", "Event time at or before which an "
+                          "unremembered id is late (exactly-once horizon)", ["tenant"]),
+        dedup_horizon=gauge("aimass_dedup_horizon_seconds", "Configured exactly-once horizon "
+                            "(seconds of event time; see also aimass_dedup_capacity)"),
     )
+
+
+def field_label(field: str) -> str:
+    """A dead letter's field as a metric label with bounded values: indices and feature
+    names dropped.
+
+    >>> field_label("candidates[12].features.genre"), field_label("user.x"), field_label("tenant")
+    ('candidates[].features', 'user', 'tenant')
+    """
+    label = re.sub(r"\[\d+\]", "[]", field)
+    for container in ("features", "user", "context"):
+        if label.startswith(container + ".") or f".{container}." in label:
+            head = label.split(f"{container}.", 1)[0]
+            return head + container
+    return label[:64]

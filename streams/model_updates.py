@@ -1,6 +1,11 @@
 """Publishing snapshots (trainer side) and following them (serving side) on the compacted
 ``model-updates`` topic. A follower reads the topic from the beginning with no consumer group:
-every replica sees every snapshot, and a new replica starts from the newest one per tenant."""
+every replica sees every snapshot, and a new replica starts from the newest one per tenant.
+
+A snapshot is a signed state file (:mod:`streams.statefile`): one that is not signed with the
+replica's key, is of an unknown version, or does not parse is logged, counted
+(``on_reject``) and skipped; the replica keeps serving the model it has. Nothing in it is
+executed."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from .checkpoint import large_consumer, large_producer
 from .settings import Settings
 from .snapshots import ModelStore, load_snapshot
+from .statefile import StateRejected
 from .topics import topic_names
 
 log = logging.getLogger(__name__)
@@ -28,16 +34,18 @@ class SnapshotPublisher:
         if self._p is None:  # connects on first use, not when the stage is built
             self._p = large_producer(self.settings)
         self._p.send_raw(self.topic, tenant.encode(), snapshot)
-        self._p.flush(60)
+        self._p.flush(what="model updates")
 
 
 class SnapshotFollower(threading.Thread):
     """Background thread: load every snapshot that arrives and swap it into ``store``."""
 
-    def __init__(self, settings: Settings, store: ModelStore,
-                 on_swap: Callable[[str, int], None] | None = None):
+    def __init__(self, settings: Settings, store: ModelStore, key: bytes,
+                 on_swap: Callable[[str, int], None] | None = None,
+                 on_reject: Callable[[str], None] | None = None):
         super().__init__(daemon=True, name="model-updates")
         self.settings, self.store, self.on_swap = settings, store, on_swap
+        self.key, self.on_reject = key, on_reject
         self.topic = topic_names(settings)["model-updates"]
         self._stop = threading.Event()
         self.caught_up = threading.Event()
@@ -57,16 +65,31 @@ class SnapshotFollower(threading.Thread):
                 for m in msgs:
                     if m.error() or m.value() is None:
                         continue
-                    try:
-                        snap = load_snapshot(m.value())
-                    except Exception as exc:  # a bad snapshot never takes the replica down
-                        self.errors += 1
-                        log.error("model update at offset %s unreadable: %s", m.offset(), exc)
-                        continue
-                    if self.store.swap(snap) and self.on_swap:
-                        self.on_swap(snap.tenant, snap.version)
+                    self._load(m)
         finally:
             c.close()
+
+    def _load(self, m) -> None:
+        tenant = (m.key() or b"").decode("utf-8", "replace")
+        try:
+            snap = load_snapshot(m.value(), self.key)
+            if snap.tenant != tenant:
+                raise StateRejected(f"signed for tenant {snap.tenant!r}, keyed {tenant!r}")
+        except StateRejected as exc:  # never executed, never swapped in
+            self.errors += 1
+            log.error("model update at offset %s (key %r) not read: %s", m.offset(), tenant,
+                      exc.reason)
+            if self.on_reject:
+                self.on_reject(exc.code)
+            return
+        except Exception as exc:  # a bug of ours: logged and counted, the replica goes on
+            self.errors += 1
+            log.exception("model update at offset %s failed to load", m.offset())
+            if self.on_reject:
+                self.on_reject(type(exc).__name__)
+            return
+        if self.store.swap(snap) and self.on_swap:
+            self.on_swap(snap.tenant, snap.version)
 
     def _check_caught_up(self, c: Consumer) -> None:
         if self.caught_up.is_set():
@@ -76,5 +99,5 @@ class SnapshotFollower(threading.Thread):
             pos = c.position([TopicPartition(self.topic, 0)])[0].offset
             if high == 0 or pos >= high:
                 self.caught_up.set()
-        except Exception:
-            pass
+        except Exception as exc:  # asked again on the next idle poll
+            log.info("model-updates position unknown yet: %s", exc)

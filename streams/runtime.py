@@ -5,21 +5,27 @@ never in module globals."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from sinks import schema
 from sinks.clickhouse import ClickHouse, connect
-from sinks.table import SinkBackpressure, TableSink
+from sinks.exceptions import RetryableSinkError, SinkBackpressure
+from sinks.table import TableSink
 
 from . import ingest
-from .events import DeadLetter
-from .metrics import Metrics, build_metrics
-from .producer import EventProducer
+from .events import DeadLetter, encode
+from .metrics import Metrics, build_metrics, field_label
+from .producer import Delivery, EventProducer
 from .settings import Settings
+from .statefile import load_key
 from .topics import topic_names
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -30,8 +36,10 @@ class Runtime:
         self._ch: ClickHouse | None = None
         self._sinks: dict[str, TableSink] = {}
         self._producer: EventProducer | None = None
-        self._sent = self._confirmed = 0  # messages sent / known delivered
+        self._delivery = Delivery()  # everything this worker sent
+        self._confirmed = 0  # messages known delivered
         self.topics = topic_names(settings)
+        self.state_key = load_key(settings)
 
     async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
         """Produce a batch (confluent-kafka: C, batched) and wait until every message is
@@ -41,27 +49,34 @@ class Runtime:
         self.send(role, messages)
         await self.confirm()
 
-    def send(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
+    @property
+    def producer(self) -> EventProducer:
+        if self._producer is None:  # no message timeout: an outage is waited out
+            self._producer = EventProducer(self.settings, linger_ms=5, message_timeout_ms=0)
+        return self._producer
+
+    def send(self, role: str, messages: list[tuple[bytes, bytes]],
+             partition: int | None = None, headers: list | None = None) -> None:
         """Produce a batch without waiting for the broker: for output whose input is
         acknowledged later by another stage, which calls :meth:`confirm` first."""
         if not messages:
             return
-        if self._producer is None:
-            self._producer = EventProducer(self.settings, linger_ms=5)
-        topic = self.topics[role]
+        topic, producer = self.topics[role], self.producer
         for key, value in messages:
-            self._producer.send_raw(topic, key, value)
-        self._sent += len(messages)
+            producer.send_raw(topic, key, value, self._delivery, partition, headers)
         self.metrics.produced.labels(role).inc(len(messages))
 
     async def confirm(self) -> None:
-        """Wait until everything sent so far is acknowledged by the broker (raises if any
-        message failed: its input must not be acknowledged). Callers at the same time each
-        wait for all of it: one may not return on the strength of another's flush in flight."""
-        target = self._sent
+        """Wait until everything sent so far is acknowledged by the broker, however long it
+        is away (back-pressure: the agents wait). Raises :class:`DeliveryFailed` if Kafka
+        refused a message for good: its input must not be acknowledged. Callers at the same
+        time each wait for all of it: one may not return on the strength of another's flush
+        in flight."""
+        target = self._delivery.sent
         if self._producer is None or self._confirmed >= target:
             return
-        await asyncio.to_thread(self._producer.flush, 60.0)
+        await asyncio.to_thread(self._producer.flush, None)
+        self._delivery.raise_errors()
         self._confirmed = max(self._confirmed, target)
 
     @property
@@ -76,30 +91,53 @@ class Runtime:
             self._sinks[table.name] = TableSink(self.ch, table)
         return self._sinks[table.name]
 
-    async def write(self, table: schema.Table, rows: list[tuple]) -> None:
-        """Write one batch, waiting out back-pressure (the agent, hence its consumer, waits)."""
+    async def write(self, table: schema.Table, rows: list[dict]) -> None:
+        """Write one batch, waiting out back-pressure (the agent, hence its consumer, waits)
+        however long ClickHouse is away. Rows ClickHouse can never take go to the dead
+        letters with the column and the reason; the rest are written."""
         if not rows:
             return
-        sink = await asyncio.to_thread(self.sink, table)
+        waited = 0.0
         while True:
             try:
-                await asyncio.to_thread(sink.write, rows)
-                self.metrics.sink_rows.labels(table.name).inc(len(rows))
-                return
-            except SinkBackpressure as bp:
+                sink = await asyncio.to_thread(self.sink, table)
+                report = await asyncio.to_thread(sink.write, rows)
+                break
+            except (SinkBackpressure, RetryableSinkError, OSError) as exc:
+                wait = getattr(exc, "retry_after", 1.0)
                 self.metrics.sink_backpressure.labels(table.name).inc()
-                await asyncio.sleep(bp.retry_after)
+                self.metrics.errors.labels("sink", "retryable").inc()
+                if waited == 0.0 or int(waited + wait) // 30 > int(waited) // 30:
+                    log.warning("ClickHouse %s: %s; retrying (waited %.0f s)", table.name, exc,
+                                waited)
+                waited += wait
+                await asyncio.sleep(wait)
+        self.metrics.sink_rows.labels(table.name).inc(report.written)
+        if report.rejected:
+            self.metrics.errors.labels("sink", "fatal_row").inc(len(report.rejected))
+            now = time.time()
+            letters = [DeadLetter(id=f"clickhouse:{table.name}/{i}", event_time=now,
+                                  source_topic=f"clickhouse:{table.name}", partition=-1,
+                                  offset=-1, field=column or "", reason=reason,
+                                  payload=orjson.dumps(row, default=str).decode())
+                       for i, (row, column, reason) in enumerate(report.rejected)]
+            await self.dead_letters("sink", letters, store=table is not schema.DEAD_LETTERS)
 
-    async def dead_letters(self, role: str, bad: list[DeadLetter]) -> None:
-        """Keep every bad event: in ClickHouse and on the dead-letter topic, before any ack."""
+    async def dead_letters(self, role: str, bad: list[DeadLetter], store: bool = True) -> None:
+        """Keep every bad event: in ClickHouse and on the dead-letter topic (with its original
+        key and headers), before any ack."""
         if not bad:
             return
-        from .events import encode
-
-        await self.write(schema.DEAD_LETTERS, ingest.dead_letter_rows(bad))
-        await self.produce("dead-letters", [(d.source_topic.encode(), encode(d)) for d in bad])
+        if store:
+            await self.write(schema.DEAD_LETTERS, ingest.dead_letter_rows(bad))
+        topic, producer = self.topics["dead-letters"], self.producer
         for d in bad:
-            self.metrics.dead_letters.labels(role, d.field).inc()
+            producer.send_raw(topic, d.kafka_key, encode(d), self._delivery,
+                              headers=d.kafka_headers or None)
+        self.metrics.produced.labels("dead-letters").inc(len(bad))
+        await self.confirm()
+        for d in bad:
+            self.metrics.dead_letters.labels(role, field_label(d.field)).inc()
 
     def observe(self, stage: str, n: int, started: float) -> None:
         self.metrics.batch_size.labels(stage).observe(n)

@@ -11,12 +11,14 @@ ClickHouse when it can be read, else the given order) and says so.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 
 import numpy as np
 import orjson
 from aiohttp import web
+from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry, generate_latest
 
 from learners.hashing import FeatureHasher
@@ -26,19 +28,24 @@ from .events import AdRequest, InvalidEvent, TrainingExample, encode, parse_obje
 from .features import request_features
 from .gcpause import freeze_startup, observe_pauses
 from .openapi import spec
+from .producer import DeliveryFailed
 from .serving_metrics import ServingMetrics, build_serving_metrics
 from .snapshots import ModelStore, Snapshot
 from .trainer import ENSEMBLE_PREFIX
 
+log = logging.getLogger(__name__)
 SERVING = web.AppKey("serving", object)
 METRICS = web.AppKey("metrics", ServingMetrics)
 # the caller's key, set by the middleware (typed keys need aiohttp >= 3.12)
 PRINCIPAL = web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "principal"
 
 
-def _error(status: int, message: str, field: str | None = None) -> web.Response:
+def _error(status: int, message: str, field: str | None = None,
+           retry_after: int | None = None) -> web.Response:
     body = {"error": message, **({"field": field} if field else {})}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                        headers=headers)
 
 
 def _ok(body: dict, status: int = 200) -> web.Response:
@@ -123,10 +130,13 @@ class Serving:
         try:
             body = raw.strip()
             body = orjson.dumps({**added, "served": True})[:-1] + b"," + body[1:]
-            self.request_log(request_id.encode(), body)
+            if self.request_log(request_id.encode(), body) is False:
+                self.m.errors.labels("request_log", "queue_full").inc()
+                return
             self.m.logged.inc()
-        except Exception:  # logging must never fail a request
-            pass
+        except Exception as exc:  # logging must never fail a request
+            self.m.errors.labels("request_log", type(exc).__name__).inc()
+            log.warning("request %s not logged to Kafka: %s", request_id, exc)
 
     def fallback(self, req: AdRequest):
         if self.popularity is not None:
@@ -187,8 +197,11 @@ class Serving:
             return _error(503, "this replica takes no examples (no training topic)")
         try:  # confirmed by the broker before the 202
             await asyncio.to_thread(self.example_log, [(e.id.encode(), encode(e)) for e in good])
-        except RuntimeError as exc:
-            return _error(503, f"{exc}; send them again (an id is learned once)")
+        except (DeliveryFailed, TimeoutError, KafkaException, BufferError) as exc:
+            self.m.errors.labels("examples", type(exc).__name__).inc()
+            log.warning("POST /examples: Kafka did not take %d examples: %s", len(good), exc)
+            return _error(503, f"{exc}; send them again (an id is learned once)",
+                          retry_after=5)
         self.m.examples.labels(tenant).inc(len(good))
         return _ok({"accepted": len(good), "ids": [e.id for e in good]}, status=202)
 
@@ -278,7 +291,8 @@ def warm_up(settings) -> None:
     ms = ModelSet("warm-up", registry.build(names, DEFAULT_CROSSES, "cpu"))
     x = {"u_user_id": "1", "a_ad_id": "1"}
     ms.process([TrainingExample(f"w{i}", 0.0, "warm-up", x, i % 2) for i in range(4)])
-    snap = load_snapshot(snapshot_of(ms))
+    key = b"warm-up"
+    snap = load_snapshot(snapshot_of(ms, key), key)
     shared, items = request_features({"user_id": "1"}, {}, [Candidate("1"), Candidate("2")])
     for output in snap.outputs():
         snap.score_request(shared, items, output, FeatureHasher())
@@ -288,7 +302,8 @@ async def run(settings, port: int) -> None:
     """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped."""
     from .model_updates import SnapshotFollower
     from .popularity import Popularity
-    from .producer import EventProducer
+    from .producer import Delivery, EventProducer
+    from .statefile import load_key
     from .topics import ensure_topics, topic_names
 
     ensure_topics(settings)
@@ -297,27 +312,32 @@ async def run(settings, port: int) -> None:
     observe_pauses(registry)
     store = ModelStore()
     producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
+    example_producer = EventProducer(settings, linger_ms=1)
     requests_topic = topic_names(settings)["ad-requests"]
     training_topic = topic_names(settings)["training"]
     access = AccessControl.from_file(settings.api_keys)
 
     def log_examples(messages: list[tuple[bytes, bytes]]) -> None:
+        """Send one call's examples and wait for exactly those (10 s at most): a failure of
+        this call is this call's 503, never a later one's."""
+        delivery = Delivery()
         for k, v in messages:
-            producer.send_raw(training_topic, k, v)
-        left = producer.flush(10)
-        if left:
-            raise RuntimeError(f"Kafka has not confirmed {left} of {len(messages)} examples")
+            example_producer.send_raw(training_topic, k, v, delivery)
+        example_producer.wait(delivery, 10.0)
     if access.open:
         print("serving: no AIMASS_API_KEYS file, the API is open to every caller", flush=True)
     # chdb is one process's: a replica reads popularity only from a ClickHouse server
     popularity = None if settings.embedded else Popularity(settings.clickhouse_dsn)
     app = create_serving_app(
         store, registry, settings.serving_model,
-        request_log=lambda k, v: producer.send_raw(requests_topic, k, v),
+        request_log=lambda k, v: producer.try_send_raw(requests_topic, k, v),
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
         example_log=log_examples)
     swaps = app[METRICS].swaps
-    follower = SnapshotFollower(settings, store, on_swap=lambda t, v: swaps.labels(t).inc())
+    rejected = app[METRICS].state_rejected
+    follower = SnapshotFollower(settings, store, load_key(settings),
+                                on_swap=lambda t, v: swaps.labels(t).inc(),
+                                on_reject=lambda code: rejected.labels(code).inc())
     follower.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -22,6 +22,8 @@ class ServingMetrics:
     logged: Counter
     denied: Counter
     examples: Counter
+    state_rejected: Counter
+    errors: Counter
 
 
 def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
@@ -46,4 +48,9 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
                        "role or tenant not allowed", ["endpoint", "status"], registry=registry),
         examples=Counter("aimass_api_examples_total", "Labelled examples taken by POST /examples",
                          ["tenant"], registry=registry),
+        state_rejected=Counter("aimass_state_rejected_total", "Model updates not read "
+                               "(unsigned, another key, old format, malformed)", ["reason"],
+                               registry=registry),
+        errors=Counter("aimass_errors_total", "Exceptions caught, by component and kind",
+                       ["component", "kind"], registry=registry),
     )

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(5.0, description="Seconds between trainer checkpoints "
                                        "(offsets are committed only up to a checkpoint).")
     batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
+    state_key: str | None = Field(None, description="Key that signs model state on Kafka "
+                                  "(HMAC-SHA256); default: the state key file.")
+    state_key_file: Path | None = Field(None, description="File holding the state key; "
+                                        "default <data_dir>/state.key, made if missing.")
+    dedup_horizon: float = Field(7 * 86400.0, description="Exactly-once horizon, seconds of "
+                                 "event time an id is remembered (the topics' retention).")
+    dedup_capacity: int = Field(2_000_000, description="Exactly-once horizon: most ids "
+                                "remembered per tenant.")
+    max_clock_skew: float = Field(300.0, description="Events stamped further than this in "
+                                  "the future (s) are refused as bad input.")
 
     @property
     def kafka_host(self) -> str:

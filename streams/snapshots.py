@@ -1,22 +1,26 @@
 """Model snapshots: what a trainer publishes to the compacted ``model-updates`` topic (key =
 tenant) and what serving replicas load. A snapshot holds the members and the ensembles, not the
 training state (learned ids, metrics, optimiser-free where it can): replicas hold no training
-state. ``ModelStore`` keeps the newest snapshot per tenant and swaps it atomically."""
+state. Both a snapshot and a checkpoint are signed state files (:mod:`streams.statefile`);
+:func:`seal_model_set` encodes the models once for both. ``ModelStore`` keeps the newest
+snapshot per tenant and swaps it atomically."""
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ensemble.base import Combiner
+from learners.base import Learner
 from learners.compiled import compile_linear
 from learners.hashed import HashedLearner
 from learners.hashing import FeatureHasher
+from learners.state import Encoder
 
+from .statefile import StateRejected, seal_tree, unseal
 from .trainer import ENSEMBLE_PREFIX, ModelSet
 
 
@@ -87,19 +91,61 @@ class Snapshot:
         return comb.combine_many(np.column_stack([cols[m] for m in self.members]))
 
 
-def snapshot_of(ms: ModelSet, now: float | None = None, blobs: dict | None = None) -> bytes:
-    """``blobs``: :meth:`ModelSet.model_blobs`, when the caller has them already."""
-    state = {"tenant": ms.tenant, "version": ms.version,
-             "created_at": time.time() if now is None else now,
-             "models": blobs if blobs is not None else ms.model_blobs(),
-             "ensembles": ms.ensembles, "members": ms.member_names(ms.owner),
-             "metrics": ms.metrics()}
-    return zlib.compress(pickle.dumps(state, protocol=5), 1)
+def _meta(ms: ModelSet, now: float) -> dict:
+    return {"tenant": ms.tenant, "model_version": ms.version, "created_at": now}
 
 
-def load_snapshot(data: bytes) -> Snapshot:
-    s = pickle.loads(zlib.decompress(data))
-    models = {n: kind.from_bytes(blob) for n, (kind, blob) in s.pop("models").items()}
+def _dict_tree(enc: Encoder, done: dict, rest: dict) -> dict:
+    """The tree of a dict whose ``done`` items are encoded already (by ``enc``'s parent)."""
+    return {"$": "dict", "items": {**done, **{k: enc.enc(v) for k, v in rest.items()}}}
+
+
+def seal_model_set(ms: ModelSet, key: bytes, now: float | None = None) -> tuple[bytes, bytes]:
+    """(checkpoint, snapshot) of ``ms`` as signed state files; the models encoded once."""
+    now = time.time() if now is None else now
+    base = Encoder()
+    models = base.enc(ms.models)
+    ck_enc, snap_enc = base.fork(), base.fork()
+    state = ms.to_state()
+    del state["models"]
+    checkpoint = seal_tree(key, "checkpoint", _meta(ms, now),
+                           _dict_tree(ck_enc, {"models": models}, state), ck_enc.arrays)
+    snapshot = seal_tree(key, "snapshot", _meta(ms, now),
+                         _dict_tree(snap_enc, {"models": models}, _snapshot_rest(ms, now)),
+                         snap_enc.arrays)
+    return checkpoint, snapshot
+
+
+def _snapshot_rest(ms: ModelSet, now: float) -> dict:
+    return {"tenant": ms.tenant, "version": ms.version, "created_at": now,
+            "ensembles": ms.ensembles, "members": ms.member_names(ms.owner),
+            "metrics": ms.metrics()}
+
+
+def snapshot_of(ms: ModelSet, key: bytes, now: float | None = None) -> bytes:
+    """The signed snapshot of ``ms`` (what serving loads)."""
+    return seal_model_set(ms, key, now)[1]
+
+
+def load_checkpoint(data: bytes, key: bytes) -> ModelSet:
+    """A model set from a signed checkpoint, or :class:`StateRejected`."""
+    _, state = unseal(key, data, "checkpoint")
+    try:
+        return ModelSet.from_state(state)
+    except (ValueError, TypeError) as exc:
+        raise StateRejected(f"malformed checkpoint: {exc}") from None
+
+
+def load_snapshot(data: bytes, key: bytes) -> Snapshot:
+    """A snapshot from a signed state file, or :class:`StateRejected`."""
+    _, s = unseal(key, data, "snapshot")
+    fields = {"tenant", "version", "created_at", "models", "ensembles", "members", "metrics"}
+    if not isinstance(s, dict) or set(s) != fields:
+        raise StateRejected("malformed snapshot: not a snapshot's fields")
+    if not all(isinstance(m, Learner) for m in s["models"].values()) or \
+            not all(isinstance(c, Combiner) for c in s["ensembles"].values()):
+        raise StateRejected("malformed snapshot: a member is not a learner or combiner")
+    models = s.pop("models")
     compiled = {n: c for n, m in models.items() if (c := compile_linear(m)) is not None}
     return Snapshot(models=models, compiled=compiled, **s)
 

@@ -7,12 +7,18 @@ checkpoint already learned: each example is learned exactly once.
 
 Learning a batch and taking a checkpoint exclude each other (one lock): the housekeeping timer
 checkpoints while the agent may be between awaits of a batch, and a checkpoint must acknowledge
-exactly the events whose learning (and predictions) its state includes.
+exactly the events whose learning (and predictions) its state includes. A batch's events join
+the held ones only once it is learned: if learning raises, the agent crashes the worker (see
+:mod:`streams.app`) and no later checkpoint can acknowledge them.
+
+Examples too old for the exactly-once horizon (:mod:`learners.dedup`) go to the dead letters
+with the reason, as do malformed ones; nothing is dropped without a trace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -20,17 +26,21 @@ import orjson
 
 from ensemble import build_combiner
 from learners import registry
+from learners.dedup import LearnedIds
 from learners.guard import OverfitGuard
 from sinks import schema
 
 from . import ingest
 from .checkpoint import CheckpointStore
-from .events import TrainingExample
+from .events import TrainingExample, dead_letter, encode
 from .features import DEFAULT_CROSSES
 from .model_updates import SnapshotPublisher
 from .runtime import Runtime, WriteBehind
-from .snapshots import snapshot_of
+from .snapshots import load_checkpoint, seal_model_set
+from .statefile import StateRejected
 from .trainer import ModelSet, Trainer
+
+log = logging.getLogger(__name__)
 
 
 def model_factory(settings):
@@ -49,13 +59,14 @@ def make_trainer(settings, restored=None) -> Trainer:
                    ensembles=ensemble_factory(settings),
                    guard=lambda: OverfitGuard(settings.guard_gap, settings.guard_patience,
                                               settings.guard_tolerance),
-                   rollback=settings.rollback)
+                   rollback=settings.rollback,
+                   learned=lambda: LearnedIds(settings.dedup_horizon, settings.dedup_capacity))
 
 
 class TrainStage:
     def __init__(self, runtime: Runtime):
         self.rt = runtime
-        self.store = CheckpointStore(runtime.settings)
+        self.store = CheckpointStore(runtime.settings, runtime.state_key)
         self.publisher = SnapshotPublisher(runtime.settings)
         self._trainer: Trainer | None = None
         self._restoring = threading.Lock()
@@ -74,9 +85,24 @@ class TrainStage:
         if self._trainer is None:
             with self._restoring:
                 if self._trainer is None:
-                    restored = {t: ModelSet.from_bytes(b) for t, b in self.store.load().items()}
-                    self._trainer = make_trainer(self.rt.settings, restored)
+                    self._trainer = make_trainer(self.rt.settings, self._restore())
         return self._trainer
+
+    def _restore(self) -> dict[str, ModelSet]:
+        """Every tenant's checkpoint that this worker can trust and read; the others are
+        logged and counted, and their tenants start fresh."""
+        states, rejected = self.store.load()
+        restored = {}
+        for tenant, data in states.items():
+            try:
+                restored[tenant] = load_checkpoint(data, self.rt.state_key)
+            except StateRejected as exc:
+                log.error("checkpoint of tenant %r not read, it starts fresh: %s", tenant,
+                          exc.reason)
+                self.rt.metrics.state_rejected.labels("checkpoints", exc.code).inc()
+        for r in rejected:
+            self.rt.metrics.state_rejected.labels("checkpoints", r.code).inc()
+        return restored
 
     async def handle(self, events: list, topic_role: str = "examples") -> None:
         async with self.lock:
@@ -86,13 +112,7 @@ class TrainStage:
     async def _learn(self, events: list, topic_role: str) -> None:
         started = time.perf_counter()
         now = int(time.time())
-        for ev in events:
-            ev.message.incref()  # released by the next checkpoint
-            tp = ev.message.tp
-            self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
-        self.held += events
-        raws = [ingest.Raw(e.value, e.message.topic, e.message.partition, e.message.offset)
-                for e in events]
+        raws = [ingest.Raw.of(e) for e in events]
         good, bad = ingest.decode_batch(TrainingExample, raws, time.time())
         await self.rt.dead_letters(topic_role, bad)
         trainer = await asyncio.to_thread(lambda: self.trainer)
@@ -104,14 +124,34 @@ class TrainStage:
                 res.examples, now, res.holdout.tolist()))
             await self.writes.write(schema.PREDICTIONS,
                                     ingest.prediction_rows(tenant, res, ms.version, now))
+            await self._late(topic_role, tenant, res.late, ms)
             m.learned.labels(tenant).inc(int((~res.holdout).sum()))
             m.duplicates.labels(tenant).inc(res.duplicates)
+            for model, n in res.nonfinite.items():
+                m.nonfinite.labels(tenant, model).inc(n)
             for model, secs in res.seconds.items():
                 m.learn_seconds.labels(model).observe(secs)
             if res.examples:
                 self.dirty.add(tenant)
+        # learned: only now may a checkpoint acknowledge them
+        for ev in events:
+            ev.message.incref()  # released by the next checkpoint
+            tp = ev.message.tp
+            self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
+        self.held += events
         m.consumed.labels(topic_role).inc(len(events))
         self.rt.observe("train", len(events), started)
+
+    async def _late(self, role: str, tenant: str, late: list, ms: ModelSet) -> None:
+        if not late:
+            return
+        self.rt.metrics.late.labels(tenant).inc(len(late))
+        floor = ms.learned.floor
+        err = ValueError(f"event time at or before the exactly-once horizon ({floor:.0f}): "
+                         "its id may have been learned already and is no longer remembered")
+        await self.rt.dead_letters(role, [
+            dead_letter(encode(e), err, self.rt.topics[role], now=time.time(),
+                        key=e.id.encode()) for e in late])
 
     async def maybe_checkpoint(self, force: bool = False) -> None:
         async with self.lock:
@@ -135,14 +175,17 @@ class TrainStage:
         for tenant in sorted(self.dirty):  # a tenant that learned nothing keeps its checkpoint
             ms = trainer.sets[tenant]
             await self.alert(ms.check_guard())
-            blobs = ms.model_blobs()
-            await asyncio.to_thread(self.store.save, tenant, ms.to_bytes(blobs))
+            checkpoint, snapshot = await asyncio.to_thread(seal_model_set, ms,
+                                                           self.rt.state_key)
+            await asyncio.to_thread(self.store.save, tenant, checkpoint)
             # serving replicas swap to this version (training state left out)
-            await asyncio.to_thread(self.publisher.publish, tenant, snapshot_of(ms, blobs=blobs))
+            await asyncio.to_thread(self.publisher.publish, tenant, snapshot)
             metrics = ms.metrics()
             await self.rt.write(schema.MODEL_METRICS, ingest.metric_rows(tenant, metrics, now))
             self._gauges(tenant, ms, metrics)
-            self.rt.metrics.checkpointed.labels(tenant).set(len(ms.learned))
+            self.rt.metrics.checkpointed.labels(tenant).set(ms.examples_handled)
+            self.rt.metrics.dedup_ids.labels(tenant).set(len(ms.learned))
+            self.rt.metrics.dedup_floor.labels(tenant).set(max(ms.learned.floor, 0.0))
         held, self.held = self.held, []
         for ev in held:
             ev.ack()

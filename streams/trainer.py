@@ -1,17 +1,16 @@
 """The trainer: micro-batches of labelled examples in, predict-then-learn for every model of the
 tenant's model set, progressive metrics, and the rows ClickHouse stores. Kafka-free.
 
-Learning is idempotent by example id: an id already learned (remembered in a bounded set that
-is part of the checkpoint) is skipped. A deterministic slice of ids (by hash) is held out: scored
-and measured, never learned.
+Learning is idempotent by example id, within a stated horizon (:mod:`learners.dedup`): an id
+already learned is skipped; an example older than what the set still remembers is *late* and
+returned apart (the caller dead-letters it), never learned twice. A deterministic slice of ids
+(by hash) is held out: scored and measured, never learned. A model's prediction that is not a
+finite probability is replaced by 0.5 for the metrics and ensembles, and counted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,39 +18,18 @@ import numpy as np
 
 from ensemble.base import Combiner
 from learners.base import Learner
+from learners.dedup import DUPLICATE, LATE, LearnedIds, id_hash
 from learners.guard import OverfitGuard
 from learners.hashed import HashedLearner
 from learners.progressive import Progressive
+from learners.state import copy_state, decode, encode
 
 from .events import TrainingExample
-
-
-def id_hash(example_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(example_id.encode(), digest_size=8).digest(), "little")
 
 
 def is_holdout(example_id: str, fraction: float) -> bool:
     """Deterministic: the same id is always in or out, in every process."""
     return fraction > 0 and (id_hash(example_id) % 1_000_000) < fraction * 1_000_000
-
-
-class LearnedIds:
-    """The ids learned most recently (up to ``capacity``), as 64-bit hashes, oldest first."""
-
-    def __init__(self, capacity: int = 2_000_000):
-        self.capacity = capacity
-        self._ids: dict[int, None] = {}
-
-    def __contains__(self, h: int) -> bool:
-        return h in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, h: int) -> None:
-        self._ids[h] = None
-        if len(self._ids) > self.capacity:
-            del self._ids[next(iter(self._ids))]
 
 
 @dataclass
@@ -61,6 +39,8 @@ class BatchResult:
     predictions: dict[str, np.ndarray]  # model -> p per example, before learning
     duplicates: int
     seconds: dict[str, float]  # model -> predict+learn time
+    late: list[TrainingExample] = field(default_factory=list)  # beyond the horizon: not learned
+    nonfinite: dict[str, int] = field(default_factory=dict)  # model -> predictions replaced
 
 
 ENSEMBLE_PREFIX = "ensemble_"
@@ -82,9 +62,10 @@ class ModelSet:
     train_metrics: dict[str, Progressive] = field(default_factory=dict)
     holdout_metrics: dict[str, Progressive] = field(default_factory=dict)
     learn_seconds: dict[str, float] = field(default_factory=dict)
-    good_states: dict[str, bytes] = field(default_factory=dict)
+    good_states: dict[str, tuple] = field(default_factory=dict)  # model -> encoded best
     owner: dict[str, str] = field(default_factory=dict)  # output -> model
     examples_learned: int = 0
+    examples_handled: int = 0  # learned or held out
     version: int = 0
 
     def __post_init__(self):
@@ -96,15 +77,13 @@ class ModelSet:
         self.holdout_metrics.setdefault(output, Progressive())
 
     def process(self, batch: Sequence[TrainingExample]) -> BatchResult:
-        fresh: list[TrainingExample] = []
-        seen: set[int] = set()
-        for ex in batch:
-            h = id_hash(ex.id)
-            if h in self.learned or h in seen:
-                continue
-            seen.add(h)
-            fresh.append(ex)
-        dup = len(batch) - len(fresh)
+        hashes = np.fromiter((id_hash(ex.id) for ex in batch), dtype=np.uint64, count=len(batch))
+        times = np.fromiter((ex.event_time for ex in batch), dtype=np.float64, count=len(batch))
+        status = self.learned.classify(hashes, times)
+        keep = status == 0
+        fresh = [ex for ex, k in zip(batch, keep.tolist(), strict=True) if k]
+        late = [ex for ex, st in zip(batch, status.tolist(), strict=True) if st == LATE]
+        dup = int((status == DUPLICATE).sum())
         holdout = np.fromiter((is_holdout(e.id, self.holdout_fraction) for e in fresh),
                               dtype=np.bool_, count=len(fresh))
         X = [e.features for e in fresh]
@@ -113,6 +92,7 @@ class ModelSet:
         rows_by_hasher: dict = {}
         preds: dict[str, np.ndarray] = {}
         secs: dict[str, float] = {}
+        nonfinite: dict[str, int] = {}
         for name, model in self.models.items():
             t = time.perf_counter()
             if isinstance(model, HashedLearner):
@@ -126,9 +106,13 @@ class ModelSet:
                 outs = {name: model.progressive_many(X, y, learn)}
             secs[name] = time.perf_counter() - t
             self.learn_seconds[name] += secs[name]
-            for out_name in outs:
+            for out_name, p in outs.items():
                 self.owner[out_name] = name
-            preds.update(outs)
+                bad = ~np.isfinite(p)
+                if bad.any():  # never in a metric or an ensemble: counted instead
+                    p = np.where(bad, 0.5, p)
+                    nonfinite[out_name] = int(bad.sum())
+                preds[out_name] = p
         if self.ensembles and len(fresh):
             members = np.column_stack([preds[m] for m in self.member_names(preds)])
             for ename, comb in self.ensembles.items():
@@ -138,12 +122,12 @@ class ModelSet:
             self.train_metrics[out_name].update(p[learn], y[learn])
             if holdout.any():
                 self.holdout_metrics[out_name].update(p[holdout], y[holdout])
-        for ex in fresh:
-            self.learned.add(id_hash(ex.id))
+        self.learned.add(hashes[keep], times[keep])
         self.examples_learned += int(learn.sum())
+        self.examples_handled += len(fresh)
         if len(fresh):
             self.version += 1
-        return BatchResult(fresh, holdout, preds, dup, secs)
+        return BatchResult(fresh, holdout, preds, dup, secs, late, nonfinite)
 
     @staticmethod
     def member_names(preds: dict) -> list[str]:
@@ -175,40 +159,46 @@ class ModelSet:
                                        m["holdout_examples"])
             model = self.owner[name]
             if verdict == "best" and self.rollback:
-                self.good_states[model] = self.models[model].to_bytes()
+                self.good_states[model] = encode(self.models[model])
             elif verdict in ("gap", "degrading"):
                 rolled = self.rollback and model in self.good_states
                 if rolled:
-                    self.models[model] = type(self.models[model]).from_bytes(
-                        self.good_states[model])
+                    tree, arrays = self.good_states[model]
+                    self.models[model] = decode(tree, [a.copy() for a in arrays])
                 alerts.append({"tenant": self.tenant, "model": name, "reason": verdict,
                                "train_logloss": m["window_logloss"],
                                "holdout_logloss": m["holdout_window_logloss"],
                                "rolled_back": rolled, "version": self.version})
         return alerts
 
-    # -- checkpoint -----------------------------------------------------------------------
-    def model_blobs(self) -> dict:
-        """Each model's state, serialised once for a checkpoint and a snapshot alike."""
-        return {n: (type(m), m.to_bytes()) for n, m in self.models.items()}
-
-    def to_bytes(self, blobs: dict | None = None) -> bytes:
-        state = {
+    # -- state (see streams.statefile) ------------------------------------------------------
+    def to_state(self) -> dict:
+        """Everything a checkpoint holds: plain values, arrays and allowed objects."""
+        return {
             "tenant": self.tenant, "holdout_fraction": self.holdout_fraction,
-            "models": blobs if blobs is not None else self.model_blobs(),
-            "ensembles": self.ensembles, "guard": self.guard, "rollback": self.rollback,
-            "learned": self.learned, "train_metrics": self.train_metrics,
-            "holdout_metrics": self.holdout_metrics, "learn_seconds": self.learn_seconds,
-            "good_states": self.good_states, "owner": self.owner,
-            "examples_learned": self.examples_learned, "version": self.version,
+            "models": self.models, "ensembles": self.ensembles, "guard": self.guard,
+            "rollback": self.rollback, "learned": self.learned,
+            "train_metrics": self.train_metrics, "holdout_metrics": self.holdout_metrics,
+            "learn_seconds": self.learn_seconds, "good_states": self.good_states,
+            "owner": self.owner, "examples_learned": self.examples_learned,
+            "examples_handled": self.examples_handled, "version": self.version,
         }
-        return zlib.compress(pickle.dumps(state, protocol=5), 1)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ModelSet:
-        s = pickle.loads(zlib.decompress(data))
-        models = {n: kind.from_bytes(blob) for n, (kind, blob) in s.pop("models").items()}
-        return cls(models=models, **s)
+    def from_state(cls, state: dict) -> ModelSet:
+        if not isinstance(state, dict) or set(state) != set(cls.__dataclass_fields__):
+            raise ValueError("not a model set's state")
+        models = state["models"]
+        if not all(isinstance(m, Learner) for m in models.values()):
+            raise ValueError("a model set's member is not a learner")
+        if not all(isinstance(c, Combiner) for c in state["ensembles"].values()):
+            raise ValueError("a model set's ensemble is not a combiner")
+        if not isinstance(state["learned"], LearnedIds):
+            raise ValueError("a model set's learned ids are not LearnedIds")
+        return cls(**state)
+
+    def copy(self) -> ModelSet:
+        return ModelSet.from_state(copy_state(self.to_state()))
 
 
 ModelFactory = Callable[[], dict[str, Learner]]
@@ -221,8 +211,10 @@ class Trainer:
     def __init__(self, factory: ModelFactory, holdout_fraction: float = 0.0,
                  restored: dict[str, ModelSet] | None = None,
                  ensembles: EnsembleFactory | None = None,
-                 guard: Callable[[], OverfitGuard] | None = None, rollback: bool = False):
+                 guard: Callable[[], OverfitGuard] | None = None, rollback: bool = False,
+                 learned: Callable[[], LearnedIds] = LearnedIds):
         self.factory = factory
+        self.learned = learned
         self.holdout_fraction = holdout_fraction
         self.ensembles = ensembles
         self.guard = guard
@@ -234,7 +226,8 @@ class Trainer:
             self.sets[tenant] = ModelSet(
                 tenant, self.factory(), self.holdout_fraction,
                 ensembles=self.ensembles() if self.ensembles else {},
-                guard=self.guard() if self.guard else None, rollback=self.rollback)
+                guard=self.guard() if self.guard else None, rollback=self.rollback,
+                learned=self.learned())
         return self.sets[tenant]
 
     def process(self, batch: Sequence[TrainingExample]) -> dict[str, BatchResult]:

@@ -6,6 +6,8 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
+KEY = b"a test state key"  # signs the states that tests make in-process
+
 
 def consume_all(settings, topic: str, expected: int, group: str, timeout: float = 60.0,
                 idle: float = 3.0) -> list:

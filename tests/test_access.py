@@ -14,6 +14,7 @@ from streams.events import TrainingExample, decode
 from streams.serving import create_serving_app
 from streams.snapshots import ModelStore, load_snapshot, snapshot_of
 
+from .helpers import KEY
 from .serving_harness import ServerThread
 from .test_cli import aimass
 from .test_serving import BODY, trained_snapshot
@@ -48,8 +49,8 @@ def secured(tmp_path_factory):
         "admin": add_key(path, "ops", "admin", ["*"]),
     }
     store = ModelStore()
-    store.swap(load_snapshot(snapshot_of(trained_snapshot(tenant="acme"))))
-    store.swap(load_snapshot(snapshot_of(trained_snapshot(tenant="globex"))))
+    store.swap(load_snapshot(snapshot_of(trained_snapshot(tenant="acme"), KEY), KEY))
+    store.swap(load_snapshot(snapshot_of(trained_snapshot(tenant="globex"), KEY), KEY))
     examples = []
     app = create_serving_app(store, access=AccessControl.from_file(path),
                              example_log=examples.extend)

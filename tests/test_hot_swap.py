@@ -11,6 +11,7 @@ import pytest
 
 from streams.model_updates import SnapshotPublisher
 from streams.snapshots import snapshot_of
+from streams.statefile import load_key
 from streams.worker import WorkerProcess
 
 from .conftest import free_port
@@ -28,7 +29,8 @@ def test_hot_swap_under_load(fresh, tmp_path):
     try:
         publisher = SnapshotPublisher(fresh)
         ms = trained_snapshot(n=900, version_batches=3)  # v3
-        publisher.publish("acme", snapshot_of(ms))
+        key = load_key(fresh)
+        publisher.publish("acme", snapshot_of(ms, key))
         for u in urls:
             wait_http(u + "/readyz", 90)
             deadline = time.monotonic() + 30
@@ -56,7 +58,7 @@ def test_hot_swap_under_load(fresh, tmp_path):
         ms.process([TrainingExample(f"n{i}", 1.0, "acme", X[i], y[i]) for i in range(300)])
         assert ms.version == 4
         published = time.monotonic()
-        publisher.publish("acme", snapshot_of(ms))
+        publisher.publish("acme", snapshot_of(ms, key))
         time.sleep(8)
         stop.set()
         for t in threads:

@@ -17,7 +17,8 @@ from sinks.clickhouse import connect
 from streams.checkpoint import CheckpointStore
 from streams.features import DEFAULT_CROSSES
 from streams.replay import run_replay
-from streams.trainer import ModelSet
+from streams.snapshots import load_checkpoint
+from streams.statefile import load_key
 from streams.worker import WorkerProcess
 
 from .conftest import REPO
@@ -89,8 +90,10 @@ def test_sigkill_mid_replay_learns_every_example_exactly_once(fresh, tmp_path, m
         worker.stop()
     assert time.monotonic() - killed_at < 300
 
-    states = CheckpointStore(s).load()
-    ms = ModelSet.from_bytes(states["movielens"])
+    key = load_key(s)
+    states, rejected = CheckpointStore(s, key).load()
+    assert not rejected
+    ms = load_checkpoint(states["movielens"], key)
     assert ms.examples_learned == n and len(ms.learned) == n  # once each, earlier ones kept
     assert ms.metrics()["ftrl"]["examples"] == n
     for name in MODELS.split(","):

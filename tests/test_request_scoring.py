@@ -18,6 +18,7 @@ from streams.features import DEFAULT_CROSSES, pair_features, request_features
 from streams.snapshots import load_snapshot, snapshot_of
 from streams.trainer import ModelSet
 
+from .helpers import KEY
 from .test_learners import stream
 from .test_trainer import examples
 
@@ -74,7 +75,7 @@ def test_snapshot_scores_a_request_as_its_merged_features():
     exs = examples(600)
     ms.process(exs[:300])
     ms.process(exs[300:])
-    snap = load_snapshot(snapshot_of(ms))
+    snap = load_snapshot(snapshot_of(ms, KEY), KEY)
     assert set(snap.compiled) == {"river_logreg", "adpredictor"}  # frozen, compiled scorers
     serving_hasher = FeatureHasher()  # a replica's own, kept across snapshots
     for seed in (7, 8):

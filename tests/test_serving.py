@@ -16,6 +16,7 @@ from streams.serving import create_serving_app
 from streams.snapshots import ModelStore, load_snapshot, snapshot_of
 from streams.trainer import ModelSet
 
+from .helpers import KEY
 from .serving_harness import ServerThread, call
 from .test_learners import stream
 
@@ -34,7 +35,7 @@ def trained_snapshot(n=1500, version_batches=3, tenant="acme"):
 @pytest.fixture(scope="module")
 def server():
     store = ModelStore()
-    store.swap(load_snapshot(snapshot_of(trained_snapshot())))
+    store.swap(load_snapshot(snapshot_of(trained_snapshot(), KEY), KEY))
     logged = []
     app = create_serving_app(store, request_log=lambda k, v: logged.append((k, v)),
                              example_log=lambda msgs: None)

@@ -13,10 +13,12 @@ from prometheus_client import CollectorRegistry
 from streams.events import TrainingExample, encode
 from streams.metrics import build_metrics
 from streams.settings import Settings
+from streams.snapshots import load_checkpoint
 from streams.topics import topic_names
 from streams.train_stage import TrainStage
-from streams.trainer import ModelSet, id_hash
+from streams.trainer import id_hash
 
+from .helpers import KEY
 from .test_trainer import examples
 
 
@@ -24,6 +26,7 @@ class FakeMessage:
     def __init__(self, offset: int):
         self.topic, self.partition, self.offset = "examples", 0, offset
         self.tp = ("examples", 0)
+        self.key, self.headers = None, []
         self.refs = 1
 
     def incref(self):
@@ -48,6 +51,7 @@ class FakeRuntime:
         self.registry = CollectorRegistry()
         self.metrics = build_metrics(self.registry)
         self.topics = topic_names(settings)
+        self.state_key = KEY
 
     async def write(self, table, rows):
         await asyncio.sleep(0.01)
@@ -75,7 +79,7 @@ class SlowStore:
             self.saved[tenant] = state
 
     def load(self):
-        return dict(self.saved)
+        return dict(self.saved), []
 
 
 class NoPublisher:
@@ -110,7 +114,7 @@ def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
         await asyncio.gather(st.checkpoint(), st.handle(events[100:200]))
         for ev in events[100:200]:
             ev.ack()
-        learned_at_first_save = ModelSet.from_bytes(st.store.saved["t"]).learned
+        learned_at_first_save = load_checkpoint(st.store.saved["t"], KEY).learned
         acked_at_first_save = {e.message.offset for e in acked}
         await st.handle(events[200:])
         for ev in events[200:]:
@@ -120,7 +124,7 @@ def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
 
     learned_first, acked_first = asyncio.run(run())
     assert acked_first and all(id_hash(exs[i].id) in learned_first for i in acked_first)
-    final = ModelSet.from_bytes(st.store.saved["t"])
+    final = load_checkpoint(st.store.saved["t"], KEY)
     assert final.examples_learned == 300 and len(final.learned) == 300
     assert all(id_hash(e.id) in final.learned for e in exs)
     assert sorted(e.message.offset for e in acked) == list(range(300))
@@ -144,7 +148,7 @@ def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
         await st.maybe_checkpoint(force=True)
 
     asyncio.run(run())
-    assert ModelSet.from_bytes(st.store.saved["t"]).examples_learned == 200
+    assert load_checkpoint(st.store.saved["t"], KEY).examples_learned == 200
     assert len(acked) == 200
 
 
@@ -206,8 +210,8 @@ def test_a_checkpoint_saves_only_the_tenants_that_learned(tmp_path):
 
     asyncio.run(run())
     assert saves == ["a", "b", "a"]
-    assert ModelSet.from_bytes(st.store.saved["a"]).examples_learned == 60
-    assert ModelSet.from_bytes(st.store.saved["b"]).examples_learned == 50
+    assert load_checkpoint(st.store.saved["a"], KEY).examples_learned == 60
+    assert load_checkpoint(st.store.saved["b"], KEY).examples_learned == 50
 
 
 def test_the_trainer_is_restored_once_when_two_stages_ask_at_once(tmp_path):
@@ -218,7 +222,7 @@ def test_the_trainer_is_restored_once_when_two_stages_ask_at_once(tmp_path):
     def slow_load():
         loads.append(1)
         time.sleep(0.2)
-        return {}
+        return {}, []
 
     st.store.load = slow_load
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from learners.registry import build
 from streams.events import TrainingExample
-from streams.trainer import ModelSet, Trainer, is_holdout
+from streams.trainer import Trainer, is_holdout
 
 from .test_learners import stream
 
@@ -57,7 +57,7 @@ def test_checkpoint_round_trip_continues_identically():
     a = Trainer(factory)
     exs = examples(1200)
     a.process(exs[:700])
-    restored = Trainer(factory, restored={"t": ModelSet.from_bytes(a.sets["t"].to_bytes())})
+    restored = Trainer(factory, restored={"t": a.sets["t"].copy()})
     ra = a.process(exs[700:])["t"]
     rb = restored.process(exs[700:])["t"]
     for name in ra.predictions:

@@ -34,15 +34,14 @@ True
 
 from __future__ import annotations
 
-import io
 import math
-import zlib
 from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..base import Features, Learner
+from ..state import Persistent
 from .fields import FieldHasher
 
 HEADS = ("deepfm", "dcnv2")
@@ -57,7 +56,7 @@ def pick_device(device: str) -> str:
     return device
 
 
-class SharedDeepCTR(Learner):
+class SharedDeepCTR(Learner, Persistent):
     """DeepFM and DCN-v2 heads sharing one hashed embedding table; outputs ``deepfm``,
     ``dcnv2`` and ``deep_joint`` (the mean of the heads in phase 1, the mixer in phase 2)."""
 
@@ -241,72 +240,97 @@ class SharedDeepCTR(Learner):
             self.phase = 2
 
     # -- state --------------------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        """Dense parts whole; of the embedding tables (and their optimiser moments) only the
-        rows the stream touched."""
+    def to_state(self) -> dict:
+        """Plain numbers and numpy arrays (:mod:`learners.state`; no ``torch.save``): dense
+        parts whole, of the embedding tables (and their optimiser moments) only the rows the
+        stream touched."""
         import torch
 
-        buf = io.BytesIO()
         state = {"params": {k: getattr(self, k) for k in self._init_params()},
                  "phase": self.phase, "examples_trained": self.examples_trained,
                  "steps": self.steps, "ema": self._ema, "plateau": self._plateau,
-                 "fields": self.hasher.fields, "pending": (self._pending_idx, self._pending_y),
-                 "history": list(self._history), "net": None}
+                 "fields": self.hasher.fields, "pending_idx": self._pending_idx,
+                 "pending_y": self._pending_y, "history": list(self._history), "net": None}
         if self._net is not None:
-            rows = torch.from_numpy(np.flatnonzero(self._touched))
-            dense = {k: v.cpu() for k, v in self._net.state_dict().items()
+            rows = np.flatnonzero(self._touched)
+            sel = torch.from_numpy(rows).to(self._dev)
+            dense = {k: _np(v) for k, v in self._net.state_dict().items()
                      if not k.startswith("shared.")}
-            sparse = {k: v.detach().cpu()[rows] for k, v in
-                      (("emb", self.shared.emb.weight), ("lin", self.shared.lin.weight))}
-            moments = {}
+            sparse, moments = {}, {}
             for name, p in (("emb", self.shared.emb.weight), ("lin", self.shared.lin.weight)):
+                sparse[name] = _np(p.detach()[sel])
                 st = self._opt_sparse.state.get(p, {})
-                moments[name] = {k: (v.cpu()[rows] if torch.is_tensor(v) and v.dim() else v)
+                moments[name] = {k: (_np(v[sel]) if torch.is_tensor(v) and v.dim() else _np(v))
                                  for k, v in st.items()}
             state["net"] = {"rows": rows, "dense": dense, "sparse": sparse, "moments": moments,
-                            "opt_dense": self._opt_dense.state_dict(),
+                            "opt_dense": _tree_np(self._opt_dense.state_dict()),
                             "n_fields": len(self.hasher.fields)}
-        torch.save(state, buf)
-        return zlib.compress(buf.getvalue(), 1)
+        return state
 
-    @staticmethod
-    def from_bytes(data: bytes) -> SharedDeepCTR:
+    @classmethod
+    def from_state(cls, state: dict) -> SharedDeepCTR:
         import torch
 
-        state = torch.load(io.BytesIO(zlib.decompress(data)), weights_only=False)
-        m = SharedDeepCTR(**state["params"])
+        m = cls(**state["params"])
         m.phase, m.examples_trained, m.steps = state["phase"], state["examples_trained"], \
             state["steps"]
-        m._ema, m._plateau = state["ema"], state["plateau"]
-        m.hasher.fields = state["fields"]
-        m._pending_idx, m._pending_y = state["pending"]
+        m._ema, m._plateau = np.asarray(state["ema"], dtype=np.float64), tuple(state["plateau"])
+        m.hasher.fields = tuple(state["fields"]) if state["fields"] else None
+        m._pending_idx, m._pending_y = list(state["pending_idx"]), list(state["pending_y"])
         m._history.extend(state["history"])
         net = state["net"]
         if net is not None:
-            m._build(net["n_fields"])
-            m._net.load_state_dict({**net["dense"], **{k: v for k, v in
-                                                       m._net.state_dict().items()
-                                                       if k.startswith("shared.")}})
-            rows = net["rows"].to(m._dev)
-            m._touched[net["rows"].numpy()] = True
+            m._build(int(net["n_fields"]))
+            own = m._net.state_dict()
+            m._net.load_state_dict({**own, **{k: torch.from_numpy(np.array(v))
+                                              for k, v in net["dense"].items()}})
+            rows = np.asarray(net["rows"], dtype=np.int64)
+            sel = torch.from_numpy(rows).to(m._dev)
+            m._touched[rows] = True
             with torch.no_grad():
                 for name, p in (("emb", m.shared.emb.weight), ("lin", m.shared.lin.weight)):
-                    p[rows] = net["sparse"][name].to(m._dev)
+                    p[sel] = torch.from_numpy(np.array(net["sparse"][name])).to(m._dev)
                     saved = net["moments"][name]
                     if saved:
                         st = m._opt_sparse.state[p]
                         for k, v in saved.items():
-                            if torch.is_tensor(v) and v.dim():
+                            if not isinstance(v, np.ndarray):
+                                st[k] = v  # a plain step count
+                                continue
+                            t = torch.from_numpy(np.array(v))
+                            if t.dim():
                                 full = torch.zeros_like(p)
-                                full[rows] = v.to(m._dev)
+                                full[sel] = t.to(m._dev)
                                 st[k] = full
                             else:
-                                st[k] = v.to(m._dev) if torch.is_tensor(v) else v
-            m._opt_dense.load_state_dict(net["opt_dense"])
+                                st[k] = t.to(m._dev)
+            m._opt_dense.load_state_dict(_tree_torch(net["opt_dense"]))
         return m
 
-    def __getstate__(self):
-        return {"blob": self.to_bytes()}
 
-    def __setstate__(self, state):
-        self.__dict__.update(SharedDeepCTR.from_bytes(state["blob"]).__dict__)
+def _np(v):
+    """A tensor (or number) as a numpy array (or the number)."""
+    import torch
+
+    return v.detach().float().cpu().numpy() if torch.is_tensor(v) and v.is_floating_point() \
+        else v.detach().cpu().numpy() if torch.is_tensor(v) else v
+
+
+def _tree_np(v):
+    if isinstance(v, dict):
+        return {k: _tree_np(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return type(v)(_tree_np(x) for x in v)
+    return _np(v)
+
+
+def _tree_torch(v):
+    import torch
+
+    if isinstance(v, dict):
+        return {k: _tree_torch(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return type(v)(_tree_torch(x) for x in v)
+    if isinstance(v, np.ndarray):
+        return torch.from_numpy(np.array(v))
+    return v

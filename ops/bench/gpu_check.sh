@@ -18,12 +18,13 @@ import numpy as np, torch
 from pathlib import Path
 from ops.bench.movielens_stream import click_stream
 from learners.deep.shared import SharedDeepCTR
+from learners.state import copy_state
 exs = click_stream(Path(".aimass"), 6000)
 X = [e.features for e in exs]; y = np.array([e.label for e in exs])
 m = SharedDeepCTR(device="cuda", switch_after=3000, seed=1)
 for i in range(0, 4000, 1000):
     m.progressive_outputs(X[i:i+1000], y[i:i+1000])
-again = SharedDeepCTR.from_bytes(m.to_bytes())
+again = copy_state(m)  # through the data-only state format (learners/state.py)
 a, b = m.predict_outputs(X[4000:5000]), again.predict_outputs(X[4000:5000])
 err = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
 print("device", m._dev, torch.cuda.get_device_name(), "phase", m.phase, "round-trip max abs diff", err)

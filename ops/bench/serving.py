@@ -23,6 +23,7 @@ from streams.features import DEFAULT_CROSSES
 from streams.model_updates import SnapshotPublisher
 from streams.replay import run_replay
 from streams.snapshots import snapshot_of
+from streams.statefile import load_key
 from streams.topics import ensure_topics
 from streams.trainer import ModelSet
 from streams.worker import WorkerProcess
@@ -58,7 +59,7 @@ def trained(s, data_dir: Path, n: int) -> ModelSet:
 
 def publish_trained(s, data_dir: Path, n: int) -> str:
     ms = trained(s, data_dir, n)
-    SnapshotPublisher(s).publish("movielens", snapshot_of(ms))
+    SnapshotPublisher(s).publish("movielens", snapshot_of(ms, load_key(s)))
     return f"movielens:v{ms.version}"
 
 
@@ -76,8 +77,9 @@ def in_process_costs(s, data_dir: Path, n_train: int, payloads: list[bytes]) -> 
     from streams.snapshots import load_snapshot
 
     ms = trained(s, data_dir, n_train)
-    blob = snapshot_of(ms)
-    snap = load_snapshot(blob)
+    key = b"in-process"
+    blob = snapshot_of(ms, key)
+    snap = load_snapshot(blob, key)
     out, hasher = s.serving_model, FeatureHasher()
     reqs = [AdRequest.from_dict({**parse_object(b), "id": "r", "event_time": 1.0})
             for b in payloads]
@@ -113,8 +115,8 @@ def in_process_costs(s, data_dir: Path, n_train: int, payloads: list[bytes]) -> 
             f()
             best = min(best, time.perf_counter() - t)
         rows.append({"step": step, "ms_per_request": best / len(payloads) * 1000})
-    for step, f in (("snapshot: build (trainer, per version)", lambda: snapshot_of(ms)),
-                    ("snapshot: load (replica, per swap)", lambda: load_snapshot(blob))):
+    for step, f in (("snapshot: build (trainer, per version)", lambda: snapshot_of(ms, key)),
+                    ("snapshot: load (replica, per swap)", lambda: load_snapshot(blob, key))):
         best = float("inf")
         for _ in range(3):
             t = time.perf_counter()

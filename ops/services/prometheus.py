@@ -18,7 +18,8 @@ def render_config(settings: Settings, home: Path) -> Path:
     for key, value in {"prometheus_port": settings.prometheus_port,
                        "web_port": settings.web_port,
                        "serving_port": settings.serving_port,
-                       "scrape_interval": settings.scrape_interval}.items():
+                       "scrape_interval": settings.scrape_interval,
+                       "rules_file": TEMPLATE.parent / "alerts.yml"}.items():
         text = text.replace("{" + key + "}", str(value))
     path = home / "prometheus.yml"
     path.write_text(text)
