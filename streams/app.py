@@ -106,7 +106,11 @@ def create_app(settings: Settings) -> faust.App:
     names = topic_names(settings)
 
     take = dict(max_=settings.batch_size, within=settings.batch_within)
-    ingest_, train = IngestStage(rt), TrainStage(rt)
+    def reads(topic: str, partition: int) -> bool:
+        return any(tp.topic == topic and tp.partition == partition
+                   for tp in app.consumer.assignment())
+
+    ingest_, train = IngestStage(rt, reads), TrainStage(rt)
 
     async def settled() -> None:  # what ingest and score did without waiting is durable
         await ingest_.settle()
@@ -121,7 +125,7 @@ def create_app(settings: Settings) -> faust.App:
         """Requests and feedback: store, score, join, in one pass over each batch."""
         async for batch in stream.take_events(**take):
             valid = await ingest_.handle(batch)
-            await score.handle([rec for _, rec in valid["ad-requests"]])
+            await score.handle([rec for _, rec, _ in valid["ad-requests"]])
             await join.handle(valid, batch)
             join.note_offsets(batch)
 
@@ -154,10 +158,12 @@ def create_app(settings: Settings) -> faust.App:
         return max(stage.next_offset.get(tp, 0), broker["committed"].get(tp.topic, {}).get(
             tp.partition, 0))
 
-    async def caught_up() -> bool:
-        """Has the join handled every message its request/feedback partitions hold?"""
+    async def caught_up(role: str | None = None) -> bool:
+        """Has the join handled every message its request/feedback partitions (or those of
+        one input role) hold?"""
+        wanted = inputs if role is None else (names[role],)
         for tp in app.consumer.assignment():
-            if tp.topic in inputs:
+            if tp.topic in wanted:
                 end = app.consumer.highwater(tp)
                 if end is None or handled(tp) < end:
                     return False

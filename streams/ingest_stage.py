@@ -4,10 +4,12 @@ malformed with their reason. Returns the valid records for the next stages.
 **Any producer's partitioner.** The join meets a request and its feedback on one partition, the
 one Kafka's murmur2 gives for the request id. A client with another partitioner (librdkafka's
 default, CRC32-based: kcat, confluent-kafka as shipped), or with no key, puts some events
-elsewhere. Such an event is forwarded to the partition murmur2 names, keyed by its request id,
-counted in ``aimass_events_forwarded_total``, and otherwise skipped here: it is stored, scored
-and joined when it is read there. It is acknowledged, like every event, only once the join
-releases its place, after the forward is confirmed by Kafka.
+elsewhere. Such an event is joined as if it had come on the partition murmur2 names
+(``rerouted``) when this worker reads that partition too; otherwise it is forwarded there,
+keyed by its request id, and skipped here (``forwarded``): it is stored, scored and joined when
+it is read there. Both are counted in ``aimass_events_misplaced_total``. Either way it is
+acknowledged, like every event, only once the join releases its place (a forward, once Kafka
+confirmed it).
 
 The ClickHouse writes go on behind the next stages (:class:`streams.runtime.WriteBehind`); the
 join acknowledges events only after :meth:`IngestStage.settle` (their rows are written)."""
@@ -55,14 +57,16 @@ def misplaced(role: str, good: list[tuple[int, object]], partitions_of: list[int
 
 
 class IngestStage:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, reads=lambda topic, partition: True):
         self.rt = runtime
         self.role_of = {runtime.topics[r]: r for r in ROLES}
         self.writes = WriteBehind(runtime)  # drained by the join before it acknowledges
         self.partitions = runtime.settings.partitions
+        self.reads = reads  # does this worker read that topic partition?
 
     async def handle(self, events: list) -> dict[str, list]:
-        """Validate and store a mixed batch; returns role -> [(event, record)] of valid ones."""
+        """Validate and store a mixed batch; returns role -> [(event, record, partition)] of
+        valid ones, ``partition`` the one the join meets it on."""
         started = time.perf_counter()
         now = time.time()
         valid: dict[str, list] = {r: [] for r in ROLES}
@@ -72,13 +76,16 @@ class IngestStage:
                 continue
             raws = [ingest.Raw.of(e) for e in mine]
             good, bad = ingest.decode_batch_indexed(record, raws, now)
-            elsewhere = dict(misplaced(role, good, [r.partition for r in raws], self.partitions))
-            if elsewhere:
-                self._forward(role, good, raws, elsewhere)
-                good = [(i, rec) for i, rec in good if i not in elsewhere]
+            right = dict(misplaced(role, good, [r.partition for r in raws], self.partitions))
+            away = {i: p for i, p in right.items() if not self.reads(raws[i].topic, p)}
+            if away:
+                self._forward(role, good, raws, away)
+                good = [(i, rec) for i, rec in good if i not in away]
+            if len(right) > len(away):
+                self.rt.metrics.misplaced.labels(role, "rerouted").inc(len(right) - len(away))
             await self.writes.write(table, rows([rec for _, rec in good], int(now)))
             await self.rt.dead_letters(role, bad)
-            valid[role] = [(mine[i], rec) for i, rec in good]
+            valid[role] = [(mine[i], rec, right.get(i, raws[i].partition)) for i, rec in good]
             self.rt.metrics.consumed.labels(role).inc(len(mine))
         self.rt.observe("ingest", len(events), started)
         return valid
@@ -89,7 +96,7 @@ class IngestStage:
             raw = raws[i]
             self.rt.send(role, [(join_key(role, recs[i]).encode(), raw.value)],
                          partition=partition, headers=raw.headers or None)
-        self.rt.metrics.forwarded.labels(role).inc(len(elsewhere))
+        self.rt.metrics.misplaced.labels(role, "forwarded").inc(len(elsewhere))
 
     async def settle(self) -> None:
         """Every row written so far is in ClickHouse."""

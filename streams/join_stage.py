@@ -46,6 +46,8 @@ class JoinStage:
         self.caught_up_lag = s.batch_size
         self.queue: dict = defaultdict(deque)  # TP -> deque of (event, joiner key, request id)
         self.last_event = 0.0
+        self.started = time.monotonic()
+        self.last_by_role = {"ad-requests": 0.0, "feedback": 0.0}  # monotonic, last valid event
         self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
 
@@ -86,15 +88,18 @@ class JoinStage:
         return out
 
     async def handle(self, valid: dict[str, list], batch: list) -> None:
-        """``valid``: role -> [(event, record)] from the ingest stage; ``batch``: every event.
+        """``valid``: role -> [(event, record, partition)] from the ingest stage (``partition``:
+        the one its request id belongs to); ``batch``: every event.
         Each event gets an extra reference (the batch's own acknowledgement skips it) and is
         acknowledged in offset order once its request is released."""
         started = time.perf_counter()
         made: dict[tuple[int, str], list[TrainingExample]] = defaultdict(list)
         placed = []
         for role in ("ad-requests", "feedback"):
-            for ev, rec in valid.get(role, ()):
-                key = (ev.message.partition, rec.tenant)
+            if valid.get(role):
+                self.last_by_role[role] = time.monotonic()
+            for ev, rec, partition in valid.get(role, ()):
+                key = (partition, rec.tenant)
                 j = self.joiner(key)
                 if role == "ad-requests":
                     made[key] += j.on_request(rec)
@@ -124,18 +129,34 @@ class JoinStage:
             self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
 
     async def flush_idle(self, caught_up) -> None:
-        """Close every open window once the join has handled everything on its input
-        partitions (``caught_up()``) and nothing came for ``join_idle_flush`` seconds: the end
-        of a replay, or producers gone quiet. Idleness alone is not enough: a consumer that is
-        merely behind would close windows whose impressions it has not read yet."""
-        quiet = time.monotonic() - self.last_event if self.last_event else 0.0
+        """Idle inputs no longer hold windows open, once the join has handled everything on
+        their partitions (``caught_up(role)``; ``caught_up()`` for both). Idleness alone is
+        not enough: a consumer that is merely behind would close windows whose impressions it
+        has not read yet.
+
+        - Nothing came on either input for ``join_idle_flush`` seconds (the end of a replay,
+          producers gone quiet): every open window closes.
+        - Only one input is idle (requests go on, feedback stopped or never came: requests a
+          replica answered that were never shown): the event-time clock follows the input
+          that is live, so windows close as it advances and memory stays bounded. Feedback
+          that comes after all is late, counted as such.
+        """
+        now = time.monotonic()
+        quiet = {r: now - (t or self.started) for r, t in self.last_by_role.items()}
         held = len(self.merge) if self.merge is not None else 0
-        if (quiet > self.idle_flush and (held or any(len(j) for j in self.joiners.values()))
-                and await caught_up()):
+        idle = [r for r, q in quiet.items() if q > self.idle_flush]
+        out = []
+        if not (held or any(len(j) for j in self.joiners.values())) or not idle:
+            out = self._merged({})  # the partitions' lags have moved since the last batch
+        elif len(idle) == 2 and await caught_up():
             out = self._merged({key: j.flush() for key, j in self.joiners.items()})
             if self.merge is not None:
                 out += self.merge.release_all()
-        else:  # the partitions' lags have moved since the last batch
+        elif len(idle) == 1 and await caught_up(idle[0]):
+            live = "feedback" if idle[0] == "ad-requests" else "ad-requests"
+            out = self._merged({key: j.advance(j.input_time(live))
+                                for key, j in self.joiners.items()})
+        else:
             out = self._merged({})
         if out:
             await self._emit(out)

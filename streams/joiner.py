@@ -197,6 +197,10 @@ class Joiner:
     def last_request_time(self) -> float:
         return self._seen["request"]
 
+    def input_time(self, role: str) -> float:
+        """The latest event time seen on an input: ``ad-requests`` or ``feedback``."""
+        return self._seen["request" if role == "ad-requests" else "feedback"]
+
     def made_for(self) -> list[str]:
         """With ``track_requests``: the request id of each example returned since the last
         call, in the order they were returned."""

@@ -45,7 +45,7 @@ class Metrics:
     state_rejected: Counter
     late: Counter
     nonfinite: Counter
-    forwarded: Counter
+    misplaced: Counter
     dedup_ids: Gauge
     dedup_floor: Gauge
     dedup_horizon: Gauge
@@ -122,8 +122,9 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         nonfinite=counter("aimass_nonfinite_predictions_total", "Predictions that were not a "
                           "finite probability (replaced by 0.5 in metrics and ensembles)",
                           ["tenant", "model"]),
-        forwarded=counter("aimass_events_forwarded_total", "Events found on another partition "
-                          "than murmur2 of their request id gives, forwarded to it", ["topic"]),
+        misplaced=counter("aimass_events_misplaced_total", "Events found on another partition "
+                          "than murmur2 of their request id gives: joined there (rerouted) or "
+                          "forwarded to it", ["topic", "action"]),
         dedup_ids=gauge("aimass_dedup_ids", "Example ids remembered for exactly-once",
                         ["tenant"]),
         dedup_floor=gauge("aimass_dedup_floor_seconds", "Event time at or before which an "

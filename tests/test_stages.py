@@ -177,9 +177,10 @@ def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
             AdRequest("old-2", 8.7e8 + 100, "old", {"user_id": "u"}, [Candidate("a")]),
             Feedback("old-2-a-imp", 8.7e8 + 101, "old", "old-2", "a", "impression")]
     events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
-    valid = {"ad-requests": [(e, r) for e, r in zip(events, recs, strict=True)
+    valid = {"ad-requests": [(e, r, e.message.partition) for e, r in zip(events, recs,
+                                                                          strict=True)
                              if isinstance(r, AdRequest)],
-             "feedback": [(e, r) for e, r in zip(events, recs, strict=True)
+             "feedback": [(e, r, e.message.partition) for e, r in zip(events, recs, strict=True)
                           if isinstance(r, Feedback)]}
 
     asyncio.run(stage.handle(valid, events))
@@ -261,15 +262,16 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
     for ev in events:
         ev.message.tp = ("requests", 0)
-    valid = {"ad-requests": [(e, r) for e, r in zip(events, recs, strict=True)
+    valid = {"ad-requests": [(e, r, e.message.partition) for e, r in zip(events, recs,
+                                                                          strict=True)
                              if isinstance(r, AdRequest)],
-             "feedback": [(e, r) for e, r in zip(events, recs, strict=True)
+             "feedback": [(e, r, e.message.partition) for e, r in zip(events, recs, strict=True)
                           if isinstance(r, Feedback)]}
     acked_at: list[tuple[int, float]] = []
     for ev in events:
         ev.ack = (lambda e: lambda: acked_at.append((e.message.offset, time.monotonic())))(ev)
 
-    async def caught_up():
+    async def caught_up(role=None):
         return True
 
     async def run():
@@ -309,7 +311,7 @@ def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
     acked: list[FakeEvent] = []
     offset = {p: 0 for p in parts}
 
-    async def caught_up():
+    async def caught_up(role=None):
         return True
 
     async def run():
@@ -322,8 +324,10 @@ def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
                     ev.message.partition, ev.message.tp = p, ("in", p)
                 offset[p] += len(recs)
                 pairs = list(zip(events, recs, strict=True))
-                valid = {"ad-requests": [(e, r) for e, r in pairs if isinstance(r, AdRequest)],
-                         "feedback": [(e, r) for e, r in pairs if not isinstance(r, AdRequest)]}
+                valid = {"ad-requests": [(e, r, p) for e, r in pairs
+                                         if isinstance(r, AdRequest)],
+                         "feedback": [(e, r, p) for e, r in pairs
+                                      if not isinstance(r, AdRequest)]}
                 await stage.handle(valid, events)
                 for ev in events:
                     ev.ack()  # the agent's own reference
