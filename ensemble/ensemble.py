@@ -39,13 +39,6 @@ def build_combiner(name: str, vote_threshold: float = 0.6,
     raise ValueError(f"unknown ensemble strategy {name!r}: average, weighted, vote, stacking")
 
 
-def member_outputs(model: Learner, X, y, learn) -> dict[str, np.ndarray]:
-    """Predict-then-learn a batch; a multi-output model (shared heads) gives several members."""
-    if hasattr(model, "progressive_outputs"):
-        return model.progressive_outputs(X, y, learn)
-    return {model.name: model.progressive_many(X, y, learn)}
-
-
 class Ensemble(Learner):
     name = "ensemble"
 
@@ -56,20 +49,16 @@ class Ensemble(Learner):
 
     def progressive_many(self, X: Sequence[Features], y, learn=None) -> np.ndarray:
         outs: dict[str, np.ndarray] = {}
-        for name, m in self.members.items():
-            for out_name, p in member_outputs(m, X, y, learn).items():
-                outs[out_name if out_name != m.name else name] = p
+        for name, m in self.members.items():  # a multi-output model gives several members
+            outs.update(m.progressive_outputs(X, y, learn, name))
         self.last_members = outs
         P = np.column_stack(list(outs.values()))
         return self.combiner.combine_progressive(P, y, learn)
 
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         cols = []
-        for m in self.members.values():
-            if hasattr(m, "predict_outputs"):
-                cols += list(m.predict_outputs(X).values())
-            else:
-                cols.append(m.predict_proba_many(X))
+        for name, m in self.members.items():
+            cols += list(m.predict_outputs(X, name).values())
         P = np.column_stack(cols)
         return np.array([self.combiner.combine_one(row) for row in P])
 

@@ -28,10 +28,18 @@ Features = dict
 
 class Learner(ABC):
     """A binary classifier that learns online. Subclasses implement the ``_one`` methods and may
-    override the ``_many`` ones with vectorised code that gives the same results."""
+    override the ``_many`` ones with vectorised code that gives the same results.
+
+    Outputs: a learner predicts one probability per example, named as its member in a model
+    set (``name`` by default). A learner with several (heads sharing parameters) declares
+    ``outputs``, their names; every caller goes through :meth:`predict_outputs` and
+    :meth:`progressive_outputs`, which every learner has.
+    """
 
     #: a short, stable name for metrics and tables
     name: str = "learner"
+    #: the names of its outputs when it has several (None: one, named as the member)
+    outputs: tuple[str, ...] | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -52,6 +60,21 @@ class Learner(ABC):
         """Probabilities of ``{**shared, **item}`` for each item: one request (user, context)
         and its candidates. Override where the shared part can be computed once."""
         return self.predict_proba_many([{**shared, **it} for it in items])
+
+    def output_names(self, member: str | None = None) -> tuple[str, ...]:
+        """What :meth:`predict_outputs` returns, for a member named ``member``."""
+        return self.outputs if self.outputs is not None else (member or self.name,)
+
+    def predict_outputs(self, X: Sequence[Features], member: str | None = None
+                        ) -> dict[str, np.ndarray]:
+        """Every output's probabilities of ``X``."""
+        return {member or self.name: self.predict_proba_many(X)}
+
+    def progressive_outputs(self, X: Sequence[Features], y: Sequence[int],
+                            learn: Sequence[bool] | None = None, member: str | None = None
+                            ) -> dict[str, np.ndarray]:
+        """Every output's predict-then-learn probabilities (see :meth:`progressive_many`)."""
+        return {member or self.name: self.progressive_many(X, y, learn)}
 
     def learn_many(self, X: Sequence[Features], y: Sequence[int]) -> None:
         for x, yi in zip(X, y, strict=True):
@@ -80,3 +103,15 @@ class Learner(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._init_params())
         return f"{type(self).__name__}({args})"
+
+
+class MiniBatchLearner(Learner):
+    """A learner that learns in mini-batches: a batch is scored with the parameters as they
+    are, then learned (its examples do not see each other's labels). Per-example checks of
+    :mod:`learners.checks` do not apply to it."""
+
+
+class Phased(ABC):
+    """A learner that trains in phases (exported as ``aimass_training_phase``)."""
+
+    phase: int

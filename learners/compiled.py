@@ -128,9 +128,9 @@ class CompiledAdPredictor:
 def compile_linear(model) -> CompiledLinear | CompiledAdPredictor | None:
     """The compiled scorer of a river linear model, or None when it has none (another kind of
     model, features not one-hot encoded, no bias yet, or two tokens share a CRC-32)."""
-    from .river_models import RiverAdPredictor, RiverLogisticRegression
+    from .river_models import RiverAdPredictor, RiverLearner, RiverLogisticRegression
 
-    if not getattr(model, "one_hot", False):
+    if not isinstance(model, RiverLearner) or not model.one_hot:
         return None
     try:
         if isinstance(model, RiverLogisticRegression):

@@ -13,6 +13,7 @@ MovieLens examples, against 80k rows/s on the active set (ops/bench/learning.py)
 from __future__ import annotations
 
 from .base import Features, Learner
+from .scaling import RunningScaler
 
 
 def active_one_hot(x: Features) -> dict[str, float]:
@@ -26,6 +27,10 @@ def active_one_hot(x: Features) -> dict[str, float]:
         else:
             out[f"{k}={v}"] = 1.0
     return out
+
+
+def _numeric(x: Features) -> list[str]:
+    return [k for k, v in x.items() if isinstance(v, float)]
 
 
 class RiverLearner(Learner):
@@ -76,7 +81,9 @@ class RiverLogisticRegression(RiverLearner):
 
 
 class RiverFM(RiverLearner):
-    """river ``facto.FMClassifier`` on the active one-hot set (see the module doc)."""
+    """river ``facto.FMClassifier`` on the active one-hot set (see the module doc), numeric
+    features standardised on the stream (:mod:`learners.scaling`): the FM multiplies pairs of
+    values, and raw magnitudes (a price in cents beside a 0/1 token) would overflow it."""
 
     name = "river_fm"
 
@@ -86,13 +93,21 @@ class RiverFM(RiverLearner):
         self.n_factors, self.lr, self.seed = n_factors, lr, seed
         super().__init__(facto.FMClassifier(n_factors=n_factors, weight_optimizer=optim.SGD(lr),
                                             latent_optimizer=optim.SGD(lr), seed=seed))
+        self.scaler = RunningScaler()
+
+    def _x(self, x: Features) -> dict:
+        return self.scaler.transform(active_one_hot(x), _numeric(x))
 
     def predict_proba_one(self, x) -> float:
         # river's FM draws random factors for a feature it has not seen, even in prediction:
         # that would let held-out examples change the model. Unseen features carry nothing yet.
         latents = self.model.latents
-        seen = {k: v for k, v in active_one_hot(x).items() if k in latents}
+        seen = {k: v for k, v in self._x(x).items() if k in latents}
         return float(self.model.predict_proba_one(seen).get(True, 0.5))
+
+    def learn_one(self, x: Features, y: int) -> None:
+        super().learn_one(x, y)
+        self.scaler.learn(x, _numeric(x))
 
     def clone(self) -> RiverFM:
         return RiverFM(self.n_factors, self.lr, self.seed)

@@ -8,7 +8,8 @@ endpoint needs a key, a role that allows the action, and the tenant in the key's
 
 Roles (each includes the ones above it):
 
-- ``viewer``: ``GET /models`` (its tenants only);
+- ``viewer``: ``GET /models`` (its tenants only), ``GET /metrics`` (a scrape key for
+  Prometheus: a viewer key for ``*``);
 - ``scorer``: ``POST /recommend``, ``/predict``, ``/noop``;
 - ``trainer``: ``POST /examples`` (hand over labelled data);
 - ``admin``: everything, every tenant.
@@ -33,13 +34,13 @@ from pathlib import Path
 
 ROLES = ("viewer", "scorer", "trainer", "admin")
 ACTIONS = {  # action -> the least role allowed
-    "models": "viewer",
+    "models": "viewer", "metrics": "viewer",
     "recommend": "scorer", "predict": "scorer", "noop": "scorer",
     "examples": "trainer",
 }
 #: the serving API's protected paths and the action each is (every other path is open)
 PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
-             "/models": "models", "/examples": "examples"}
+             "/models": "models", "/examples": "examples", "/metrics": "metrics"}
 
 
 class AccessDenied(Exception):

@@ -17,7 +17,7 @@ import uuid
 
 import numpy as np
 import orjson
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -36,8 +36,7 @@ from .trainer import ENSEMBLE_PREFIX
 log = logging.getLogger(__name__)
 SERVING = web.AppKey("serving", object)
 METRICS = web.AppKey("metrics", ServingMetrics)
-# the caller's key, set by the middleware (typed keys need aiohttp >= 3.12)
-PRINCIPAL = web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)  # the caller's key, set by the middleware
 
 
 def _error(status: int, message: str, field: str | None = None,
@@ -52,18 +51,44 @@ def _ok(body: dict, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
+BODY_TIMEOUT = 10.0  # seconds a client may take to send its body
+
+
+async def _read(request: web.Request) -> bytes:
+    """The body, within :data:`BODY_TIMEOUT` (a slow client gets a 408)."""
+    try:
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:.0f} s") \
+            from None
+
+
 async def _body(request: web.Request) -> dict:
-    return parse_object(await request.read(), "body")
+    return parse_object(await _read(request), "body")
+
+
+def _check_tenant(request: web.Request, d: dict, action: str) -> str:
+    """The body's tenant, which the caller's key must be allowed ``action`` on: checked
+    before anything else of the body is."""
+    tenant = d.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidEvent("tenant", "is required")
+    request[PRINCIPAL].check(action, tenant)
+    return tenant
 
 
 async def _tenant_body(request: web.Request, action: str) -> tuple[dict, str]:
     """The body and its tenant, which the caller's key must be allowed ``action`` on."""
     d = await _body(request)
-    tenant = d.get("tenant")
-    if not isinstance(tenant, str) or not tenant:
-        raise InvalidEvent("tenant", "is required")
-    request[PRINCIPAL].check(action, tenant)
-    return d, tenant
+    return d, _check_tenant(request, d, action)
+
+
+def _finite(scores: np.ndarray, field: str) -> None:
+    """A model that gives no finite score for an input is answered 400, naming it."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if len(bad):
+        raise InvalidEvent(field.format(int(bad[0])), "the model gives no finite score for "
+                           "it (a value beyond what it learned from?)")
 
 
 MAX_EXAMPLES = 10_000
@@ -88,33 +113,36 @@ class Serving:
 
     async def recommend(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
-        raw = await request.read()
+        raw = await _read(request)
         d = parse_object(raw, "body")
+        _check_tenant(request, d, "recommend")
         added = {k: v for k, v in (("id", d.get("request_id") or uuid.uuid4().hex),
                                    ("event_time", time.time())) if k not in d}
         d.update(added)
         req = AdRequest.from_dict(d)  # InvalidEvent -> 400 naming the field
-        request[PRINCIPAL].check("recommend", req.tenant)
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
         snap = self.store.get(req.tenant)
+        # a tenant with no model is a label only once it has one: made-up names cost nothing
+        label = req.tenant if snap is not None else "unknown"
         if snap is None:
             scores, version, used, kind = self.fallback(req)
-            self.m.fallback.labels(req.tenant, kind).inc()
+            self.m.fallback.labels(label, kind).inc()
         else:
             used = self.output_for(snap, model)
             shared, items = request_features(req.user, req.context, req.candidates)
             scores = snap.score_request(shared, items, used, self.hasher)
             version, kind = snap.label, None
         scores = np.asarray(scores, dtype=np.float64)
+        _finite(scores, "candidates[{}].features")
         order = np.argsort(-scores, kind="stable")  # best first; ties keep the given order
         ids = [c.ad_id for c in req.candidates]
         ranked = [{"ad_id": ids[i], "score": sc}
                   for i, sc in zip(order.tolist(), np.round(scores[order], 6).tolist(),
                                    strict=True)]
         took = time.perf_counter() - t0
-        self.m.latency.labels(req.tenant).observe(took)
+        self.m.latency.labels(label).observe(took)
         self.m.candidates.observe(len(req.candidates))
         if self.request_log is not None:  # after the answer is ready; librdkafka queues it
             asyncio.get_running_loop().call_soon(self._log, req.id, raw, added)
@@ -158,7 +186,9 @@ class Serving:
         if snap is None:
             return _error(404, f"no model for tenant {tenant!r} yet", "tenant")
         used = self.output_for(snap, d.get("model") if isinstance(d.get("model"), str) else None)
-        p = float(snap.score([feats], used)[0])
+        p = snap.score([feats], used)
+        _finite(p, "features")
+        p = float(p[0])
         return _ok({"p": p, "model_version": snap.label, "model": used})
 
     async def models(self, request: web.Request) -> web.Response:
@@ -231,6 +261,11 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
                 who.check(action)
                 request[PRINCIPAL] = who
             resp = await handler(request)
+        except (ConnectionResetError, ClientPayloadError) as exc:  # the client went away
+            metrics.aborted.labels(endpoint).inc()
+            log.info("%s %s: the client aborted its request (%s)", request.method,
+                     endpoint, type(exc).__name__)
+            resp = _error(400, "the request body was cut short")
         except AccessDenied as exc:
             resp = _error(exc.status, str(exc))
             metrics.denied.labels(endpoint, str(exc.status)).inc()
@@ -248,7 +283,7 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
 
     async def readyz(request):
         if ready():
-            return _ok({"ready": True, "tenants": sorted(store.all())})
+            return _ok({"ready": True})
         return _error(503, "not ready: still reading the model-updates topic")
 
     async def openapi(request):
@@ -327,7 +362,7 @@ async def run(settings, port: int) -> None:
     if access.open:
         print("serving: no AIMASS_API_KEYS file, the API is open to every caller", flush=True)
     # chdb is one process's: a replica reads popularity only from a ClickHouse server
-    popularity = None if settings.embedded else Popularity(settings.clickhouse_dsn)
+    popularity = None if settings.embedded else Popularity(settings.clickhouse_dsn).start()
     app = create_serving_app(
         store, registry, settings.serving_model,
         request_log=lambda k, v: producer.try_send_raw(requests_topic, k, v),

@@ -24,14 +24,16 @@ class ServingMetrics:
     examples: Counter
     state_rejected: Counter
     errors: Counter
+    aborted: Counter
 
 
 def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
     return ServingMetrics(
         requests=Counter("aimass_http_requests_total", "HTTP requests by endpoint and status",
                          ["endpoint", "status"], registry=registry),
-        latency=Histogram("aimass_recommend_seconds", "Time to answer /recommend (server side)",
-                          ["tenant"], buckets=LATENCY_BUCKETS, registry=registry),
+        latency=Histogram("aimass_recommend_seconds", "Time to answer /recommend (server side); "
+                          "tenant 'unknown' for tenants with no model yet", ["tenant"],
+                          buckets=LATENCY_BUCKETS, registry=registry),
         candidates=Histogram("aimass_recommend_candidates", "Candidates per /recommend",
                              buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000), registry=registry),
         fallback=Counter("aimass_recommend_fallback_total", "Answers by the fallback (no model)",
@@ -53,4 +55,6 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
                                registry=registry),
         errors=Counter("aimass_errors_total", "Exceptions caught, by component and kind",
                        ["component", "kind"], registry=registry),
+        aborted=Counter("aimass_http_aborted_total", "Requests whose client went away before "
+                        "its body was read", ["endpoint"], registry=registry),
     )

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
                                "(a member or ensemble_<strategy>).")
     api_keys: Path | None = Field(None, description="API keys file (aimass keys add); unset: "
                                   "the serving API is open.")
+    scrape_key_file: Path | None = Field(None, description="File with the key Prometheus "
+                                         "scrapes the API's /metrics with (a viewer key, "
+                                         "needed when API keys are on).")
     scrape_interval: str = Field("5s", description="Prometheus scrape interval (aimass up).")
     topic_prefix: str = Field("aimass", description="Prefix of every topic name.")
     partitions: int = Field(4, description="Partitions of the keyed event topics.")

@@ -45,7 +45,7 @@ class Snapshot:
     def score(self, X: list[dict], output: str) -> np.ndarray:
         """Click probabilities of ``X`` (flat feature dicts) by ``output``."""
         return self._score(output, lambda name, m: m.predict_proba_many(X),
-                           lambda m: m.predict_outputs(X))
+                           lambda name, m: m.predict_outputs(X, name))
 
     def score_request(self, shared: dict, items: list[dict], output: str,
                       hasher: FeatureHasher | None = None) -> np.ndarray:
@@ -72,19 +72,19 @@ class Snapshot:
                 return self.compiled[name].predict(prepared())
             return m.predict_request(shared, items)
 
-        return self._score(output, one,
-                           lambda m: m.predict_outputs([{**shared, **it} for it in items]))
+        return self._score(output, one, lambda name, m: m.predict_outputs(
+            [{**shared, **it} for it in items], name))
 
     def _score(self, output: str, single, multi) -> np.ndarray:
         """Only the model that makes ``output``, or every member for an ensemble."""
-        if output in self.models and not hasattr(self.models[output], "predict_outputs"):
+        if output in self.models and self.models[output].outputs is None:
             return single(output, self.models[output])
         cols: dict[str, np.ndarray] = {}
         for name, m in self.models.items():
-            if hasattr(m, "predict_outputs"):
-                cols.update(multi(m))
-            else:
+            if m.outputs is None:
                 cols[name] = single(name, m)
+            else:
+                cols.update(multi(name, m))
         if output in cols:
             return cols[output]
         comb = self.ensembles[output.removeprefix(ENSEMBLE_PREFIX)]

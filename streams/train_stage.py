@@ -26,6 +26,7 @@ import orjson
 
 from ensemble import build_combiner
 from learners import registry
+from learners.base import Phased
 from learners.dedup import LearnedIds
 from learners.guard import OverfitGuard
 from sinks import schema
@@ -207,7 +208,7 @@ class TrainStage:
         m = self.rt.metrics
         m.model_version.labels(tenant).set(ms.version)
         for name, model in ms.models.items():
-            if hasattr(model, "phase"):
+            if isinstance(model, Phased):
                 m.phase.labels(tenant, name).set(model.phase)
         for name, comb in ms.ensembles.items():
             for i, w in enumerate(comb.state().get("weights", [])):

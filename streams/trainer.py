@@ -95,15 +95,13 @@ class ModelSet:
         nonfinite: dict[str, int] = {}
         for name, model in self.models.items():
             t = time.perf_counter()
-            if isinstance(model, HashedLearner):
+            if isinstance(model, HashedLearner):  # one hashing of the batch for all of them
                 key = model.hasher.key
                 if key not in rows_by_hasher:
                     rows_by_hasher[key] = model.hasher.transform(X)
                 outs = {name: model.progressive_rows(rows_by_hasher[key], y, learn)}
-            elif hasattr(model, "progressive_outputs"):
-                outs = model.progressive_outputs(X, y, learn)
             else:
-                outs = {name: model.progressive_many(X, y, learn)}
+                outs = model.progressive_outputs(X, y, learn, name)
             secs[name] = time.perf_counter() - t
             self.learn_seconds[name] += secs[name]
             for out_name, p in outs.items():

@@ -13,6 +13,8 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .events import InvalidEvent, TrainingExample
 
 TRUE = {"1", "true", "yes", "y", "t", "click", "clicked"}
@@ -48,7 +50,7 @@ def read_table(path: Path):
 def _clean(v):
     if v is None or isinstance(v, float) and math.isnan(v):
         return None
-    if hasattr(v, "item"):  # numpy scalar
+    if isinstance(v, np.generic):  # a numpy scalar from pandas
         v = v.item()
     return v if isinstance(v, str | int | float | bool) else str(v)
 

@@ -143,3 +143,59 @@ def test_a_missing_or_bad_keys_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not an aimass API keys file"):
         AccessControl.from_file(tmp_path / "bad.json")
+
+
+def test_metrics_and_readyz_name_no_tenant_without_a_key(secured):
+    assert call(secured.url("/metrics"))[0] == 401
+    status, text = call(secured.url("/metrics"), key=secured.keys["viewer"])  # the scrape key
+    assert status == 200 and b"aimass_http_requests_total" in text
+    status, ready = call(secured.url("/readyz"))
+    assert status == 200 and ready == {"ready": True}
+
+
+def test_the_key_is_checked_before_the_body(secured):
+    """Another tenant's body that is also malformed: the caller learns 403, not the field."""
+    bad = {**BODY, "candidates": [{"ad_id": 5.5}]}
+    status, r = call(secured.url("/recommend"), bad, secured.keys["other"])
+    assert status == 403 and "field" not in r
+
+
+def test_made_up_tenants_cost_no_series(secured):
+    key = secured.keys["admin"]
+    for i in range(50):
+        assert call(secured.url("/recommend"), {**BODY, "tenant": f"made-up-{i}"}, key)[0] == 200
+    _, text = call(secured.url("/metrics"), key=key)
+    assert b"made-up" not in text and b'tenant="unknown"' in text
+
+
+def test_a_slow_body_is_timed_out_and_an_aborted_one_counted(secured, monkeypatch):
+    import socket
+    import time
+
+    from streams import serving
+
+    monkeypatch.setattr(serving, "BODY_TIMEOUT", 0.5)
+    body = orjson.dumps(BODY)
+    head = (f"POST /recommend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            f"{secured.keys['admin']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", secured.port)) as s:  # too slow
+        s.sendall(head + body[:10])
+        s.settimeout(5)
+        assert s.recv(100).startswith(b"HTTP/1.1 408")
+    with socket.create_connection(("127.0.0.1", secured.port)) as s:  # gone midway
+        s.sendall(head + body[:10])
+    time.sleep(0.3)
+    _, text = call(secured.url("/metrics"), key=secured.keys["admin"])
+    assert b'aimass_http_aborted_total{endpoint="/recommend"} 1.0' in text
+
+
+def test_a_score_that_is_not_finite_is_a_400_naming_the_field():
+    import numpy as np
+
+    from streams.events import InvalidEvent
+    from streams.serving import _finite
+
+    with pytest.raises(InvalidEvent) as err:
+        _finite(np.array([0.2, np.nan]), "candidates[{}].features")
+    assert err.value.field == "candidates[1].features"

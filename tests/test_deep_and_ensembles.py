@@ -8,14 +8,13 @@ import pytest
 import torch
 
 from ensemble import Average, Ensemble, Hedge, Stacking, Vote
+from learners.checks import stream
 from learners.deep.shared import HEADS, SharedDeepCTR
 from learners.guard import OverfitGuard
 from learners.registry import build
 from learners.state import copy_state
 from streams.events import TrainingExample
 from streams.trainer import ModelSet
-
-from .test_learners import stream
 
 X, Y = stream(2000, seed=5)
 

@@ -50,7 +50,7 @@ def test_hot_swap_under_load(fresh, tmp_path):
         for t in threads:
             t.start()
         time.sleep(2)
-        from .test_learners import stream
+        from learners.checks import stream
 
         X, y = stream(300, seed=99)
         from streams.events import TrainingExample

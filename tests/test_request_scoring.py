@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ensemble import build_combiner
 from ensemble.vote import Vote
+from learners.checks import stream
 from learners.hashing import FeatureHasher
 from learners.registry import ALL, build
 from streams.events import Candidate
@@ -19,7 +20,6 @@ from streams.snapshots import load_snapshot, snapshot_of
 from streams.trainer import ModelSet
 
 from .helpers import KEY
-from .test_learners import stream
 from .test_trainer import examples
 
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", "1"]),

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ensemble import build_combiner
+from learners.checks import stream
 from learners.registry import build
 from streams.events import AdRequest, TrainingExample, decode
 from streams.serving import create_serving_app
@@ -18,7 +19,6 @@ from streams.trainer import ModelSet
 
 from .helpers import KEY
 from .serving_harness import ServerThread, call
-from .test_learners import stream
 
 
 def trained_snapshot(n=1500, version_batches=3, tenant="acme"):

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
+from learners.checks import X, Y
 from learners.dedup import LATE, LearnedIds, id_hash
 from learners.registry import build
 from learners.state import StateError, decode, encode
@@ -19,7 +20,6 @@ from streams.statefile import StateRejected, seal, seal_tree, unseal, verify
 from streams.trainer import ModelSet
 
 from .helpers import KEY
-from .test_learners import X, Y
 
 
 class WritesAMarker:

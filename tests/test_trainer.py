@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from learners.checks import stream
 from learners.registry import build
 from streams.events import TrainingExample
 from streams.trainer import Trainer, is_holdout
-
-from .test_learners import stream
 
 
 def examples(n, tenant="t", start=0):

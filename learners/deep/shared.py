@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..base import Features, Learner
+from ..base import Features, MiniBatchLearner, Phased
 from ..state import Persistent
 from .fields import FieldHasher
 
@@ -56,7 +56,7 @@ def pick_device(device: str) -> str:
     return device
 
 
-class SharedDeepCTR(Learner, Persistent):
+class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
     """DeepFM and DCN-v2 heads sharing one hashed embedding table; outputs ``deepfm``,
     ``dcnv2`` and ``deep_joint`` (the mean of the heads in phase 1, the mixer in phase 2)."""
 
@@ -137,7 +137,8 @@ class SharedDeepCTR(Learner, Persistent):
         return heads, joint
 
     # -- the protocol -----------------------------------------------------------------------
-    def predict_outputs(self, X: Sequence[Features]) -> dict[str, np.ndarray]:
+    def predict_outputs(self, X: Sequence[Features], member: str | None = None
+                        ) -> dict[str, np.ndarray]:
         import torch
 
         idx = self.hasher.transform(X)
@@ -153,7 +154,8 @@ class SharedDeepCTR(Learner, Persistent):
         return out
 
     def progressive_outputs(self, X: Sequence[Features], y: Sequence[int],
-                            learn: Sequence[bool] | None = None) -> dict[str, np.ndarray]:
+                            learn: Sequence[bool] | None = None, member: str | None = None
+                            ) -> dict[str, np.ndarray]:
         """Score the batch, then queue the examples to learn and train on full mini-batches."""
         out = self.predict_outputs(X)
         keep = np.ones(len(X), dtype=np.bool_) if learn is None else np.asarray(learn, bool)

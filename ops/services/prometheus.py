@@ -13,13 +13,22 @@ from .proc import check_port_free, spawn, wait_until
 TEMPLATE = Path(__file__).resolve().parent.parent / "prometheus" / "prometheus.yml"
 
 
+def _auth(settings: Settings) -> str:
+    """With API keys on, the serving /metrics needs a key: a viewer key in a file."""
+    if not settings.scrape_key_file:
+        return ""
+    return ("\n    authorization:\n      type: Bearer\n"
+            f"      credentials_file: {Path(settings.scrape_key_file).resolve()}")
+
+
 def render_config(settings: Settings, home: Path) -> Path:
     text = TEMPLATE.read_text()
     for key, value in {"prometheus_port": settings.prometheus_port,
                        "web_port": settings.web_port,
                        "serving_port": settings.serving_port,
                        "scrape_interval": settings.scrape_interval,
-                       "rules_file": TEMPLATE.parent / "alerts.yml"}.items():
+                       "rules_file": TEMPLATE.parent / "alerts.yml",
+                       "serving_auth": _auth(settings)}.items():
         text = text.replace("{" + key + "}", str(value))
     path = home / "prometheus.yml"
     path.write_text(text)
