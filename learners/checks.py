@@ -103,7 +103,7 @@ def check_unseen_and_missing_features(learner: Learner) -> None:
 
 
 def check_extreme_values_stay_finite(learner: Learner) -> None:
-    """Values at the edge of what the API admits (streams.events.MAX_MAGNITUDE) give
+    """Values at the edge of what the API admits (streams.contracts.events.MAX_MAGNITUDE) give
     finite probabilities, then and afterwards."""
     big = [{**x, "score": s} for x, s in zip(X[:40], [1e15, -1e15] * 20, strict=True)]
     learner.progressive_outputs(X[:200], Y[:200])

@@ -15,7 +15,7 @@ through ``orjson``), ``arrays`` is a list of numeric numpy arrays the tree refer
 
 Unlike pickle, the data cannot name a function to call: a forged state can at most describe an
 object of an allowed class with odd values. (The state on Kafka and disk is also signed, see
-:mod:`streams.statefile`; this is the second wall.)
+:mod:`streams.state.statefile`; this is the second wall.)
 
 >>> import numpy as np
 >>> tree, arrays = encode({"w": np.arange(3.0), "n": 2, "tags": ("a", "b"), "nan": float("nan")})

@@ -17,8 +17,8 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from .events import encode
-from .settings import Settings
+from streams.contracts.events import encode
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from ops import services
 from ops.services.proc import Registry, stop_pid
 from sinks.clickhouse import connect
-from streams.checkpoint import CheckpointStore
-from streams.snapshots import load_checkpoint
-from streams.statefile import load_key
+from streams.state.checkpoints import CheckpointStore
+from streams.state.model_sets import load_checkpoint
+from streams.state.statefile import load_key
 
 quiet = lambda _: None  # noqa: E731
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from ops import services
+from streams.contracts.topics import ensure_topics
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = os.environ.get("AIMASS_TEST_BACKENDS", "kafka,embedded").split(",")
@@ -50,7 +50,7 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def movielens_dir(data_root) -> Path:
-    from streams import movielens
+    from streams.sources import movielens
 
     return movielens.fetch(REPO / ".aimass")
 

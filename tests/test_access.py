@@ -9,10 +9,11 @@ import os
 import orjson
 import pytest
 
-from streams.access import AccessControl, add_key
-from streams.events import TrainingExample, decode
-from streams.serving import create_serving_app
-from streams.snapshots import ModelStore, load_snapshot, snapshot_of
+from streams.contracts.events import TrainingExample, decode
+from streams.serving.access import AccessControl, add_key
+from streams.serving.api import create_serving_app
+from streams.serving.snapshots import ModelStore, load_snapshot
+from streams.state.model_sets import snapshot_of
 
 from .helpers import KEY
 from .serving_harness import ServerThread
@@ -172,7 +173,7 @@ def test_a_slow_body_is_timed_out_and_an_aborted_one_counted(secured, monkeypatc
     import socket
     import time
 
-    from streams import serving
+    from streams.serving import api as serving
 
     monkeypatch.setattr(serving, "BODY_TIMEOUT", 0.5)
     body = orjson.dumps(BODY)
@@ -193,8 +194,8 @@ def test_a_slow_body_is_timed_out_and_an_aborted_one_counted(secured, monkeypatc
 def test_a_score_that_is_not_finite_is_a_400_naming_the_field():
     import numpy as np
 
-    from streams.events import InvalidEvent
-    from streams.serving import _finite
+    from streams.contracts.events import InvalidEvent
+    from streams.serving.api import _finite
 
     with pytest.raises(InvalidEvent) as err:
         _finite(np.array([0.2, np.nan]), "candidates[{}].features")

@@ -10,11 +10,11 @@ import os
 import pytest
 
 from ops.bench.common import free_port
+from ops.harness import settings_env
 from ops.services.sqldb import start_mariadb, start_postgres
-from streams.backfill import RowConverter, backfill
-from streams.events import DeadLetter, TrainingExample, decode
-from streams.topics import topic_names
-from streams.worker import settings_env
+from streams.contracts.events import DeadLetter, TrainingExample, decode
+from streams.contracts.topics import topic_names
+from streams.sources.backfill import RowConverter, backfill
 
 from .helpers import consume_all
 from .test_cli import aimass

@@ -19,13 +19,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ops import services
+from ops.harness import WorkerProcess
 from sinks.clickhouse import connect
-from streams import movielens
-from streams.events import DeadLetter, decode
+from streams.contracts.events import DeadLetter, decode
+from streams.contracts.topics import ensure_topics, partition_for, topic_names
 from streams.producer import EventProducer
-from streams.replay import replay
-from streams.topics import ensure_topics, partition_for, topic_names
-from streams.worker import WorkerProcess
+from streams.sources import movielens
+from streams.sources.replay import replay
 
 from .chaos import learned_once, log_tail, quiet, start_services, stop_service, wait_until
 from .conftest import BACKENDS, REPO, free_port, make_settings

@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 
-from streams.worker import settings_env
+from ops.harness import settings_env
 
 from .test_training import PHISHING
 
@@ -39,7 +39,7 @@ def test_train_refuses_a_bad_file_clearly(tmp_path):
 
 @pytest.mark.services
 def test_train_sends_the_phishing_file(fresh, tmp_path):
-    from streams.topics import topic_names
+    from streams.contracts.topics import topic_names
 
     from .helpers import consume_all
 

@@ -7,8 +7,8 @@ import pytest
 from sinks import schema
 from sinks.clickhouse import connect
 from sinks.table import TableSink
-from streams import ingest
-from streams.events import AdRequest, Candidate, Feedback, TrainingExample
+from streams.contracts import batches
+from streams.contracts.events import AdRequest, Candidate, Feedback, TrainingExample
 
 pytestmark = pytest.mark.services
 
@@ -33,9 +33,9 @@ def test_rows_round_trip_through_sinks(fresh):
                           [Candidate("a", {"g": "Drama"}), Candidate("b")]) for i in range(100)]
         fbs = [Feedback(f"f{i}", 1.7e9 + i, "acme", f"r{i}", "a", "click") for i in range(40)]
         exs = [TrainingExample(f"e{i}", 1.7e9, "acme", {"x": i}, i % 2) for i in range(10)]
-        assert TableSink(ch, schema.AD_REQUESTS).write(ingest.request_rows(reqs, 1)).written == 100
-        assert TableSink(ch, schema.FEEDBACK).write(ingest.feedback_rows(fbs, 1)).written == 40
-        assert TableSink(ch, schema.EXAMPLES).write(ingest.example_rows(exs, 1)).written == 10
+        assert TableSink(ch, schema.AD_REQUESTS).write(batches.request_rows(reqs, 1)).written == 100
+        assert TableSink(ch, schema.FEEDBACK).write(batches.feedback_rows(fbs, 1)).written == 40
+        assert TableSink(ch, schema.EXAMPLES).write(batches.example_rows(exs, 1)).written == 10
         assert ch.query("SELECT count(), uniqExact(request_id) FROM ad_requests") == [(100, 100)]
         assert ch.query("SELECT candidate_ids FROM ad_requests WHERE request_id = 'r7'") == [
             (["a", "b"],)]

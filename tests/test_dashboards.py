@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
+from ops.harness import WorkerProcess
 from ops.services import prometheus
 from ops.services.proc import stop_pid
-from streams.worker import WorkerProcess
 
 from .conftest import BACKENDS, REPO
 from .serving_harness import call, wait_http
@@ -53,7 +53,7 @@ def test_every_panel_query_returns_data(fresh, tmp_path):
     serve = WorkerProcess.serving(s, tmp_path / "serve.log")
     try:
         worker.wait_ready()
-        from streams.replay import run_replay
+        from streams.sources.replay import run_replay
 
         run_replay(s.model_copy(update={"data_dir": REPO / ".aimass"}), 3000, None, 0.0, 2,
                    malformed_every=100)

@@ -13,8 +13,8 @@ from learners.deep.shared import HEADS, SharedDeepCTR
 from learners.guard import OverfitGuard
 from learners.registry import build
 from learners.state import copy_state
-from streams.events import TrainingExample
-from streams.trainer import ModelSet
+from streams.contracts.events import TrainingExample
+from streams.training.model_set import ModelSet
 
 X, Y = stream(2000, seed=5)
 

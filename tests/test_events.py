@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from streams.events import (
+from streams.contracts.events import (
     AdRequest,
     Candidate,
     DeadLetter,
@@ -134,7 +134,7 @@ _candidate = st.one_of(  # mostly well-formed: one bad detail at a time
 def test_the_fast_candidate_check_agrees_with_the_field_by_field_one(cands):
     """The fast path accepts only what the field-by-field path accepts, to the same candidates;
     whatever it declines, the field-by-field path decides (and names the bad field)."""
-    from streams.events import _candidates_checked, _candidates_fast
+    from streams.contracts.events import _candidates_checked, _candidates_fast
 
     fast = _candidates_fast(cands)
     try:

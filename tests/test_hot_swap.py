@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from streams.model_updates import SnapshotPublisher
-from streams.snapshots import snapshot_of
-from streams.statefile import load_key
-from streams.worker import WorkerProcess
+from ops.harness import WorkerProcess
+from streams.state.model_sets import snapshot_of
+from streams.state.model_updates import SnapshotPublisher
+from streams.state.statefile import load_key
 
 from .conftest import free_port
 from .serving_harness import call, wait_http
@@ -53,7 +53,7 @@ def test_hot_swap_under_load(fresh, tmp_path):
         from learners.checks import stream
 
         X, y = stream(300, seed=99)
-        from streams.events import TrainingExample
+        from streams.contracts.events import TrainingExample
 
         ms.process([TrainingExample(f"n{i}", 1.0, "acme", X[i], y[i]) for i in range(300)])
         assert ms.version == 4

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.events import AdRequest, Candidate, Feedback
-from streams.joiner import Joiner
+from streams.contracts.events import AdRequest, Candidate, Feedback
+from streams.join.joiner import Joiner
 
 
 def req(rid, t, ads=("a",)):

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from streams import movielens
-from streams.events import AdRequest, Feedback, decode
+from streams.contracts.events import AdRequest, Feedback, decode
+from streams.contracts.topics import catalogue, ensure_topics, partition_for, topic_names
 from streams.producer import EventProducer
-from streams.replay import replay
-from streams.topics import catalogue, ensure_topics, partition_for, topic_names
+from streams.sources import movielens
+from streams.sources.replay import replay
 
 from .helpers import consume_all
 

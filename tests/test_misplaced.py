@@ -8,12 +8,12 @@ import asyncio
 
 from prometheus_client import CollectorRegistry
 
-from streams.events import Feedback, encode
-from streams.ingest_stage import IngestStage
-from streams.joiner import Joiner
-from streams.metrics import build_metrics
+from streams.contracts.events import Feedback, encode
+from streams.contracts.topics import partition_for, topic_names
+from streams.join.joiner import Joiner
 from streams.settings import Settings
-from streams.topics import partition_for, topic_names
+from streams.worker.ingest import IngestStage
+from streams.worker.metrics import build_metrics
 
 
 class Message:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ops import services
+from streams.contracts.topics import ensure_topics, topic_names
 from streams.producer import EventProducer
-from streams.topics import ensure_topics, topic_names
 
 from .conftest import BACKENDS, make_settings
 from .helpers import consume_all

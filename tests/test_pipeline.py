@@ -13,13 +13,13 @@ from learners import registry
 from learners.metrics import log_loss
 from ops.bench.learning import examples_in_stream_order
 from ops.bench.movielens_stream import click_stream
+from ops.harness import WorkerProcess
 from sinks.clickhouse import connect
-from streams.checkpoint import CheckpointStore
-from streams.features import DEFAULT_CROSSES
-from streams.replay import run_replay
-from streams.snapshots import load_checkpoint
-from streams.statefile import load_key
-from streams.worker import WorkerProcess
+from streams.contracts.features import DEFAULT_CROSSES
+from streams.sources.replay import run_replay
+from streams.state.checkpoints import CheckpointStore
+from streams.state.model_sets import load_checkpoint
+from streams.state.statefile import load_key
 
 from .conftest import REPO
 

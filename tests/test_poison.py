@@ -12,8 +12,8 @@ import pytest
 from sinks import schema
 from sinks.exceptions import SinkBackpressure, SinkFatal
 from sinks.table import TableSink
-from streams import ingest
-from streams.events import (
+from streams.contracts import batches
+from streams.contracts.events import (
     MAX_CLOCK_SKEW,
     AdRequest,
     Feedback,
@@ -57,10 +57,10 @@ def test_values_within_the_limits_pass():
 
 
 def test_a_far_future_feedback_is_a_dead_letter_not_a_watermark():
-    raws = [ingest.Raw(b'{"id": "f", "event_time": 99999999999, "tenant": "t", '
+    raws = [batches.Raw(b'{"id": "f", "event_time": 99999999999, "tenant": "t", '
                        b'"request_id": "r", "ad_id": "a", "kind": "click"}', "feedback", 2, 7,
                        b"r", [("trace", b"x1")])]
-    good, bad = ingest.decode_batch(Feedback, raws, 1.0)
+    good, bad = batches.decode_batch(Feedback, raws, 1.0)
     assert not good and bad[0].field == "event_time"
     assert bad[0].key == "r" and bad[0].headers == [["trace", "x1"]]  # kept
     assert bad[0].kafka_key == b"r" and bad[0].kafka_headers == [("trace", b"x1")]
@@ -88,7 +88,7 @@ def test_a_row_the_table_cannot_take_is_found_and_the_rest_written():
     ch = RefusingClickHouse()
     sink = TableSink(ch, schema.FEEDBACK)
     fbs = [Feedback(f"f{i}", 1.7e9, "t", "r", "a", "click") for i in range(100)]
-    rows = ingest.feedback_rows(fbs, 1)
+    rows = batches.feedback_rows(fbs, 1)
     rows[37]["event_time"] = 2**32 + 5  # slipped past validation somehow
     report = sink.write(rows)
     assert report.written == 99 and len(ch.rows) == 99
@@ -101,7 +101,7 @@ def test_a_connection_error_is_backpressure_not_a_dead_letter():
     ch = RefusingClickHouse()
     ch.down = True
     sink = TableSink(ch, schema.FEEDBACK)
-    rows = ingest.feedback_rows([Feedback("f", 1.7e9, "t", "r", "a", "click")], 1)
+    rows = batches.feedback_rows([Feedback("f", 1.7e9, "t", "r", "a", "click")], 1)
     with pytest.raises(SinkBackpressure) as first:
         sink.write(rows)
     with pytest.raises(SinkBackpressure) as second:
@@ -119,7 +119,7 @@ def test_a_schema_error_is_fatal_and_names_the_table():
 
     with pytest.raises(SinkFatal) as err:
         TableSink(NoTable(), schema.FEEDBACK).write(
-            ingest.feedback_rows([Feedback("f", 1.7e9, "t", "r", "a", "click")], 1))
+            batches.feedback_rows([Feedback("f", 1.7e9, "t", "r", "a", "click")], 1))
     assert err.value.table == "feedback"
 
 
@@ -183,8 +183,8 @@ def test_one_failed_delivery_never_fails_a_later_call(tmp_path):
 def test_the_api_answers_503_for_its_own_failed_delivery_then_202(tmp_path):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from streams.serving import create_serving_app
-    from streams.snapshots import ModelStore
+    from streams.serving.api import create_serving_app
+    from streams.serving.snapshots import ModelStore
 
     calls = []
 

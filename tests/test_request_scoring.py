@@ -14,10 +14,11 @@ from ensemble.vote import Vote
 from learners.checks import stream
 from learners.hashing import FeatureHasher
 from learners.registry import ALL, build
-from streams.events import Candidate
-from streams.features import DEFAULT_CROSSES, pair_features, request_features
-from streams.snapshots import load_snapshot, snapshot_of
-from streams.trainer import ModelSet
+from streams.contracts.events import Candidate
+from streams.contracts.features import DEFAULT_CROSSES, pair_features, request_features
+from streams.serving.snapshots import load_snapshot
+from streams.state.model_sets import snapshot_of
+from streams.training.model_set import ModelSet
 
 from .helpers import KEY
 from .test_trainer import examples

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from ensemble import build_combiner
 from learners.checks import stream
 from learners.registry import build
-from streams.events import AdRequest, TrainingExample, decode
-from streams.serving import create_serving_app
-from streams.snapshots import ModelStore, load_snapshot, snapshot_of
-from streams.trainer import ModelSet
+from streams.contracts.events import AdRequest, TrainingExample, decode
+from streams.serving.api import create_serving_app
+from streams.serving.snapshots import ModelStore, load_snapshot
+from streams.state.model_sets import snapshot_of
+from streams.training.model_set import ModelSet
 
 from .helpers import KEY
 from .serving_harness import ServerThread, call

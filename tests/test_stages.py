@@ -10,13 +10,13 @@ import time
 
 from prometheus_client import CollectorRegistry
 
-from streams.events import TrainingExample, encode
-from streams.metrics import build_metrics
+from streams.contracts.events import TrainingExample, encode
+from streams.contracts.topics import topic_names
 from streams.settings import Settings
-from streams.snapshots import load_checkpoint
-from streams.topics import topic_names
-from streams.train_stage import TrainStage
-from streams.trainer import id_hash
+from streams.state.model_sets import load_checkpoint
+from streams.training.model_set import id_hash
+from streams.worker.metrics import build_metrics
+from streams.worker.train import TrainStage
 
 from .helpers import KEY
 from .test_trainer import examples
@@ -155,8 +155,8 @@ def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
 def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
     """Two tenants share a partition: one replays 1997, the other is live. The live one's
     events must not make the replayed tenant's requests late, nor close its windows."""
-    from streams.events import AdRequest, Candidate, Feedback, decode
-    from streams.join_stage import JoinStage
+    from streams.contracts.events import AdRequest, Candidate, Feedback, decode
+    from streams.worker.join import JoinStage
 
     s = Settings(data_dir=tmp_path, join_window=60.0)
     rt = FakeRuntime(s)
@@ -238,8 +238,8 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     """Ingest writes rows behind and score sends without waiting: the join acknowledges an
     event only once ``before_ack`` (rows written, sends confirmed) is done, and in offset order
     even when the idle flush releases at the same time."""
-    from streams.events import AdRequest, Candidate, Feedback
-    from streams.join_stage import JoinStage
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
 
     s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
     rt = FakeRuntime(s)
@@ -287,10 +287,10 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
 def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
     """MovieLens requests and feedback on 4 partitions (keyed as Kafka does), read one
     partition's chunk at a time, as a consumer catching up reads them."""
-    from streams import movielens
-    from streams.events import AdRequest
-    from streams.join_stage import JoinStage
-    from streams.topics import partition_for
+    from streams.contracts.events import AdRequest
+    from streams.contracts.topics import partition_for
+    from streams.sources import movielens
+    from streams.worker.join import JoinStage
 
     from .conftest import REPO
 
@@ -335,7 +335,7 @@ def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
         await stage.flush_idle(caught_up)
 
     asyncio.run(run())
-    from streams.events import decode
+    from streams.contracts.events import decode
 
     exs = [decode(TrainingExample, v) for v in produced]
     total = sum(len(v) for v in parts.values())
@@ -367,9 +367,9 @@ def test_the_score_stage_ranks_many_candidates_per_request_and_skips_served_ones
     joined later but not scored (nor published) again."""
     import numpy as np
 
-    from streams.events import AdRequest, Candidate
-    from streams.features import pair_features
-    from streams.score_stage import MANY, ScoreStage
+    from streams.contracts.events import AdRequest, Candidate
+    from streams.contracts.features import pair_features
+    from streams.worker.score import MANY, ScoreStage
 
     st = stage(tmp_path)
     asyncio.run(st.handle(fake_events(examples(300), [])))

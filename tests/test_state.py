@@ -14,10 +14,11 @@ from learners.checks import X, Y
 from learners.dedup import LATE, LearnedIds, id_hash
 from learners.registry import build
 from learners.state import StateError, decode, encode
-from streams.events import TrainingExample
-from streams.snapshots import load_checkpoint, load_snapshot, seal_model_set
-from streams.statefile import StateRejected, seal, seal_tree, unseal, verify
-from streams.trainer import ModelSet
+from streams.contracts.events import TrainingExample
+from streams.serving.snapshots import load_snapshot
+from streams.state.model_sets import load_checkpoint, seal_model_set
+from streams.state.statefile import StateRejected, seal, seal_tree, unseal, verify
+from streams.training.model_set import ModelSet
 
 from .helpers import KEY
 

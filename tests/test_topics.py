@@ -1,7 +1,7 @@
 import orjson
 
+from streams.contracts.topics import catalogue, catalogue_json, murmur2, partition_for
 from streams.settings import Settings
-from streams.topics import catalogue, catalogue_json, murmur2, partition_for
 
 
 def test_murmur2_matches_kafka_java_vectors():

@@ -6,8 +6,9 @@ import numpy as np
 
 from learners.checks import stream
 from learners.registry import build
-from streams.events import TrainingExample
-from streams.trainer import Trainer, is_holdout
+from streams.contracts.events import TrainingExample
+from streams.training.model_set import is_holdout
+from streams.training.trainer import Trainer
 
 
 def examples(n, tenant="t", start=0):

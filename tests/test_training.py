@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import river.datasets
 
-from streams.training import examples_from_file, to_label
+from streams.sources.files import examples_from_file, to_label
 
 PHISHING = Path(os.path.dirname(river.datasets.__file__)) / "phishing.csv.gz"
 

@@ -9,13 +9,13 @@ from collections import Counter
 
 import pytest
 
+from ops.harness import WorkerProcess
 from sinks.clickhouse import connect
-from streams import movielens
-from streams.events import DeadLetter, decode
+from streams.contracts.events import DeadLetter, decode
+from streams.contracts.topics import topic_names
 from streams.producer import EventProducer
-from streams.replay import malformed_payload, replay
-from streams.topics import topic_names
-from streams.worker import WorkerProcess
+from streams.sources import movielens
+from streams.sources.replay import malformed_payload, replay
 
 from .helpers import consume_all
 

@@ -16,8 +16,8 @@ from ensemble import build_combiner
 from learners import registry
 from learners.hashing import FeatureHasher
 from learners.metrics import log_loss, roc_auc
-from streams.features import DEFAULT_CROSSES
-from streams.trainer import ENSEMBLE_PREFIX, ModelSet, is_holdout
+from streams.contracts.features import DEFAULT_CROSSES
+from streams.training.model_set import ENSEMBLE_PREFIX, ModelSet, is_holdout
 
 from .common import parser, print_table, write_json
 from .movielens_stream import click_stream

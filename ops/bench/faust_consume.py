@@ -17,9 +17,9 @@ import orjson
 
 
 def main(expected: int, out: Path) -> None:
-    from streams.app import _faust_app
+    from streams.contracts.topics import topic_names
     from streams.settings import Settings
-    from streams.topics import topic_names
+    from streams.worker.app import _faust_app
 
     s = Settings()
     app = _faust_app(s)

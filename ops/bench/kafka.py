@@ -13,10 +13,10 @@ import uuid
 
 from confluent_kafka import Consumer
 
-from streams import movielens
-from streams.events import AdRequest, decode, encode
+from streams.contracts.events import AdRequest, decode, encode
+from streams.contracts.topics import ensure_topics, topic_names
 from streams.producer import EventProducer
-from streams.topics import ensure_topics, topic_names
+from streams.sources import movielens
 
 from .common import backend, parser, print_table, write_json
 
@@ -88,7 +88,7 @@ def _faust_consume(s, expected: int, mode: str) -> dict:
 
     import orjson
 
-    from streams.worker import settings_env
+    from ops.harness import settings_env
 
     s = s.model_copy(update={"app_id": f"bench-faust-{uuid.uuid4().hex[:6]}"})
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ import numpy as np
 
 from learners import registry
 from learners.metrics import log_loss, roc_auc
-from streams.features import DEFAULT_CROSSES
+from streams.contracts.features import DEFAULT_CROSSES
 
 from .common import backend, parser, print_table, write_json
 from .movielens_stream import click_stream
@@ -42,9 +42,9 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     """Replay to Kafka with a worker whose model set is just ``name``; read the predictions
     back from ClickHouse. examples_per_s is end to end: from the first request produced to the
     last example learned; train_stage_examples_per_s counts the train stage's own time."""
+    from ops.harness import WorkerProcess
     from sinks.clickhouse import connect
-    from streams.replay import run_replay
-    from streams.worker import WorkerProcess
+    from streams.sources.replay import run_replay
 
     tag = uuid.uuid4().hex[:6]
     s = settings.model_copy(update={"models": name, "topic_prefix": f"bench{tag}",
@@ -56,7 +56,7 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     else:
         s = s.model_copy(update={"clickhouse_url": f"clickhouse://127.0.0.1:"
                                                    f"{s.clickhouse_tcp_port}/bench{tag}"})
-    from streams.topics import ensure_topics
+    from streams.contracts.topics import ensure_topics
 
     ensure_topics(s)
     worker = WorkerProcess(s, log_dir / f"worker-{name}-{tag}.log")
@@ -95,8 +95,8 @@ def examples_in_stream_order(settings) -> list:
     the order an in-process loop must follow to tell what the stream itself costs."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streams.events import TrainingExample, decode
-    from streams.topics import topic_names
+    from streams.contracts.events import TrainingExample, decode
+    from streams.contracts.topics import topic_names
 
     topic = topic_names(settings)["examples"]
     c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-order",

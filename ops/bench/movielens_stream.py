@@ -1,13 +1,13 @@
 """The MovieLens-100k click stream as the pipeline makes it: ratings replayed as requests,
-impressions and clicks, joined in-process by the same :class:`streams.joiner.Joiner`."""
+impressions and clicks, joined in-process by the same :class:`streams.join.joiner.Joiner`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from streams import movielens
-from streams.events import TrainingExample
-from streams.joiner import Joiner
+from streams.contracts.events import TrainingExample
+from streams.join.joiner import Joiner
+from streams.sources import movielens
 
 
 def click_stream(data_dir: Path, limit: int | None = None, window: float = 1800.0,

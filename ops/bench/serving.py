@@ -18,15 +18,15 @@ import orjson
 
 from ensemble import build_combiner
 from learners import registry
-from streams import movielens
-from streams.features import DEFAULT_CROSSES
-from streams.model_updates import SnapshotPublisher
-from streams.replay import run_replay
-from streams.snapshots import snapshot_of
-from streams.statefile import load_key
-from streams.topics import ensure_topics
-from streams.trainer import ModelSet
-from streams.worker import WorkerProcess
+from ops.harness import WorkerProcess
+from streams.contracts.features import DEFAULT_CROSSES
+from streams.contracts.topics import ensure_topics
+from streams.sources import movielens
+from streams.sources.replay import run_replay
+from streams.state.model_sets import snapshot_of
+from streams.state.model_updates import SnapshotPublisher
+from streams.state.statefile import load_key
+from streams.training.model_set import ModelSet
 
 from .common import backend, parser, print_table, write_json
 from .loadgen import go_binary, go_load, in_process
@@ -72,9 +72,9 @@ def in_process_costs(s, data_dir: Path, n_train: int, payloads: list[bytes]) -> 
     import numpy as np
 
     from learners.hashing import FeatureHasher
-    from streams.events import AdRequest, parse_object
-    from streams.features import pair_features, request_features
-    from streams.snapshots import load_snapshot
+    from streams.contracts.events import AdRequest, parse_object
+    from streams.contracts.features import pair_features, request_features
+    from streams.serving.snapshots import load_snapshot
 
     ms = trained(s, data_dir, n_train)
     key = b"in-process"

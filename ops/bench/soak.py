@@ -17,9 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-from streams.replay import run_replay
-from streams.topics import ensure_topics
-from streams.worker import WorkerProcess
+from ops.harness import WorkerProcess
+from streams.contracts.topics import ensure_topics
+from streams.sources.replay import run_replay
 
 from .common import backend, free_port, parser, print_table, write_json
 from .loadgen import go_binary, go_load, in_process

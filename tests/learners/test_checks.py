@@ -7,7 +7,7 @@ import pytest
 from learners.checks import yield_checks
 from learners.deep.shared import SharedDeepCTR
 from learners.registry import ALL, build
-from streams.features import DEFAULT_CROSSES
+from streams.contracts.features import DEFAULT_CROSSES
 
 
 def small_deep() -> SharedDeepCTR:

@@ -1,0 +1,93 @@
+"""Run `aimass worker` as a child process and read its progress from its /metrics page.
+
+Used by the demo, the benchmarks and the tests: the worker is started exactly as a user would
+start it, with the settings passed through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ops.services.proc import stop_pid
+from streams.settings import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMASS_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"AIMASS_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """`aimass worker` (or, with ``command``, another subcommand) as a child process."""
+
+    def __init__(self, settings: Settings, log: Path, loglevel: str = "warn",
+                 command: tuple[str, ...] | None = None, port: int | None = None,
+                 nice: int = 0):
+        self.settings = settings
+        self.log = log
+        self.port = port or settings.web_port
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._out = open(log, "ab")
+        args = list(command) if command else ["worker", "-l", loglevel]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *args],
+            env=settings_env(settings), stdout=self._out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+
+    @classmethod
+    def serving(cls, settings: Settings, log: Path) -> WorkerProcess:
+        """`aimass serve` on ``settings.serving_port``."""
+        return cls(settings, log, command=("serve",), port=settings.serving_port)
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """Every sample of the process's /metrics, keyed by (name, sorted labels)."""
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        text = urllib.request.urlopen(url, timeout=2).read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+    def counter(self, name: str, **labels: str) -> float:
+        """Sum of a counter's samples matching ``labels`` (0 when absent or not up yet)."""
+        try:
+            samples = self.metrics()
+        except OSError:
+            return 0.0
+        want = set(labels.items())
+        return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
+
+    def wait_for(self, name: str, target: float, timeout: float, **labels: str) -> float:
+        deadline = time.monotonic() + timeout
+        value = 0.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.proc.returncode}; see {self.log}")
+            value = self.counter(name, **labels)
+            if value >= target:
+                return value
+            time.sleep(0.25)
+        raise TimeoutError(f"{name}{labels or ''} reached {value:.0f} of {target:.0f} in "
+                           f"{timeout:.0f}s; see {self.log}")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Until the worker has joined its group and been assigned partitions."""
+        self.wait_for("aimass_assigned_partitions", 1, timeout)
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            os.killpg(self.proc.pid, 9)
+        else:
+            stop_pid(self.proc.pid, timeout=30)
+        self.proc.wait(30)
+        self._out.close()

@@ -1,0 +1,1 @@
+"""The `aimass` command: Faust's command line with our subcommands, and the demo."""

@@ -1,0 +1,5 @@
+"""`python -m streams.cli`: the `aimass` command."""
+
+from streams.cli.main import main
+
+main()

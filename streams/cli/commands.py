@@ -1,0 +1,227 @@
+"""Our subcommands on the Faust command line: up, down, ps, topics, data, replay, train,
+backfill, keys, serve, demo."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import orjson
+from faust.cli import argument, option
+
+from streams.settings import Settings
+
+
+def _fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def register(app, settings: Settings) -> None:  # noqa: C901 - one small function per command
+    from ops import services as svc
+    from ops.services import ServiceError
+
+    @app.command(option("--embedded", is_flag=True, default=False,
+                        help="Tansu broker + chdb instead of Kafka + ClickHouse server."),
+                 option("--no-prometheus", is_flag=True, default=False,
+                        help="Do not start Prometheus."))
+    async def up(self, embedded: bool, no_prometheus: bool) -> None:
+        """Start the services on loopback and wait until they are ready."""
+        from sinks import schema
+        from sinks.clickhouse import connect
+        from streams.contracts.topics import ensure_topics
+
+        s = settings.model_copy(update={"embedded": embedded or settings.embedded})
+        try:
+            svc.up(s, embedded=s.embedded, prometheus=not no_prometheus)
+            created = ensure_topics(s)
+            print(f"topics: {sum(v == 'created' for v in created.values())} created, "
+                  f"{sum(v == 'exists' for v in created.values())} already there")
+            if not s.embedded:  # chdb lives in the worker's process; it makes its own schema
+                schema.create_schema(connect(s.clickhouse_dsn))
+                print("clickhouse: schema ready")
+        except ServiceError as exc:
+            _fail(str(exc))
+
+    @app.command()
+    async def down(self) -> None:
+        """Stop what `aimass up` started (by the process ids it recorded)."""
+        if not svc.down(settings):
+            print("nothing was running")
+
+    @app.command()
+    async def ps(self) -> None:
+        """Show the services `aimass up` started and whether they run."""
+        for name, entry in svc.status(settings).items():
+            state = "running" if entry["running"] else "stopped"
+            print(f"{name:12} {state:8} pid {entry['pid']:<8} {entry['address']}")
+
+    @app.command(option("--json", "as_json", is_flag=True, default=False, help="JSON output."),
+                 option("--create", is_flag=True, default=False, help="Create missing topics."))
+    async def topics(self, as_json: bool, create: bool) -> None:
+        """The topic catalogue: name, key, partitions, configs."""
+        from streams.contracts.topics import catalogue_json, ensure_topics
+
+        if create:
+            ensure_topics(settings)
+        cat = catalogue_json(settings)
+        if as_json:
+            sys.stdout.write(orjson.dumps(cat, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return
+        for t in cat:
+            cfg = ",".join(f"{k}={v}" for k, v in t["configs"].items())
+            print(f"{t['name']:26} key={t['key']:12} partitions={t['partitions']:<3} {cfg}")
+
+    @app.command(argument("name", type=str))
+    async def data(self, name: str) -> None:
+        """Fetch a real data set into the data directory (movielens-100k)."""
+        from streams.sources import movielens
+
+        if name != "movielens-100k":
+            _fail(f"unknown data set {name!r}; available: movielens-100k")
+        path = movielens.fetch(settings.data_dir)
+        print(f"movielens-100k: {path} ({', '.join(movielens.FILES)})")
+
+    @app.command(argument("name", type=str),
+                 option("--limit", type=int, default=0, help="Only the first N ratings."),
+                 option("--rate", type=float, default=0.0, help="Requests per second (0: max)."),
+                 option("--click-delay", type=float, default=0.0, help="Seconds before a click."),
+                 option("--extra-candidates", type=int, default=0,
+                        help="Sampled extra candidate ads per request."),
+                 option("--malformed-every", type=int, default=0,
+                        help="Mix one malformed request in every N (tests the dead letters)."),
+                 option("--live", is_flag=True, default=False,
+                        help="Stamp events with the time they are sent (beside live traffic)."))
+    async def replay(self, name: str, limit: int, rate: float, click_delay: float,
+                     extra_candidates: int, malformed_every: int, live: bool) -> None:
+        """Replay a data set to Kafka as ad requests and feedback."""
+        from streams.sources.replay import run_replay
+
+        if name != "movielens-100k":
+            _fail(f"unknown data set {name!r}; available: movielens-100k")
+        stats = run_replay(settings, limit or None, rate or None, click_delay, extra_candidates,
+                           malformed_every, progress=True, live=live)
+        print(f"produced {stats.events} events in {stats.seconds:.1f}s: {stats.requests} requests, "
+              f"{stats.impressions} impressions, {stats.clicks} clicks, "
+              f"{stats.malformed} malformed")
+
+    @app.command(argument("file", type=str),
+                 option("--label", type=str, required=True, help="The 0/1 label column."),
+                 option("--tenant", type=str, default="default", help="Tenant of the examples."))
+    async def train(self, file: str, label: str, tenant: str) -> None:
+        """Send a labelled CSV/Parquet file to the training topic."""
+        from streams.contracts.topics import ensure_topics, topic_names
+        from streams.producer import EventProducer
+        from streams.sources.files import examples_from_file
+
+        path = Path(file)
+        if not path.exists():
+            _fail(f"{file}: no such file")
+        try:
+            examples = examples_from_file(path, label, tenant)
+        except ValueError as exc:
+            _fail(str(exc))
+        ensure_topics(settings)
+        producer = EventProducer(settings)
+        topic = topic_names(settings)["training"]
+        for ex in examples:
+            producer.send(topic, ex.id, ex)
+        producer.flush()
+        print(f"sent {len(examples)} training examples from {path.name} to {topic} "
+              f"(tenant {tenant})")
+
+    @app.command(argument("url", type=str),
+                 option("--query", type=str, required=True, help="SQL whose rows are examples."),
+                 option("--label", type=str, required=True, help="The 0/1 label column."),
+                 option("--tenant", type=str, default="default", help="Tenant of the examples."),
+                 option("--id-column", type=str, default="",
+                        help="Column that names each example (default: query hash + row)."),
+                 option("--time-column", type=str, default="",
+                        help="Column with each example's event time."),
+                 option("--batch", type=int, default=5000, help="Rows per fetch."))
+    async def backfill(self, url: str, query: str, label: str, tenant: str, id_column: str,
+                       time_column: str, batch: int) -> None:
+        """History from PostgreSQL or MySQL/MariaDB (postgresql://... or mysql://...) to the
+        training topic; rows with an unusable label go to the dead letters."""
+        from streams.contracts.events import encode
+        from streams.contracts.topics import ensure_topics, topic_names
+        from streams.producer import EventProducer
+        from streams.sources import backfill as bf
+
+        ensure_topics(settings)
+        producer = EventProducer(settings)
+        names = topic_names(settings)
+
+        def send(examples):
+            for ex in examples:
+                producer.send(names["training"], ex.id, ex)
+            producer.flush()
+
+        def send_dead(letters):
+            for d in letters:
+                producer.send_raw(names["dead-letters"], d.source_topic.encode(), encode(d))
+            producer.flush()
+
+        try:
+            stats = bf.backfill(url, query, label, tenant, send, send_dead, id_column or None,
+                                time_column or None, batch)
+        except ValueError as exc:
+            _fail(str(exc))
+        except Exception as exc:  # the database's own message: connection, SQL, permissions
+            _fail(f"{type(exc).__name__}: {exc}")
+        print(f"backfill: {stats.rows} rows -> {stats.examples} examples to "
+              f"{names['training']} (tenant {tenant}), {stats.dead_letters} to "
+              f"{names['dead-letters']}, in {stats.seconds:.1f}s")
+
+    @app.command(argument("action", type=str),
+                 argument("name", type=str, required=False, default=""),
+                 option("--role", type=str, default="scorer",
+                        help="viewer, scorer, trainer or admin."),
+                 option("--tenant", "tenants", type=str, multiple=True,
+                        help="A tenant the key may use (repeat; '*' for all)."))
+    async def keys(self, action: str, name: str, role: str, tenants: tuple[str, ...]) -> None:
+        """API keys of the serving API: `keys add NAME --role R --tenant T`, `keys list`."""
+        from streams.serving.access import add_key, list_keys
+
+        if settings.api_keys is None:
+            _fail("set AIMASS_API_KEYS to the keys file first")
+        if action == "list":
+            for k in list_keys(settings.api_keys):
+                print(f"{k['name']:20} {k['role']:8} {','.join(k['tenants'])}")
+        elif action == "add":
+            if not name:
+                _fail("keys add needs a NAME")
+            try:
+                key = add_key(settings.api_keys, name, role, list(tenants))
+            except ValueError as exc:
+                _fail(str(exc))
+            print(f"key {name!r} ({role}; tenants {', '.join(sorted(tenants))}); it is shown "
+                  f"only now:\n{key}")
+        else:
+            _fail(f"unknown action {action!r}: add or list")
+
+    @app.command(option("--port", type=int, default=0, help="Port (default AIMASS_SERVING_PORT)."))
+    async def serve(self, port: int) -> None:
+        """The recommendation API: POST /recommend, /predict; GET /models, /openapi.json."""
+        from streams.serving.replica import run
+
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] "
+                            "[%(levelname)s] %(name)s: %(message)s")
+        try:
+            await run(settings, port or settings.serving_port)
+        except ValueError as exc:  # a bad keys file
+            _fail(str(exc))
+
+    @app.command(option("--limit", type=int, default=20000,
+                        help="Replay only the first N ratings (0: all 100,000)."),
+                 option("--json", "json_path", type=str, default="",
+                        help="Also write the summary as JSON here."))
+    async def demo(self, limit: int, json_path: str) -> None:
+        """The main job on the embedded defaults: replay MovieLens, run the worker, summarise."""
+        from streams.cli.demo import run_demo
+
+        try:
+            run_demo(settings, limit or None, Path(json_path) if json_path else None)
+        except ServiceError as exc:
+            _fail(str(exc))

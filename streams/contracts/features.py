@@ -1,0 +1,67 @@
+"""Features of one (request, candidate) pair: flat, namespaced, ready for any learner.
+
+``u_*`` user features, ``c_*`` context, ``a_*`` the candidate ad. Ages and years are bucketed to
+decades (a 27-year-old and a 29-year-old behave alike). Crosses are not built here: hashed
+learners take them as configuration (:class:`learners.hashing.FeatureHasher`).
+
+>>> from streams.contracts.events import Candidate
+>>> sorted(pair_features({"age": 27, "gender": "F"}, {"hour": 9},
+...                      Candidate("m1", {"genre": "Drama", "year": 1997})).items())
+[('a_ad_id', 'm1'), ('a_genre', 'Drama'), ('a_year', 1990), ('c_hour', 9), ('u_age', 20), ('u_gender', 'F')]
+"""
+
+from __future__ import annotations
+
+from streams.contracts.events import Candidate
+
+DECADES = {"age", "year"}
+
+
+def _put(out: dict, prefix: str, feats: dict) -> None:
+    for k, v in feats.items():
+        if k in DECADES and isinstance(v, int) and not isinstance(v, bool):
+            v = v // 10 * 10
+        out[prefix + k] = v
+
+
+def pair_features(user: dict, context: dict, cand: Candidate) -> dict:
+    out: dict = {}
+    _put(out, "u_", user)
+    _put(out, "c_", context)
+    out["a_ad_id"] = cand.ad_id
+    _put(out, "a_", cand.features)
+    return out
+
+
+def request_features(user: dict, context: dict, candidates) -> tuple[dict, list[dict]]:
+    """One request as (shared, items): ``{**shared, **items[i]}`` equals ``pair_features`` of
+    candidate ``i``; the user and context part is built once.
+
+    >>> from streams.contracts.events import Candidate
+    >>> shared, items = request_features({"age": 27}, {"hour": 9}, [Candidate("m1", {"year": 1997})])
+    >>> {**shared, **items[0]} == pair_features({"age": 27}, {"hour": 9}, Candidate("m1", {"year": 1997}))
+    True
+    """
+    shared: dict = {}
+    _put(shared, "u_", user)
+    _put(shared, "c_", context)
+    items = []
+    for cand in candidates:
+        it = {"a_ad_id": cand.ad_id}
+        _put(it, "a_", cand.features)
+        items.append(it)
+    return shared, items
+
+
+#: Crosses that pay on ad data (user affinity to ad content; ad appeal by audience segment),
+#: chosen on the MovieLens stream with ops/bench/learning.py.
+DEFAULT_CROSSES = (
+    ("u_user_id", "a_genre"),
+    ("u_user_id", "a_year"),
+    ("a_ad_id", "u_gender"),
+    ("a_ad_id", "u_age"),
+    ("a_ad_id", "u_occupation"),
+    ("u_occupation", "a_genre"),
+    ("u_age", "a_genre"),
+    ("u_gender", "a_genre"),
+)

@@ -1,0 +1,310 @@
+"""The recommendation API (aiohttp, orjson bodies).
+
+A replica holds no training state: it follows the ``model-updates`` topic and swaps each new
+snapshot in atomically (:mod:`streams.state.model_updates`). Candidates of a request are scored as
+one vectorised batch per member. Requests are logged to the ad-requests topic after the answer
+is ready (librdkafka queues them; never on the latency path), so their feedback can be joined.
+With no model for a tenant yet, the answer comes from the declared fallback (popularity from
+ClickHouse when it can be read, else the given order) and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import numpy as np
+import orjson
+from aiohttp import ClientPayloadError, web
+from confluent_kafka import KafkaException
+from prometheus_client import CollectorRegistry, generate_latest
+
+from learners.hashing import FeatureHasher
+from streams.contracts.events import AdRequest, InvalidEvent, TrainingExample, encode, parse_object
+from streams.contracts.features import request_features
+from streams.producer import DeliveryFailed
+from streams.serving.access import PROTECTED, AccessControl, AccessDenied, Principal
+from streams.serving.metrics import ServingMetrics, build_serving_metrics
+from streams.serving.openapi import spec
+from streams.serving.snapshots import ModelStore, Snapshot
+from streams.training.model_set import ENSEMBLE_PREFIX
+
+log = logging.getLogger(__name__)
+SERVING = web.AppKey("serving", object)
+METRICS = web.AppKey("metrics", ServingMetrics)
+PRINCIPAL = web.RequestKey("principal", Principal)  # the caller's key, set by the middleware
+
+
+def _error(status: int, message: str, field: str | None = None,
+           retry_after: int | None = None) -> web.Response:
+    body = {"error": message, **({"field": field} if field else {})}
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                        headers=headers)
+
+
+def _ok(body: dict, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+BODY_TIMEOUT = 10.0  # seconds a client may take to send its body
+
+
+async def _read(request: web.Request) -> bytes:
+    """The body, within :data:`BODY_TIMEOUT` (a slow client gets a 408)."""
+    try:
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:.0f} s") \
+            from None
+
+
+async def _body(request: web.Request) -> dict:
+    return parse_object(await _read(request), "body")
+
+
+def _check_tenant(request: web.Request, d: dict, action: str) -> str:
+    """The body's tenant, which the caller's key must be allowed ``action`` on: checked
+    before anything else of the body is."""
+    tenant = d.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidEvent("tenant", "is required")
+    request[PRINCIPAL].check(action, tenant)
+    return tenant
+
+
+async def _tenant_body(request: web.Request, action: str) -> tuple[dict, str]:
+    """The body and its tenant, which the caller's key must be allowed ``action`` on."""
+    d = await _body(request)
+    return d, _check_tenant(request, d, action)
+
+
+def _finite(scores: np.ndarray, field: str) -> None:
+    """A model that gives no finite score for an input is answered 400, naming it."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if len(bad):
+        raise InvalidEvent(field.format(int(bad[0])), "the model gives no finite score for "
+                           "it (a value beyond what it learned from?)")
+
+
+MAX_EXAMPLES = 10_000
+
+
+class Serving:
+    def __init__(self, store: ModelStore, metrics: ServingMetrics, default_output: str,
+                 request_log=None, popularity=None, example_log=None):
+        self.store, self.m, self.default_output = store, metrics, default_output
+        self.request_log, self.popularity = request_log, popularity
+        self.example_log = example_log
+        self.hasher = FeatureHasher()  # token hashes of requests, memoised across snapshots
+
+    def output_for(self, snap: Snapshot, asked: str | None) -> str:
+        outputs = snap.outputs()
+        if asked:
+            if asked not in outputs:
+                raise LookupError(f"model {asked!r} is not served for tenant {snap.tenant}; "
+                                  f"served: {outputs}")
+            return asked
+        return self.default_output if self.default_output in outputs else outputs[0]
+
+    async def recommend(self, request: web.Request) -> web.Response:
+        t0 = time.perf_counter()
+        raw = await _read(request)
+        d = parse_object(raw, "body")
+        _check_tenant(request, d, "recommend")
+        added = {k: v for k, v in (("id", d.get("request_id") or uuid.uuid4().hex),
+                                   ("event_time", time.time())) if k not in d}
+        d.update(added)
+        req = AdRequest.from_dict(d)  # InvalidEvent -> 400 naming the field
+        model = d.get("model")
+        if model is not None and not isinstance(model, str):
+            raise InvalidEvent("model", "must be a string")
+        snap = self.store.get(req.tenant)
+        # a tenant with no model is a label only once it has one: made-up names cost nothing
+        label = req.tenant if snap is not None else "unknown"
+        if snap is None:
+            scores, version, used, kind = self.fallback(req)
+            self.m.fallback.labels(label, kind).inc()
+        else:
+            used = self.output_for(snap, model)
+            shared, items = request_features(req.user, req.context, req.candidates)
+            scores = snap.score_request(shared, items, used, self.hasher)
+            version, kind = snap.label, None
+        scores = np.asarray(scores, dtype=np.float64)
+        _finite(scores, "candidates[{}].features")
+        order = np.argsort(-scores, kind="stable")  # best first; ties keep the given order
+        ids = [c.ad_id for c in req.candidates]
+        ranked = [{"ad_id": ids[i], "score": sc}
+                  for i, sc in zip(order.tolist(), np.round(scores[order], 6).tolist(),
+                                   strict=True)]
+        took = time.perf_counter() - t0
+        self.m.latency.labels(label).observe(took)
+        self.m.candidates.observe(len(req.candidates))
+        if self.request_log is not None:  # after the answer is ready; librdkafka queues it
+            asyncio.get_running_loop().call_soon(self._log, req.id, raw, added)
+        return _ok({"request_id": req.id, "tenant": req.tenant, "model_version": version,
+                    "model": used, "fallback": snap is None, "fallback_kind": kind,
+                    "ranked": ranked,
+                    "took_ms": round(took * 1000, 3)})
+
+    def _log(self, request_id: str, raw: bytes, added: dict) -> None:
+        """The request as it came (it was valid), with the id and time it was given here and
+        marked ``served`` (the worker joins its feedback and does not score it again): the
+        worker validates it again; re-encoding 100 candidates would cost more."""
+        try:
+            body = raw.strip()
+            body = orjson.dumps({**added, "served": True})[:-1] + b"," + body[1:]
+            if self.request_log(request_id.encode(), body) is False:
+                self.m.errors.labels("request_log", "queue_full").inc()
+                return
+            self.m.logged.inc()
+        except Exception as exc:  # logging must never fail a request
+            self.m.errors.labels("request_log", type(exc).__name__).inc()
+            log.warning("request %s not logged to Kafka: %s", request_id, exc)
+
+    def fallback(self, req: AdRequest):
+        if self.popularity is not None:
+            pop = self.popularity.scores(req.tenant, [c.ad_id for c in req.candidates])
+            if pop is not None:
+                return pop, f"{req.tenant}:popularity", "popularity", "popularity"
+        n = len(req.candidates)
+        return [1.0 - i / (n + 1) for i in range(n)], f"{req.tenant}:none", "given-order", \
+            "given-order"
+
+    async def predict(self, request: web.Request) -> web.Response:
+        d, tenant = await _tenant_body(request, "predict")
+        feats = d.get("features")
+        if not isinstance(feats, dict):
+            raise InvalidEvent("features", "must be an object of features")
+        AdRequest.from_dict({"id": "p", "event_time": 0, "tenant": tenant, "user": feats,
+                             "candidates": [{"ad_id": "x"}]})  # same feature rules
+        snap = self.store.get(tenant)
+        if snap is None:
+            return _error(404, f"no model for tenant {tenant!r} yet", "tenant")
+        used = self.output_for(snap, d.get("model") if isinstance(d.get("model"), str) else None)
+        p = snap.score([feats], used)
+        _finite(p, "features")
+        p = float(p[0])
+        return _ok({"p": p, "model_version": snap.label, "model": used})
+
+    async def models(self, request: web.Request) -> web.Response:
+        now = time.time()
+        out = {}
+        who = request[PRINCIPAL]
+        for tenant, s in self.store.all().items():
+            if not who.sees(tenant):
+                continue
+            out[tenant] = {"version": s.label, "age_s": round(now - s.created_at, 3),
+                           "outputs": s.outputs(), "default": self.output_for(s, None),
+                           "metrics": {k: {m: v for m, v in mm.items() if v == v}
+                                       for k, mm in s.metrics.items()}}
+        return _ok({"tenants": out, "updates": self.store.updates})
+
+    async def examples(self, request: web.Request) -> web.Response:
+        """Labelled examples handed over by a user: validated as a whole (one bad example
+        refuses the call, naming it), then sent to the training topic; the worker learns them."""
+        d, tenant = await _tenant_body(request, "examples")
+        rows = d.get("examples")
+        if not isinstance(rows, list) or not rows:
+            raise InvalidEvent("examples", "must be a non-empty list")
+        if len(rows) > MAX_EXAMPLES:
+            raise InvalidEvent("examples", f"more than {MAX_EXAMPLES} in one call")
+        now, good = time.time(), []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InvalidEvent(f"examples[{i}]", "must be an object")
+            row = {"event_time": now, "source": "api", **row, "tenant": tenant}
+            row.setdefault("id", uuid.uuid4().hex)
+            try:
+                good.append(TrainingExample.from_dict(row))
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"examples[{i}].{exc.field}", exc.reason) from None
+        if self.example_log is None:
+            return _error(503, "this replica takes no examples (no training topic)")
+        try:  # confirmed by the broker before the 202
+            await asyncio.to_thread(self.example_log, [(e.id.encode(), encode(e)) for e in good])
+        except (DeliveryFailed, TimeoutError, KafkaException, BufferError) as exc:
+            self.m.errors.labels("examples", type(exc).__name__).inc()
+            log.warning("POST /examples: Kafka did not take %d examples: %s", len(good), exc)
+            return _error(503, f"{exc}; send them again (an id is learned once)",
+                          retry_after=5)
+        self.m.examples.labels(tenant).inc(len(good))
+        return _ok({"accepted": len(good), "ids": [e.id for e in good]}, status=202)
+
+    async def noop(self, request: web.Request) -> web.Response:
+        await _body(request)
+        return _ok({})
+
+
+def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = None,
+                       default_output: str = ENSEMBLE_PREFIX + "stacking", request_log=None,
+                       popularity=None, ready=lambda: True, access: AccessControl | None = None,
+                       example_log=None) -> web.Application:
+    registry = registry or CollectorRegistry()
+    metrics = build_serving_metrics(registry)
+    s = Serving(store, metrics, default_output, request_log, popularity, example_log)
+    access = access or AccessControl(None)
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        # a route's path, never an arbitrary one: unknown paths share one label
+        endpoint = request.path if request.match_info.route.resource is not None else "unknown"
+        try:
+            action = PROTECTED.get(endpoint)
+            if action is not None:
+                who = access.authenticate(request.headers.get("Authorization"),
+                                          request.headers.get("X-API-Key"))
+                who.check(action)
+                request[PRINCIPAL] = who
+            resp = await handler(request)
+        except (ConnectionResetError, ClientPayloadError) as exc:  # the client went away
+            metrics.aborted.labels(endpoint).inc()
+            log.info("%s %s: the client aborted its request (%s)", request.method,
+                     endpoint, type(exc).__name__)
+            resp = _error(400, "the request body was cut short")
+        except AccessDenied as exc:
+            resp = _error(exc.status, str(exc))
+            metrics.denied.labels(endpoint, str(exc.status)).inc()
+        except InvalidEvent as exc:
+            resp = _error(400, str(exc), exc.field)
+        except LookupError as exc:
+            resp = _error(404, str(exc), "model")
+        except web.HTTPException as exc:
+            resp = _error(exc.status, exc.reason or "error")
+        metrics.requests.labels(endpoint, str(resp.status)).inc()
+        return resp
+
+    async def healthz(request):
+        return _ok({"ok": True})
+
+    async def readyz(request):
+        if ready():
+            return _ok({"ready": True})
+        return _error(503, "not ready: still reading the model-updates topic")
+
+    async def openapi(request):
+        return _ok(spec())
+
+    async def prom(request):
+        now = time.time()
+        for tenant, snap in store.all().items():
+            metrics.version.labels(tenant).set(snap.version)
+            metrics.age.labels(tenant).set(now - snap.created_at)
+        return web.Response(body=generate_latest(registry),
+                            content_type="text/plain", charset="utf-8")
+
+    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
+    app.router.add_post("/recommend", s.recommend)
+    app.router.add_post("/predict", s.predict)
+    app.router.add_post("/examples", s.examples)
+    app.router.add_post("/noop", s.noop)
+    app.router.add_get("/models", s.models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", prom)
+    app[SERVING] = s
+    app[METRICS] = metrics
+    return app

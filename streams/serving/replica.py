@@ -1,0 +1,96 @@
+"""A serving replica, the process `aimass serve` runs: it warms its compiled kernels up,
+follows the model updates, logs the requests it answers to Kafka and answers HTTP
+(:mod:`streams.serving.api`) until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from learners.hashing import FeatureHasher
+from streams.contracts.events import TrainingExample
+from streams.contracts.features import request_features
+from streams.serving.access import AccessControl
+from streams.serving.api import METRICS, create_serving_app
+from streams.serving.gcpause import freeze_startup, observe_pauses
+from streams.serving.snapshots import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(settings) -> None:
+    """Load the compiled kernels (numba's on-disk cache, or compile them) before the first
+    request: score one request with a small model set of the configured kinds."""
+    from learners import registry
+    from streams.contracts.events import Candidate
+    from streams.contracts.features import DEFAULT_CROSSES
+    from streams.serving.snapshots import load_snapshot
+    from streams.state.model_sets import snapshot_of
+    from streams.training.model_set import ModelSet
+
+    names = [n for n in settings.model_names if n != "deep"]  # torch warms up on its own
+    ms = ModelSet("warm-up", registry.build(names, DEFAULT_CROSSES, "cpu"))
+    x = {"u_user_id": "1", "a_ad_id": "1"}
+    ms.process([TrainingExample(f"w{i}", 0.0, "warm-up", x, i % 2) for i in range(4)])
+    key = b"warm-up"
+    snap = load_snapshot(snapshot_of(ms, key), key)
+    shared, items = request_features({"user_id": "1"}, {}, [Candidate("1"), Candidate("2")])
+    for output in snap.outputs():
+        snap.score_request(shared, items, output, FeatureHasher())
+
+
+async def run(settings, port: int) -> None:
+    """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped."""
+    from streams.contracts.topics import ensure_topics, topic_names
+    from streams.producer import Delivery, EventProducer
+    from streams.serving.popularity import Popularity
+    from streams.state.model_updates import SnapshotFollower
+    from streams.state.statefile import load_key
+
+    ensure_topics(settings)
+    await asyncio.to_thread(warm_up, settings)
+    registry = CollectorRegistry()
+    observe_pauses(registry)
+    store = ModelStore()
+    producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
+    example_producer = EventProducer(settings, linger_ms=1)
+    requests_topic = topic_names(settings)["ad-requests"]
+    training_topic = topic_names(settings)["training"]
+    access = AccessControl.from_file(settings.api_keys)
+
+    def log_examples(messages: list[tuple[bytes, bytes]]) -> None:
+        """Send one call's examples and wait for exactly those (10 s at most): a failure of
+        this call is this call's 503, never a later one's."""
+        delivery = Delivery()
+        for k, v in messages:
+            example_producer.send_raw(training_topic, k, v, delivery)
+        example_producer.wait(delivery, 10.0)
+    if access.open:
+        log.warning("no AIMASS_API_KEYS file: the API is open to every caller")
+    # chdb is one process's: a replica reads popularity only from a ClickHouse server
+    popularity = None if settings.embedded else Popularity(settings.clickhouse_dsn).start()
+    app = create_serving_app(
+        store, registry, settings.serving_model,
+        request_log=lambda k, v: producer.try_send_raw(requests_topic, k, v),
+        popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
+        example_log=log_examples)
+    swaps = app[METRICS].swaps
+    rejected = app[METRICS].state_rejected
+    follower = SnapshotFollower(settings, store, load_key(settings),
+                                on_swap=lambda t, v: swaps.labels(t).inc(),
+                                on_reject=lambda code: rejected.labels(code).inc())
+    follower.start()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.bind_host, port).start()
+    freeze_startup()  # what lives from here on is out of the collector's way (streams.serving.gcpause)
+    log.info("serving on http://%s:%d (openapi: /openapi.json)", settings.bind_host, port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        follower.stop()
+        producer.flush(5)
+        await runner.cleanup()

@@ -1,0 +1,2 @@
+"""Model state on Kafka: the signed state file, trainer checkpoints, and the snapshots
+serving replicas follow."""

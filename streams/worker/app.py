@@ -1,0 +1,213 @@
+"""The Faust app, top to bottom: build the app, declare the topics, one thin agent per stage.
+
+  ad-requests ─┐  ingest ─► ClickHouse ad_requests, feedback (bad ones: dead letters)
+  feedback ────┴► score ──► recommendations
+                  join ───► examples
+  training ─────── forward (validated) ► examples
+  examples ─────── train ──────────────► models, checkpoints, ClickHouse examples/predictions
+
+Agents take micro-batches and hand them to the stages (plain classes, Kafka-free logic in
+:mod:`streams.join` and :mod:`streams.training`). A batch's offsets are acknowledged only
+after its writes are done (the join and train stages hold them longer: see their modules).
+
+An agent that raises takes the worker down (:func:`crash_worker`): logged, counted, then the
+process exits non-zero for its supervisor (systemd, Kubernetes, compose) to restart it. Faust
+would otherwise mark the agent crashed and keep the process up without it. Nothing it had not
+finished is acknowledged, so the restarted worker reads it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import threading
+import time
+
+import faust
+from prometheus_client import generate_latest
+
+from streams.contracts import batches
+from streams.contracts.events import TrainingExample, encode
+from streams.contracts.topics import catalogue, topic_names
+from streams.settings import Settings
+from streams.worker.ingest import IngestStage
+from streams.worker.join import JoinStage
+from streams.worker.lag import BrokerLag
+from streams.worker.runtime import Runtime
+from streams.worker.score import ScoreStage
+from streams.worker.train import TrainStage
+
+log = logging.getLogger(__name__)
+CRASH_EXIT = 70  # EX_SOFTWARE
+CRASH_GRACE = 20.0  # seconds for a graceful stop before the hard exit
+
+
+def crash_worker(app: faust.App, rt: Runtime, name: str):
+    """Decorator for an agent's body: any exception stops the worker (see the module doc)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        async def agent(stream):
+            try:
+                await fn(stream)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                rt.metrics.errors.labels(f"agent:{name}", "crash").inc()
+                log.critical("agent %s failed; the worker stops so that its supervisor "
+                             "restarts it (what it had not finished is not acknowledged)",
+                             name, exc_info=exc)
+                # a hard exit if the graceful stop hangs (the state on Kafka is consistent)
+                threading.Timer(CRASH_GRACE, os._exit, (CRASH_EXIT,)).start()
+                await app.crash(exc)
+                raise
+        return agent
+    return wrap
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_host="127.0.0.1",
+        web_bind=settings.bind_host,
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        broker_max_poll_records=5000,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=8 * 1024 * 1024,
+        # held (unacknowledged) events are replayed after a restart and deduplicated by id:
+        # shutting down need not wait for them
+        stream_wait_empty=False,
+        # several agents read the same topics; a small per-stream buffer makes the fastest
+        # wait for the slowest at every batch
+        stream_buffer_maxsize=settings.stream_buffer,
+        # A join waits up to the rebalance timeout for members; Tansu waits it out in full.
+        broker_rebalance_timeout=settings.group_rebalance_timeout,
+        broker_session_timeout=max(settings.group_rebalance_timeout, 6.0),
+        broker_heartbeat_interval=2.0,
+    )
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = _faust_app(settings)
+    rt = Runtime(settings)
+    app.aimass = rt  # shared state lives on the app, not in module globals
+    topics = {spec.role: app.topic(spec.name(settings), partitions=spec.partitions,
+                                   replicas=settings.replication, config=dict(spec.configs))
+              for spec in catalogue(settings)}
+    names = topic_names(settings)
+
+    take = dict(max_=settings.batch_size, within=settings.batch_within)
+    def reads(topic: str, partition: int) -> bool:
+        return any(tp.topic == topic and tp.partition == partition
+                   for tp in app.consumer.assignment())
+
+    ingest_, train = IngestStage(rt, reads), TrainStage(rt)
+
+    async def settled() -> None:  # what ingest and score did without waiting is durable
+        await ingest_.settle()
+        await rt.confirm()
+
+    join = JoinStage(rt, before_ack=settled)
+    score = ScoreStage(rt, train)
+
+    @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="events")
+    @crash_worker(app, rt, "events")
+    async def events(stream):
+        """Requests and feedback: store, score, join, in one pass over each batch."""
+        async for batch in stream.take_events(**take):
+            valid = await ingest_.handle(batch)
+            await score.handle([rec for _, rec, _ in valid["ad-requests"]])
+            await join.handle(valid, batch)
+            join.note_offsets(batch)
+
+    @app.agent(topics["training"], name="forward_training")
+    @crash_worker(app, rt, "forward_training")
+    async def forward_training(stream):
+        """Users' labelled rows, validated, join the example stream."""
+        async for batch in stream.take_events(**take):
+            raws = [batches.Raw.of(e) for e in batch]
+            good, bad = batches.decode_batch(TrainingExample, raws, time.time())
+            await rt.dead_letters("training", bad)
+            await rt.produce("examples", [(e.id.encode(), encode(e)) for e in good])
+            rt.metrics.consumed.labels("training").inc(len(batch))
+
+    @app.agent(topics["examples"], name="train")
+    @crash_worker(app, rt, "train")
+    async def train_examples(stream):
+        async for batch in stream.take_events(**take):
+            await train.handle(batch)
+
+    inputs = (names["ad-requests"], names["feedback"])
+    watched = {names["ad-requests"]: settings.partitions, names["feedback"]: settings.partitions,
+               names["training"]: settings.partitions, names["examples"]: 1}
+    broker = {"lag": None, "committed": {}, "at": 0.0}
+
+    def handled(tp) -> int:
+        """The next offset of ``tp`` still to handle: what its stage has seen, or what the
+        group has committed (after a restart, before any event)."""
+        stage = train if tp.topic == names["examples"] else join
+        return max(stage.next_offset.get(tp, 0), broker["committed"].get(tp.topic, {}).get(
+            tp.partition, 0))
+
+    async def caught_up(role: str | None = None) -> bool:
+        """Has the join handled every message its request/feedback partitions (or those of
+        one input role) hold?"""
+        wanted = inputs if role is None else (names[role],)
+        for tp in app.consumer.assignment():
+            if tp.topic in wanted:
+                end = app.consumer.highwater(tp)
+                if end is None or handled(tp) < end:
+                    return False
+        return True
+
+    def note_unread() -> None:
+        request_lag = {}
+        for tp in app.consumer.assignment():
+            end = app.consumer.highwater(tp)
+            if end is not None and tp.topic == names["ad-requests"]:
+                request_lag[tp.partition] = max(end - handled(tp), 0)
+        join.partition_lag = request_lag  # how far behind each partition's requests are
+
+    def broker_lag() -> None:
+        """The truth about lag: end offsets against the group's commits (a thread)."""
+        if broker["lag"] is None:
+            broker["lag"] = BrokerLag(settings.kafka_bootstrap, settings.app_id, watched)
+        lags = broker["lag"].measure()
+        committed: dict = {}
+        for (topic, partition), lag in lags.items():
+            rt.metrics.lag.labels(topic, str(partition)).set(lag)
+        for (topic, partition), off in broker["lag"].last_committed.items():
+            committed.setdefault(topic, {})[partition] = off or 0
+        broker["committed"] = committed
+
+    @app.timer(interval=1.0)
+    async def housekeeping():
+        if time.monotonic() - broker["at"] >= 5.0:
+            broker["at"] = time.monotonic()
+            try:
+                await asyncio.to_thread(broker_lag)
+            except Exception as exc:  # the broker away: the gauges keep their last values
+                rt.metrics.errors.labels("lag", "retryable").inc()
+                log.info("consumer lag not measured: %s", exc)
+        note_unread()
+        await join.flush_idle(caught_up)
+        await train.maybe_checkpoint()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app_, assigned, **kwargs):
+        rt.metrics.assigned.set(len(assigned))
+
+    @app.page("/metrics")
+    async def metrics(web, request):
+        return web.bytes(generate_latest(rt.registry), content_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,223 @@
+"""The join stage: requests and feedback (one stream of both topics) into labelled examples.
+
+One :class:`Joiner` per partition and tenant: each tenant's event-time clock is its own, so a
+tenant whose events run late or early (or a replay of history beside live traffic) never
+closes another tenant's windows. An event's offset is acknowledged only once the request it
+belongs to has been released as examples (and those are on Kafka), so a restarted worker
+re-reads every request still in a window and rebuilds it; examples it makes twice carry the same
+ids, and the trainer learns each id once.
+
+Acknowledgements go strictly in offset order, per partition: Faust commits the run of
+acknowledged offsets after the last commit, and does not notice a gap of one message there (nor
+any gap before its first commit), so acknowledging a later event while an earlier one is held
+could commit past the held one. Before acknowledging, the join awaits ``before_ack``: what the
+earlier stages did with those events without waiting (ClickHouse rows, recommendations sent)
+is then durable too.
+
+In ``request`` order the examples of a tenant's partitions pass through an
+:class:`~streams.join.merge.OrderedMerge`, so the trainer gets them in request-time order however
+unevenly the partitions are read; a request whose examples the merge still holds keeps its
+events unacknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict, deque
+
+from streams.contracts.events import InvalidEvent, TrainingExample, dead_letter, encode
+from streams.join.joiner import Joiner
+from streams.join.merge import OrderedMerge
+from streams.worker.runtime import Runtime
+
+
+class JoinStage:
+    def __init__(self, runtime: Runtime, before_ack=None):
+        self.rt = runtime
+        self.before_ack = before_ack  # async callable, or None
+        self._acking = asyncio.Lock()  # the agent and the idle flush: one in-order release
+        s = runtime.settings
+        self.window, self.order, self.idle_flush = s.join_window, s.join_order, s.join_idle_flush
+        self.joiners: dict[tuple[int, str], Joiner] = {}  # (partition, tenant) -> joiner
+        self.by_tenant: dict[str, list[tuple[int, Joiner]]] = defaultdict(list)
+        self.merge = OrderedMerge() if s.join_merge and s.join_order == "request" else None
+        self.partition_lag: dict[int, int] = {}  # request partition -> unread (housekeeping)
+        self.caught_up_lag = s.batch_size
+        self.queue: dict = defaultdict(deque)  # TP -> deque of (event, joiner key, request id)
+        self.last_event = 0.0
+        self.started = time.monotonic()
+        self.last_by_role = {"ad-requests": 0.0, "feedback": 0.0}  # monotonic, last valid event
+        self.next_offset: dict = {}  # TP -> next offset to handle
+        self._dropped_seen: dict[str, int] = defaultdict(int)
+
+    def joiner(self, key: tuple[int, str]) -> Joiner:
+        if key not in self.joiners:
+            j = self.joiners[key] = Joiner(self.window, self.order,
+                                           track_requests=self.merge is not None)
+            self.by_tenant[key[1]].append((key[0], j))
+        return self.joiners[key]
+
+    def _bounds(self, tenant: str) -> list[float]:
+        """Per partition of ``tenant``: the earliest request time it may still release."""
+        bounds, seen = [], set()
+        for partition, j in self.by_tenant[tenant]:
+            seen.add(partition)
+            head = j.earliest_open()
+            if head is not None:
+                bounds.append(head)
+            elif (self.partition_lag.get(partition, self.caught_up_lag + 1) > self.caught_up_lag
+                  and j.last_request_time > float("-inf")):
+                bounds.append(j.last_request_time)  # more of its requests are still unread
+        for partition, lag in self.partition_lag.items():
+            if partition not in seen and lag > self.caught_up_lag:
+                bounds.append(float("-inf"))  # unread, none of this tenant's read there yet
+        return bounds
+
+    def _merged(self, made: dict[tuple[int, str], list[TrainingExample]]) -> list:
+        """What the joiners released, in the order to emit it."""
+        if self.merge is None:
+            return [ex for exs in made.values() for ex in exs]
+        for key, exs in made.items():
+            rids = self.joiners[key].made_for()
+            if exs:
+                self.merge.add(key[1], list(zip(exs, rids, strict=True)))
+        out = []
+        for tenant in self.merge.tenants():
+            out += self.merge.release(tenant, self._bounds(tenant))
+        return out
+
+    async def handle(self, valid: dict[str, list], batch: list) -> None:
+        """``valid``: role -> [(event, record, partition)] from the ingest stage (``partition``:
+        the one its request id belongs to); ``batch``: every event.
+        Each event gets an extra reference (the batch's own acknowledgement skips it) and is
+        acknowledged in offset order once its request is released."""
+        started = time.perf_counter()
+        made: dict[tuple[int, str], list[TrainingExample]] = defaultdict(list)
+        placed = []
+        for role in ("ad-requests", "feedback"):
+            if valid.get(role):
+                self.last_by_role[role] = time.monotonic()
+            for ev, rec, partition in valid.get(role, ()):
+                key = (partition, rec.tenant)
+                j = self.joiner(key)
+                if role == "ad-requests":
+                    made[key] += j.on_request(rec)
+                    placed.append((ev, key, rec.id))
+                else:
+                    made[key] += j.on_feedback(rec)
+                    placed.append((ev, key, rec.request_id))
+        if made:
+            self.last_event = time.monotonic()
+        for key in list(made):
+            made[key] += self.joiner(key).advance()
+        out = self._merged(made)
+        rid_of = {id(ev): (key, rid) for ev, key, rid in placed}
+        for ev in batch:  # invalid ones too: they must not jump the queue
+            ev.message.incref()
+            key, rid = rid_of.get(id(ev), (None, None))
+            self.queue[ev.message.tp].append((ev, key, rid))
+        await self._emit(out)
+        await self._release_finished()
+        self.rt.observe("join", len(placed), started)
+        self._gauges()
+
+    def note_offsets(self, batch: list) -> None:
+        """Remember how far each input partition has been handled (for :meth:`flush_idle`)."""
+        for ev in batch:
+            tp = ev.message.tp
+            self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
+
+    async def flush_idle(self, caught_up) -> None:
+        """Idle inputs no longer hold windows open, once the join has handled everything on
+        their partitions (``caught_up(role)``; ``caught_up()`` for both). Idleness alone is
+        not enough: a consumer that is merely behind would close windows whose impressions it
+        has not read yet.
+
+        - Nothing came on either input for ``join_idle_flush`` seconds (the end of a replay,
+          producers gone quiet): every open window closes.
+        - Only one input is idle (requests go on, feedback stopped or never came: requests a
+          replica answered that were never shown): the event-time clock follows the input
+          that is live, so windows close as it advances and memory stays bounded. Feedback
+          that comes after all is late, counted as such.
+        """
+        now = time.monotonic()
+        quiet = {r: now - (t or self.started) for r, t in self.last_by_role.items()}
+        held = len(self.merge) if self.merge is not None else 0
+        idle = [r for r, q in quiet.items() if q > self.idle_flush]
+        out = []
+        if not (held or any(len(j) for j in self.joiners.values())) or not idle:
+            out = self._merged({})  # the partitions' lags have moved since the last batch
+        elif len(idle) == 2 and await caught_up():
+            out = self._merged({key: j.flush() for key, j in self.joiners.items()})
+            if self.merge is not None:
+                out += self.merge.release_all()
+        elif len(idle) == 1 and await caught_up(idle[0]):
+            live = "feedback" if idle[0] == "ad-requests" else "ad-requests"
+            out = self._merged({key: j.advance(j.input_time(live))
+                                for key, j in self.joiners.items()})
+        else:
+            out = self._merged({})
+        if out:
+            await self._emit(out)
+        await self._release_finished()
+        self._gauges()
+
+    async def _emit(self, examples: list[TrainingExample]) -> None:
+        if not examples:
+            return
+        await self.rt.produce("examples", [(e.id.encode(), encode(e)) for e in examples])
+        m = self.rt.metrics
+        pos = sum(e.label for e in examples)
+        m.joined.labels("click").inc(pos)
+        m.joined.labels("no_click").inc(len(examples) - pos)
+
+    async def _release_finished(self) -> None:
+        """Acknowledge, per partition and in offset order, every event whose request is no
+        longer open."""
+        async with self._acking:
+            await self._release()
+
+    async def _release(self) -> None:
+        orphans = []
+        for j in self.joiners.values():
+            j.drain_finished()
+            orphans += j.drain_orphans()
+        if orphans:  # durable before their events are acknowledged below
+            await self.rt.dead_letters("feedback", [self._orphan_letter(fb) for fb in orphans])
+        done = []
+        for q in self.queue.values():
+            n = 0
+            for _ev, key, rid in q:
+                j = self.joiners.get(key)
+                if rid is not None and ((j is not None and j.is_open(rid))
+                                        or (self.merge is not None and self.merge.holds(rid))):
+                    break
+                n += 1
+            done.append((q, n))
+        if not any(n for _, n in done):
+            return
+        if self.before_ack is not None:
+            await self.before_ack()
+        for q, n in done:
+            for _ in range(n):
+                q.popleft()[0].ack()
+
+    def _orphan_letter(self, fb):
+        err = InvalidEvent("request_id", f"no request {fb.request_id!r} came within the "
+                                         f"late-click window ({self.window:.0f} s of event time)")
+        return dead_letter(encode(fb), err, self.rt.topics["feedback"], now=time.time(),
+                           key=fb.request_id.encode())
+
+    def _gauges(self) -> None:
+        m = self.rt.metrics
+        m.join_pending.set(sum(len(j) for j in self.joiners.values()))
+        m.join_merge_held.set(len(self.merge) if self.merge is not None else 0)
+        totals: dict[str, int] = {r: 0 for r in ("late_feedback", "orphan_feedback",
+                                                 "late_requests")}
+        for j in self.joiners.values():
+            for reason in ("late_feedback", "orphan_feedback", "late_requests"):
+                totals[reason] += j.stats[reason]
+        for reason, total in totals.items():
+            m.join_dropped.labels(reason).inc(total - self._dropped_seen[reason])
+            self._dropped_seen[reason] = total

@@ -1,0 +1,166 @@
+"""What the agents of one worker share: settings, metrics, ClickHouse sinks, the dead-letter
+path, and the stages (join, train, score), each holding its own state. Lives on the app object,
+never in module globals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from sinks import schema
+from sinks.clickhouse import ClickHouse, connect
+from sinks.exceptions import RetryableSinkError, SinkBackpressure
+from sinks.table import TableSink
+from streams.contracts import batches
+from streams.contracts.events import DeadLetter, encode
+from streams.contracts.topics import topic_names
+from streams.producer import Delivery, EventProducer
+from streams.settings import Settings
+from streams.state.statefile import load_key
+from streams.worker.metrics import Metrics, build_metrics, field_label
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None):
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics: Metrics = build_metrics(self.registry)
+        self._ch: ClickHouse | None = None
+        self._sinks: dict[str, TableSink] = {}
+        self._producer: EventProducer | None = None
+        self._delivery = Delivery()  # everything this worker sent
+        self._confirmed = 0  # messages known delivered
+        self.topics = topic_names(settings)
+        self.state_key = load_key(settings)
+
+    async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Produce a batch (confluent-kafka: C, batched) and wait until every message is
+        acknowledged by the broker, so the caller may then acknowledge its input."""
+        if not messages:
+            return
+        self.send(role, messages)
+        await self.confirm()
+
+    @property
+    def producer(self) -> EventProducer:
+        if self._producer is None:  # no message timeout: an outage is waited out
+            self._producer = EventProducer(self.settings, linger_ms=5, message_timeout_ms=0)
+        return self._producer
+
+    def send(self, role: str, messages: list[tuple[bytes, bytes]],
+             partition: int | None = None, headers: list | None = None) -> None:
+        """Produce a batch without waiting for the broker: for output whose input is
+        acknowledged later by another stage, which calls :meth:`confirm` first."""
+        if not messages:
+            return
+        topic, producer = self.topics[role], self.producer
+        for key, value in messages:
+            producer.send_raw(topic, key, value, self._delivery, partition, headers)
+        self.metrics.produced.labels(role).inc(len(messages))
+
+    async def confirm(self) -> None:
+        """Wait until everything sent so far is acknowledged by the broker, however long it
+        is away (back-pressure: the agents wait). Raises :class:`DeliveryFailed` if Kafka
+        refused a message for good: its input must not be acknowledged. Callers at the same
+        time each wait for all of it: one may not return on the strength of another's flush
+        in flight."""
+        target = self._delivery.sent
+        if self._producer is None or self._confirmed >= target:
+            return
+        await asyncio.to_thread(self._producer.flush, None)
+        self._delivery.raise_errors()
+        self._confirmed = max(self._confirmed, target)
+
+    @property
+    def ch(self) -> ClickHouse:
+        if self._ch is None:
+            self._ch = connect(self.settings.clickhouse_dsn)
+            schema.create_schema(self._ch)
+        return self._ch
+
+    def sink(self, table: schema.Table) -> TableSink:
+        if table.name not in self._sinks:
+            self._sinks[table.name] = TableSink(self.ch, table)
+        return self._sinks[table.name]
+
+    async def write(self, table: schema.Table, rows: list[dict]) -> None:
+        """Write one batch, waiting out back-pressure (the agent, hence its consumer, waits)
+        however long ClickHouse is away. Rows ClickHouse can never take go to the dead
+        letters with the column and the reason; the rest are written."""
+        if not rows:
+            return
+        waited = 0.0
+        while True:
+            try:
+                sink = await asyncio.to_thread(self.sink, table)
+                report = await asyncio.to_thread(sink.write, rows)
+                break
+            except (SinkBackpressure, RetryableSinkError, OSError) as exc:
+                wait = getattr(exc, "retry_after", 1.0)
+                self.metrics.sink_backpressure.labels(table.name).inc()
+                self.metrics.errors.labels("sink", "retryable").inc()
+                if waited == 0.0 or int(waited + wait) // 30 > int(waited) // 30:
+                    log.warning("ClickHouse %s: %s; retrying (waited %.0f s)", table.name, exc,
+                                waited)
+                waited += wait
+                await asyncio.sleep(wait)
+        self.metrics.sink_rows.labels(table.name).inc(report.written)
+        if report.rejected:
+            self.metrics.errors.labels("sink", "fatal_row").inc(len(report.rejected))
+            now = time.time()
+            letters = [DeadLetter(id=f"clickhouse:{table.name}/{i}", event_time=now,
+                                  source_topic=f"clickhouse:{table.name}", partition=-1,
+                                  offset=-1, field=column or "", reason=reason,
+                                  payload=orjson.dumps(row, default=str).decode())
+                       for i, (row, column, reason) in enumerate(report.rejected)]
+            await self.dead_letters("sink", letters, store=table is not schema.DEAD_LETTERS)
+
+    async def dead_letters(self, role: str, bad: list[DeadLetter], store: bool = True) -> None:
+        """Keep every bad event: in ClickHouse and on the dead-letter topic (with its original
+        key and headers), before any ack."""
+        if not bad:
+            return
+        if store:
+            await self.write(schema.DEAD_LETTERS, batches.dead_letter_rows(bad))
+        topic, producer = self.topics["dead-letters"], self.producer
+        for d in bad:
+            producer.send_raw(topic, d.kafka_key, encode(d), self._delivery,
+                              headers=d.kafka_headers or None)
+        self.metrics.produced.labels("dead-letters").inc(len(bad))
+        await self.confirm()
+        for d in bad:
+            self.metrics.dead_letters.labels(role, field_label(d.field)).inc()
+
+    def observe(self, stage: str, n: int, started: float) -> None:
+        self.metrics.batch_size.labels(stage).observe(n)
+        self.metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)
+
+
+class WriteBehind:
+    """Sink writes that proceed while the stage goes on to its next batch (ClickHouse inserts
+    release the GIL: they run on another core). At most ``max_pending`` writes are in flight;
+    a further one waits for the oldest (back-pressure reaches the consumer). :meth:`drain`
+    waits for all of them: a stage calls it before acknowledging the events they came from."""
+
+    def __init__(self, runtime: Runtime, max_pending: int = 4):
+        self.rt = runtime
+        self.max_pending = max_pending
+        self.pending: deque[asyncio.Task] = deque()
+
+    async def write(self, table: schema.Table, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        while len(self.pending) >= self.max_pending:
+            await self.pending.popleft()
+        self.pending.append(asyncio.ensure_future(self.rt.write(table, rows)))
+
+    async def drain(self) -> None:
+        while self.pending:
+            await self.pending.popleft()

@@ -1,0 +1,202 @@
+"""The train stage: labelled examples into every model of the tenant's set, predict-then-learn.
+
+Offsets are acknowledged only when a checkpoint (models + learned ids + metrics) that includes
+their examples is on Kafka. A crash loses at most the work since the last checkpoint; the
+worker restarts from that checkpoint, re-reads the uncommitted tail, and skips every id the
+checkpoint already learned: each example is learned exactly once.
+
+Learning a batch and taking a checkpoint exclude each other (one lock): the housekeeping timer
+checkpoints while the agent may be between awaits of a batch, and a checkpoint must acknowledge
+exactly the events whose learning (and predictions) its state includes. A batch's events join
+the held ones only once it is learned: if learning raises, the agent crashes the worker (see
+:mod:`streams.worker.app`) and no later checkpoint can acknowledge them.
+
+Examples too old for the exactly-once horizon (:mod:`learners.dedup`) go to the dead letters
+with the reason, as do malformed ones; nothing is dropped without a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import orjson
+
+from learners.base import Phased
+from sinks import schema
+from streams.contracts import batches
+from streams.contracts.events import TrainingExample, dead_letter, encode
+from streams.state.checkpoints import CheckpointStore
+from streams.state.model_sets import load_checkpoint, seal_model_set
+from streams.state.model_updates import SnapshotPublisher
+from streams.state.statefile import StateRejected
+from streams.training.model_set import ModelSet
+from streams.training.trainer import Trainer, make_trainer
+from streams.worker.runtime import Runtime, WriteBehind
+
+log = logging.getLogger(__name__)
+
+
+class TrainStage:
+    def __init__(self, runtime: Runtime):
+        self.rt = runtime
+        self.store = CheckpointStore(runtime.settings, runtime.state_key)
+        self.publisher = SnapshotPublisher(runtime.settings)
+        self._trainer: Trainer | None = None
+        self._restoring = threading.Lock()
+        self.held: list = []
+        self.next_offset: dict = {}
+        self.last_checkpoint = time.monotonic()
+        self.dirty: set[str] = set()  # tenants that learned since the last checkpoint
+        self.lock = asyncio.Lock()
+        self.writes = WriteBehind(runtime)
+
+    @property
+    def trainer(self) -> Trainer:
+        """Restored from the checkpoints on first use (not at import, not at app creation),
+        once: the score and train stages both ask for it from worker threads, and a second
+        restore would replace the trainer the first one is already learning into."""
+        if self._trainer is None:
+            with self._restoring:
+                if self._trainer is None:
+                    self._trainer = make_trainer(self.rt.settings, self._restore())
+        return self._trainer
+
+    def _restore(self) -> dict[str, ModelSet]:
+        """Every tenant's checkpoint that this worker can trust and read; the others are
+        logged and counted, and their tenants start fresh."""
+        states, rejected = self.store.load()
+        restored = {}
+        for tenant, data in states.items():
+            try:
+                restored[tenant] = load_checkpoint(data, self.rt.state_key)
+            except StateRejected as exc:
+                log.error("checkpoint of tenant %r not read, it starts fresh: %s", tenant,
+                          exc.reason)
+                self.rt.metrics.state_rejected.labels("checkpoints", exc.code).inc()
+        for r in rejected:
+            self.rt.metrics.state_rejected.labels("checkpoints", r.code).inc()
+        return restored
+
+    async def handle(self, events: list, topic_role: str = "examples") -> None:
+        async with self.lock:
+            await self._learn(events, topic_role)
+            await self._maybe_checkpoint()
+
+    async def _learn(self, events: list, topic_role: str) -> None:
+        started = time.perf_counter()
+        now = int(time.time())
+        raws = [batches.Raw.of(e) for e in events]
+        good, bad = batches.decode_batch(TrainingExample, raws, time.time())
+        await self.rt.dead_letters(topic_role, bad)
+        trainer = await asyncio.to_thread(lambda: self.trainer)
+        results = trainer.process(good)
+        m = self.rt.metrics
+        for tenant, res in results.items():
+            ms = trainer.sets[tenant]
+            await self.writes.write(schema.EXAMPLES, batches.example_rows(
+                res.examples, now, res.holdout.tolist()))
+            await self.writes.write(schema.PREDICTIONS,
+                                    batches.prediction_rows(tenant, res, ms.version, now))
+            await self._late(topic_role, tenant, res.late, ms)
+            m.learned.labels(tenant).inc(int((~res.holdout).sum()))
+            m.duplicates.labels(tenant).inc(res.duplicates)
+            for model, n in res.nonfinite.items():
+                m.nonfinite.labels(tenant, model).inc(n)
+            for model, secs in res.seconds.items():
+                m.learn_seconds.labels(model).observe(secs)
+            if res.examples:
+                self.dirty.add(tenant)
+        # learned: only now may a checkpoint acknowledge them
+        for ev in events:
+            ev.message.incref()  # released by the next checkpoint
+            tp = ev.message.tp
+            self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
+        self.held += events
+        m.consumed.labels(topic_role).inc(len(events))
+        self.rt.observe("train", len(events), started)
+
+    async def _late(self, role: str, tenant: str, late: list, ms: ModelSet) -> None:
+        if not late:
+            return
+        self.rt.metrics.late.labels(tenant).inc(len(late))
+        floor = ms.learned.floor
+        err = ValueError(f"event time at or before the exactly-once horizon ({floor:.0f}): "
+                         "its id may have been learned already and is no longer remembered")
+        await self.rt.dead_letters(role, [
+            dead_letter(encode(e), err, self.rt.topics[role], now=time.time(),
+                        key=e.id.encode()) for e in late])
+
+    async def maybe_checkpoint(self, force: bool = False) -> None:
+        async with self.lock:
+            await self._maybe_checkpoint(force)
+
+    async def _maybe_checkpoint(self, force: bool = False) -> None:
+        due = time.monotonic() - self.last_checkpoint >= self.rt.settings.checkpoint_interval
+        if not self.held or not (force or due):
+            return
+        await self._checkpoint()
+
+    async def checkpoint(self) -> None:
+        async with self.lock:
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        started = time.perf_counter()
+        await self.writes.drain()  # the held events' rows are in ClickHouse before their ack
+        trainer = self.trainer
+        now = int(time.time())
+        for tenant in sorted(self.dirty):  # a tenant that learned nothing keeps its checkpoint
+            ms = trainer.sets[tenant]
+            await self.alert(ms.check_guard())
+            checkpoint, snapshot = await asyncio.to_thread(seal_model_set, ms,
+                                                           self.rt.state_key)
+            await asyncio.to_thread(self.store.save, tenant, checkpoint)
+            # serving replicas swap to this version (training state left out)
+            await asyncio.to_thread(self.publisher.publish, tenant, snapshot)
+            metrics = ms.metrics()
+            await self.rt.write(schema.MODEL_METRICS, batches.metric_rows(tenant, metrics, now))
+            self._gauges(tenant, ms, metrics)
+            self.rt.metrics.checkpointed.labels(tenant).set(ms.examples_handled)
+            self.rt.metrics.dedup_ids.labels(tenant).set(len(ms.learned))
+            self.rt.metrics.dedup_floor.labels(tenant).set(max(ms.learned.floor, 0.0))
+        held, self.held = self.held, []
+        for ev in held:
+            ev.ack()
+        self.dirty = set()
+        self.last_checkpoint = time.monotonic()
+        self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+
+    async def alert(self, alerts: list[dict]) -> None:
+        """Overfitting/degrading alerts: an event on the alerts topic and a metric."""
+        if not alerts:
+            return
+        await self.rt.produce("alerts", [(a["model"].encode(), orjson.dumps(a)) for a in alerts])
+        for a in alerts:
+            self.rt.metrics.alerts.labels(a["tenant"], a["model"], a["reason"]).inc()
+            if a["rolled_back"]:
+                self.rt.metrics.rollbacks.labels(a["tenant"], a["model"]).inc()
+
+    def _gauges(self, tenant: str, ms: ModelSet, metrics: dict) -> None:
+        m = self.rt.metrics
+        m.model_version.labels(tenant).set(ms.version)
+        for name, model in ms.models.items():
+            if isinstance(model, Phased):
+                m.phase.labels(tenant, name).set(model.phase)
+        for name, comb in ms.ensembles.items():
+            for i, w in enumerate(comb.state().get("weights", [])):
+                members = ms.member_names(ms.owner)
+                if i < len(members):
+                    m.ensemble_weight.labels(tenant, name, members[i]).set(w)
+        for model, s in metrics.items():
+            m.model_logloss.labels(tenant, model, "progressive").set(s["logloss"])
+            m.model_auc.labels(tenant, model, "progressive").set(s["auc"])
+            m.model_logloss.labels(tenant, model, "window").set(s["window_logloss"])
+            m.model_auc.labels(tenant, model, "window").set(s["window_auc"])
+            m.model_logloss.labels(tenant, model, "holdout").set(s["holdout_logloss"])
+            m.model_auc.labels(tenant, model, "holdout").set(s["holdout_auc"])
+            if s["ctr"]:
+                m.model_calibration.labels(tenant, model).set(s["mean_p"] / s["ctr"])
+            m.model_examples.labels(tenant, model).set(s["examples"] + s["holdout_examples"])
