@@ -2,7 +2,7 @@
 # `make test` (installs and starts the real services, runs lint and every test).
 PY := .venv/bin/python
 
-.PHONY: demo test install install-services lint bench clean
+.PHONY: demo test unit install install-services lint bench clean
 
 demo: install
 	$(PY) -m streams.cli demo $(ARGS)
@@ -10,6 +10,11 @@ demo: install
 test: install-services
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(ARGS)
+
+# the tests that need no service (no Kafka, ClickHouse or databases): a couple of minutes
+unit: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not services" $(ARGS)
 
 install:
 	@bash ops/install.sh

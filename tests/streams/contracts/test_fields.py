@@ -1,0 +1,62 @@
+"""Hostile but well-formed values are bad input, refused where they enter with the field named;
+a row a sink can never take goes to the dead letters with the column while the rest is written;
+a failed delivery fails its own call only."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from streams.contracts import batches
+from streams.contracts.events import (
+    MAX_CLOCK_SKEW,
+    AdRequest,
+    Feedback,
+    InvalidEvent,
+    TrainingExample,
+)
+
+
+def request(**over) -> dict:
+    return {"id": "r1", "event_time": 1.7e9, "tenant": "acme", "user": {"age": 30},
+            "candidates": [{"ad_id": "a", "features": {"genre": "Drama"}}], **over}
+
+
+@pytest.mark.parametrize("body, field", [
+    (request(event_time=2**32), "event_time"),
+    (request(event_time=time.time() + MAX_CLOCK_SKEW + 60), "event_time"),
+    (request(user={"x": 1e308}), "user.x"),
+    (request(user={"x": -1e16}), "user.x"),
+    (request(user={"x": 10**30}), "user.x"),
+    (request(user={"x": "y" * 1_000_000}), "user.x"),
+    (request(user={"n" * 200: 1}), "user"),
+    (request(candidates=[{"ad_id": "a", "features": {"p": 1e308}}]), "candidates[0].features.p"),
+    (request(candidates=[{"ad_id": "a"}, {"ad_id": "b", "features": {"s": "z" * 2000}}]),
+     "candidates[1].features.s"),
+    (request(deadline=time.time() + 10 * 86400), "deadline"),
+])
+def test_hostile_values_are_refused_naming_the_field(body, field):
+    with pytest.raises(InvalidEvent) as err:
+        AdRequest.from_dict(body)
+    assert err.value.field == field
+
+
+def test_values_within_the_limits_pass():
+    now = time.time()
+    r = AdRequest.from_dict(request(event_time=now + 10, user={"ts_ms": 1.7e12, "id": 2**62},
+                                    deadline=now + 3600))
+    assert r.user["ts_ms"] == 1.7e12
+    TrainingExample.from_dict({"id": "e", "event_time": now, "tenant": "t",
+                               "features": {"x": -1e15}, "label": 1})
+
+
+def test_a_far_future_feedback_is_a_dead_letter_not_a_watermark():
+    raws = [batches.Raw(b'{"id": "f", "event_time": 99999999999, "tenant": "t", '
+                       b'"request_id": "r", "ad_id": "a", "kind": "click"}', "feedback", 2, 7,
+                       b"r", [("trace", b"x1")])]
+    good, bad = batches.decode_batch(Feedback, raws, 1.0)
+    assert not good and bad[0].field == "event_time"
+    assert bad[0].key == "r" and bad[0].headers == [["trace", "x1"]]  # kept
+    assert bad[0].kafka_key == b"r" and bad[0].kafka_headers == [("trace", b"x1")]
+

@@ -1,0 +1,99 @@
+"""Scoring one request (shared user/context, many candidates) gives exactly what scoring the
+merged feature dicts gives: the hasher's column path, every learner's ``predict_request``, the
+snapshot's ``score_request`` for every output, and the vectorised vote."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ensemble import build_combiner
+from ensemble.vote import Vote
+from learners.checks import stream
+from learners.hashing import FeatureHasher
+from learners.registry import ALL, build
+from streams.contracts.events import Candidate
+from streams.contracts.features import DEFAULT_CROSSES, pair_features, request_features
+from streams.serving.snapshots import load_snapshot
+from streams.state.model_sets import snapshot_of
+from streams.training.model_set import ModelSet
+from tests.helpers import KEY, examples
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", "1"]),
+                   st.floats(-2, 2, allow_nan=False))
+CROSSES = (("u_user_id", "a_genre"), ("u_user_id", "u_gender"), ("a_ad_id", "a_genre"),
+           ("a_ad_id", "u_x"), ("u_gender", "a_x"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(shared=st.dictionaries(st.sampled_from(["u_user_id", "u_gender", "u_x", "c_hour"]), VALUES),
+       items=st.lists(st.dictionaries(st.sampled_from(["a_ad_id", "a_genre", "a_x", "u_x"]),
+                                      VALUES), max_size=6))
+def test_request_rows_equal_merged_rows(shared, items):
+    h = FeatureHasher(12, CROSSES)
+    a, b = h.transform_request(shared, items), h.transform([{**shared, **it} for it in items])
+    assert a.indptr.tolist() == b.indptr.tolist()
+    # the same tokens per row (their order may differ when items list keys differently)
+    for i in range(len(items)):
+        sa = sorted(zip(a.indices[a.indptr[i]:a.indptr[i + 1]].tolist(),
+                        a.values[a.indptr[i]:a.indptr[i + 1]].tolist(), strict=True))
+        sb = sorted(zip(b.indices[b.indptr[i]:b.indptr[i + 1]].tolist(),
+                        b.values[b.indptr[i]:b.indptr[i + 1]].tolist(), strict=True))
+        assert sa == sb
+
+
+def request(seed: int, n: int = 40):
+    rng = np.random.default_rng(seed)
+    user = {"user_id": str(rng.integers(50)), "gender": str(rng.choice(["M", "F"]))}
+    cands = [Candidate(str(rng.integers(30)), {"genre": str(rng.choice(["Drama", "Comedy"]))})
+             for _ in range(n)]
+    return user, {"hour": int(rng.integers(24))}, cands
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_predict_request_equals_predict_many(name):
+    model = build([name], DEFAULT_CROSSES[:2])[name]
+    X, y = stream(800)
+    for trained in (False, True):
+        for seed in range(3):
+            user, ctx, cands = request(seed)
+            shared, items = request_features(user, ctx, cands)
+            merged = [pair_features(user, ctx, c) for c in cands]
+            np.testing.assert_allclose(model.predict_request(shared, items),
+                                       model.predict_proba_many(merged), rtol=1e-12, atol=1e-15)
+        if not trained:
+            model.learn_many(X, y)
+
+
+def test_snapshot_scores_a_request_as_its_merged_features():
+    ms = ModelSet("t", build(["ftrl", "fm", "river_logreg", "adpredictor"], DEFAULT_CROSSES[:2]),
+                  ensembles={e: build_combiner(e) for e in ("average", "weighted", "vote",
+                                                             "stacking")})
+    exs = examples(600)
+    ms.process(exs[:300])
+    ms.process(exs[300:])
+    snap = load_snapshot(snapshot_of(ms, KEY), KEY)
+    assert set(snap.compiled) == {"river_logreg", "adpredictor"}  # frozen, compiled scorers
+    serving_hasher = FeatureHasher()  # a replica's own, kept across snapshots
+    for seed in (7, 8):
+        user, ctx, cands = request(seed, 60)
+        cands.append(Candidate("unseen-ad", {"genre": "Western"}))
+        shared, items = request_features(user, ctx, cands)
+        merged = [pair_features(user, ctx, c) for c in cands]
+        for output in snap.outputs():
+            for hasher in (None, serving_hasher):
+                np.testing.assert_allclose(snap.score_request(shared, items, output, hasher),
+                                           snap.score(merged, output), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("policy", ["weighted", "average", "best", "abstain"])
+def test_vote_combine_many_is_combine_one_per_row(policy):
+    rng = np.random.default_rng(1)
+    v = Vote(0.6, policy)
+    assert v.combine_many(rng.random((5, 4))).shape == (5,)  # before any learning
+    P, y = rng.random((400, 4)), (rng.random(400) < 0.4).astype(float)
+    v.combine_progressive(P[:300], y[:300])
+    np.testing.assert_allclose(v.combine_many(P[300:]),
+                               [v.combine_one(row) for row in P[300:]], rtol=1e-12)

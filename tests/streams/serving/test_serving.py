@@ -1,0 +1,134 @@
+"""The recommendation API in-process: ranking, versions, fallback, 4xx naming the field, the
+OpenAPI description, and a fuzz test: no body makes it answer 5xx."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.contracts.events import AdRequest, decode
+from streams.serving.api import create_serving_app
+from streams.serving.snapshots import ModelStore, load_snapshot
+from streams.state.model_sets import snapshot_of
+from tests.helpers import BODY, KEY, ServerThread, call, trained_snapshot
+
+
+@pytest.fixture(scope="module")
+def server():
+    store = ModelStore()
+    store.swap(load_snapshot(snapshot_of(trained_snapshot(), KEY), KEY))
+    logged = []
+    app = create_serving_app(store, request_log=lambda k, v: logged.append((k, v)),
+                             example_log=lambda msgs: None)
+    with ServerThread(app) as srv:
+        srv.logged = logged
+        yield srv
+
+
+def test_recommend_ranks_every_candidate(server):
+    status, r = call(server.url("/recommend"), {**BODY, "request_id": "req-1"})
+    assert status == 200 and r["request_id"] == "req-1" and not r["fallback"]
+    assert r["model"] == "ensemble_stacking" and r["model_version"] == "acme:v3"
+    scores = [c["score"] for c in r["ranked"]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 100
+    assert {c["ad_id"] for c in r["ranked"]} == {str(i) for i in range(100)}
+    logged = [decode(AdRequest, v) for k, v in server.logged if k == b"req-1"]  # for the join
+    assert len(logged) == 1 and logged[0].id == "req-1" and logged[0].event_time > 0
+    assert len(logged[0].candidates) == 100 and logged[0].user == BODY["user"]
+
+
+def test_a_member_can_be_asked_for(server):
+    status, r = call(server.url("/recommend"), {**BODY, "model": "fm"})
+    assert status == 200 and r["model"] == "fm"
+    assert call(server.url("/recommend"), {**BODY, "model": "nope"})[0] == 404
+
+
+def test_no_model_yet_is_a_flagged_fallback(server):
+    status, r = call(server.url("/recommend"), {**BODY, "tenant": "newcomer"})
+    assert status == 200 and r["fallback"] and r["model_version"] == "newcomer:none"
+    assert [c["ad_id"] for c in r["ranked"]][:3] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({**BODY, "tenant": None}, "tenant"),
+    ({**BODY, "candidates": []}, "candidates"),
+    ({**BODY, "candidates": [{"features": {}}]}, "candidates[0].ad_id"),
+    ({**BODY, "user": {"x": {"deep": 1}}}, "user.x"),
+    ({**BODY, "model": 5}, "model"),
+    ([1, 2], "body"),
+])
+def test_bad_bodies_get_400_naming_the_field(server, body, field):
+    status, r = call(server.url("/recommend"), body)
+    assert status == 400 and r["field"] == field and r["error"]
+
+
+def test_predict_models_health(server):
+    status, r = call(server.url("/predict"), {"tenant": "acme", "features": {"u_gender": "F"}})
+    assert status == 200 and 0 <= r["p"] <= 1 and r["model_version"] == "acme:v3"
+    assert call(server.url("/predict"), {"tenant": "zzz", "features": {}})[0] == 404
+    assert call(server.url("/predict"), {"tenant": "acme"})[1]["field"] == "features"
+    status, m = call(server.url("/models"))
+    assert status == 200 and m["tenants"]["acme"]["version"] == "acme:v3"
+    assert "ensemble_stacking" in m["tenants"]["acme"]["outputs"]
+    assert call(server.url("/healthz"))[0] == 200 and call(server.url("/readyz"))[0] == 200
+    for i in range(3):  # unknown paths: 404, and one metric label for all of them
+        assert call(server.url(f"/nope-{i}"))[0] == 404
+    _, metrics = call_text(server.url("/metrics"))
+    assert 'endpoint="unknown"' in metrics and "/nope-" not in metrics
+
+
+def test_openapi_is_served_and_valid(server):
+    from openapi_spec_validator import validate
+
+    status, doc = call(server.url("/openapi.json"))
+    assert status == 200
+    validate(doc)
+    assert {"/recommend", "/predict", "/models", "/healthz", "/readyz"} <= set(doc["paths"])
+
+
+def call_text(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4), max_leaves=12)
+near_valid_examples = st.fixed_dictionaries({
+    "tenant": st.one_of(st.just("acme"), st.text(max_size=10), json_values),
+    "examples": st.one_of(st.lists(st.one_of(st.fixed_dictionaries({
+        "features": json_values, "label": json_values}, optional={
+            "id": json_values, "event_time": json_values, "tenant": json_values}),
+        json_values), max_size=3), json_values)})
+near_valid = st.fixed_dictionaries({
+    "tenant": st.one_of(st.just("acme"), st.text(max_size=10), st.integers(), st.none()),
+    "user": st.one_of(st.dictionaries(st.text(max_size=5), json_values, max_size=3),
+                      json_values),
+    "candidates": st.one_of(st.lists(st.one_of(
+        st.fixed_dictionaries({"ad_id": st.one_of(st.text(max_size=5), st.integers()),
+                               "features": json_values}), json_values), max_size=4),
+        json_values),
+}, optional={"context": json_values, "model": json_values, "request_id": json_values,
+             "priority": json_values, "deadline": json_values})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(near_valid, near_valid_examples, json_values), endpoint=st.sampled_from(
+    ["/recommend", "/predict", "/noop", "/examples"]))
+def test_fuzz_never_5xx(server, body, endpoint):
+    status, r = call(server.url(endpoint), raw=json.dumps(body).encode())  # big ints too
+    assert status < 500, (endpoint, body, r)
+    if status >= 400:
+        assert r.get("error")
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=64))
+def test_fuzz_raw_bytes_never_5xx(server, raw):
+    assert call(server.url("/recommend"), raw=raw)[0] < 500

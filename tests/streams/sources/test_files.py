@@ -1,0 +1,52 @@
+"""`aimass train`: a labelled file becomes training examples; bad labels are refused whole."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from streams.sources.files import examples_from_file, to_label
+from tests.helpers import PHISHING
+
+
+def test_phishing_file_becomes_examples():
+    exs = examples_from_file(PHISHING, "is_phishing", tenant="sec", now=1.0)
+    df = pd.read_csv(PHISHING)
+    assert len(exs) == len(df) == 1250
+    assert sum(e.label for e in exs) == int(df["is_phishing"].sum())
+    assert all(e.tenant == "sec" and "is_phishing" not in e.features for e in exs)
+    assert set(exs[0].features) == set(df.columns) - {"is_phishing"}
+    assert len({e.id for e in exs}) == 1250
+    # the same file names the same examples: learning stays idempotent by id
+    assert [e.id for e in examples_from_file(PHISHING, "is_phishing", now=2.0)] == [e.id for e in exs]
+
+
+def test_parquet_and_missing_values(tmp_path):
+    df = pd.DataFrame({"clicked": [True, False, True], "city": ["a", None, "c"], "x": [1.0, 2.0, None]})
+    path = tmp_path / "ads.parquet"
+    df.to_parquet(path)
+    exs = examples_from_file(path, "clicked")
+    assert [e.label for e in exs] == [1, 0, 1]
+    assert exs[1].features == {"x": 2.0} and exs[2].features == {"city": "c"}
+
+
+@pytest.mark.parametrize("value,want", [(1, 1), (0, 0), (1.0, 1), ("yes", 1), ("No", 0),
+                                        ("true", 1), (False, 0)])
+def test_label_coercion(value, want):
+    assert to_label(value) == want
+
+
+def test_bad_labels_refuse_the_file_naming_rows(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("label,x\n1,a\nmaybe,b\n0,c\n7,d\n")
+    with pytest.raises(ValueError) as exc:
+        examples_from_file(path, "label")
+    msg = str(exc.value)
+    assert "2 rows" in msg and "row 2" in msg and "row 4" in msg and "nothing was sent" in msg
+
+
+def test_missing_label_column(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="no column 'label'"):
+        examples_from_file(path, "label")

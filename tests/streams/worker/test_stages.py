@@ -1,0 +1,391 @@
+"""The stages without Kafka: a checkpoint taken by the housekeeping timer while the agent is in
+the middle of a batch acknowledges exactly the events its saved state has learned; the join
+keeps each tenant's event-time clock apart."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from prometheus_client import CollectorRegistry
+
+from streams.contracts.events import TrainingExample, encode
+from streams.contracts.topics import topic_names
+from streams.settings import Settings
+from streams.state.model_sets import load_checkpoint
+from streams.training.model_set import id_hash
+from streams.worker.metrics import build_metrics
+from streams.worker.train import TrainStage
+from tests.helpers import KEY, examples
+
+
+class FakeMessage:
+    def __init__(self, offset: int):
+        self.topic, self.partition, self.offset = "examples", 0, offset
+        self.tp = ("examples", 0)
+        self.key, self.headers = None, []
+        self.refs = 1
+
+    def incref(self):
+        self.refs += 1
+
+
+class FakeEvent:
+    def __init__(self, offset: int, value: bytes, acked: list):
+        self.message, self.value, self._acked = FakeMessage(offset), value, acked
+
+    def ack(self):
+        self.message.refs -= 1
+        if self.message.refs == 0:
+            self._acked.append(self)
+
+
+class FakeRuntime:
+    """The stage's view of a worker: settings, metrics, and sinks that take a while."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        self.metrics = build_metrics(self.registry)
+        self.topics = topic_names(settings)
+        self.state_key = KEY
+
+    async def write(self, table, rows):
+        await asyncio.sleep(0.01)
+
+    async def produce(self, role, messages):
+        await asyncio.sleep(0.01)
+
+    async def dead_letters(self, role, bad):
+        assert not bad
+
+    def observe(self, stage, n, started):
+        pass
+
+
+class SlowStore:
+    """Checkpoints in memory; saving takes long enough for the agent to run meanwhile."""
+
+    def __init__(self):
+        self.saved: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+    def save(self, tenant: str, state: bytes) -> None:
+        time.sleep(0.2)
+        with self.lock:
+            self.saved[tenant] = state
+
+    def load(self):
+        return dict(self.saved), []
+
+
+class NoPublisher:
+    def publish(self, tenant, snapshot):
+        pass
+
+
+def stage(tmp_path) -> TrainStage:
+    s = Settings(data_dir=tmp_path, models="ftrl", holdout_fraction=0.0,
+                 checkpoint_interval=3600.0)
+    st = TrainStage(FakeRuntime(s))
+    st.store, st.publisher = SlowStore(), NoPublisher()
+    return st
+
+
+def fake_events(exs, acked: list, start: int = 0) -> list[FakeEvent]:
+    """Examples as consumed events at offsets start, start + 1, ..."""
+    return [FakeEvent(start + i, encode(e), acked) for i, e in enumerate(exs)]
+
+
+def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    exs = examples(300)
+    events = fake_events(exs, acked)
+
+    async def run():
+        await st.handle(events[:100])
+        for ev in events[:100]:  # the agent's own acknowledgement of each batch
+            ev.ack()
+        # the timer checkpoints while the agent handles the next batch
+        await asyncio.gather(st.checkpoint(), st.handle(events[100:200]))
+        for ev in events[100:200]:
+            ev.ack()
+        learned_at_first_save = load_checkpoint(st.store.saved["t"], KEY).learned
+        acked_at_first_save = {e.message.offset for e in acked}
+        await st.handle(events[200:])
+        for ev in events[200:]:
+            ev.ack()
+        await st.checkpoint()
+        return learned_at_first_save, acked_at_first_save
+
+    learned_first, acked_first = asyncio.run(run())
+    assert acked_first and all(id_hash(exs[i].id) in learned_first for i in acked_first)
+    final = load_checkpoint(st.store.saved["t"], KEY)
+    assert final.examples_learned == 300 and len(final.learned) == 300
+    assert all(id_hash(e.id) in final.learned for e in exs)
+    assert sorted(e.message.offset for e in acked) == list(range(300))
+    assert st.rt.registry.get_sample_value("aimass_checkpoint_examples",
+                                           {"tenant": "t"}) == 300
+
+
+def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
+    """The last batch arrives while a checkpoint is being written; nothing comes after it. The
+    next checkpoint on the timer must still save it (the end of a replay)."""
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    exs = examples(200)
+    events = fake_events(exs, acked)
+
+    async def run():
+        await st.handle(events[:100])
+        await asyncio.gather(st.checkpoint(), st.handle(events[100:]))
+        for ev in events:
+            ev.ack()
+        await st.maybe_checkpoint(force=True)
+
+    asyncio.run(run())
+    assert load_checkpoint(st.store.saved["t"], KEY).examples_learned == 200
+    assert len(acked) == 200
+
+
+def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
+    """Two tenants share a partition: one replays 1997, the other is live. The live one's
+    events must not make the replayed tenant's requests late, nor close its windows."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback, decode
+    from streams.worker.join import JoinStage
+
+    s = Settings(data_dir=tmp_path, join_window=60.0)
+    rt = FakeRuntime(s)
+    produced: list = []
+
+    async def produce(role, messages):
+        produced.extend(messages)
+
+    rt.produce = produce
+    stage = JoinStage(rt)
+    acked: list[FakeEvent] = []
+    live = 1.8e9
+    recs = [AdRequest("live-1", live, "live", {"user_id": "u"}, [Candidate("a")]),
+            AdRequest("old-1", 8.7e8, "old", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("old-1-a-imp", 8.7e8 + 1, "old", "old-1", "a", "impression"),
+            Feedback("old-1-a-click", 8.7e8 + 2, "old", "old-1", "a", "click"),
+            Feedback("live-1-a-imp", live + 1, "live", "live-1", "a", "impression"),
+            AdRequest("old-2", 8.7e8 + 100, "old", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("old-2-a-imp", 8.7e8 + 101, "old", "old-2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    valid = {"ad-requests": [(e, r, e.message.partition) for e, r in zip(events, recs,
+                                                                          strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r, e.message.partition) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+
+    asyncio.run(stage.handle(valid, events))
+    exs = [decode(TrainingExample, v) for _, v in produced]
+    assert [(e.id, e.label, e.tenant) for e in exs] == [("old-1/a", 1, "old")]  # old-2 closed it
+    assert sum(j.stats["late_requests"] + j.stats["late_feedback"]
+               for j in stage.joiners.values()) == 0
+    assert {k[1] for k in stage.joiners} == {"live", "old"}
+    # the agent's own acknowledgements; the join's come in offset order as windows close
+    for ev in events:
+        ev.ack()
+    assert [e.message.offset for e in acked] == []  # live-1 (offset 0) is still open
+
+
+def test_a_checkpoint_saves_only_the_tenants_that_learned(tmp_path):
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    a, b = examples(50, tenant="a"), examples(50, tenant="b", start=50)
+    saves: list[str] = []
+    save = st.store.save
+    st.store.save = lambda tenant, state: (saves.append(tenant), save(tenant, state))
+
+    async def run():
+        await st.handle(fake_events(a + b, acked))
+        await st.checkpoint()
+        await st.handle(fake_events(examples(10, tenant="a", start=200), acked, start=100))
+        await st.checkpoint()
+
+    asyncio.run(run())
+    assert saves == ["a", "b", "a"]
+    assert load_checkpoint(st.store.saved["a"], KEY).examples_learned == 60
+    assert load_checkpoint(st.store.saved["b"], KEY).examples_learned == 50
+
+
+def test_the_trainer_is_restored_once_when_two_stages_ask_at_once(tmp_path):
+    """The score and train stages both ask for the trainer from worker threads at start."""
+    st = stage(tmp_path)
+    loads = []
+
+    def slow_load():
+        loads.append(1)
+        time.sleep(0.2)
+        return {}, []
+
+    st.store.load = slow_load
+
+    async def run():
+        return await asyncio.gather(*(asyncio.to_thread(lambda: st.trainer) for _ in range(4)))
+
+    trainers = asyncio.run(run())
+    assert len(loads) == 1 and all(t is trainers[0] for t in trainers)
+
+
+def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
+    """Ingest writes rows behind and score sends without waiting: the join acknowledges an
+    event only once ``before_ack`` (rows written, sends confirmed) is done, and in offset order
+    even when the idle flush releases at the same time."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
+
+    s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
+    rt = FakeRuntime(s)
+    settled: list[float] = []
+    acked: list[FakeEvent] = []
+
+    async def before_ack():
+        await asyncio.sleep(0.05)  # the rows are still being written
+        settled.append(time.monotonic())
+
+    async def produce(role, messages):
+        pass
+
+    rt.produce = produce
+    stage = JoinStage(rt, before_ack=before_ack)
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
+            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    for ev in events:
+        ev.message.tp = ("requests", 0)
+    valid = {"ad-requests": [(e, r, e.message.partition) for e, r in zip(events, recs,
+                                                                          strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r, e.message.partition) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+    acked_at: list[tuple[int, float]] = []
+    for ev in events:
+        ev.ack = (lambda e: lambda: acked_at.append((e.message.offset, time.monotonic())))(ev)
+
+    async def caught_up(role=None):
+        return True
+
+    async def run():
+        await stage.handle(valid, events)  # r2 closes r1's window: offsets 0, 1 are done
+        assert [o for o, _ in acked_at] == [0, 1] and acked_at[0][1] >= settled[0]
+        await asyncio.gather(stage.flush_idle(caught_up), stage.flush_idle(caught_up))
+
+    asyncio.run(run())
+    assert [o for o, _ in acked_at] == [0, 1, 2, 3]  # each once, in order
+    assert all(any(s <= t for s in settled) for _, t in acked_at)
+
+
+def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
+    """MovieLens requests and feedback on 4 partitions (keyed as Kafka does), read one
+    partition's chunk at a time, as a consumer catching up reads them."""
+    from streams.contracts.events import AdRequest
+    from streams.contracts.topics import partition_for
+    from streams.sources import movielens
+    from streams.worker.join import JoinStage
+    from tests.conftest import REPO
+
+    s = Settings(data_dir=tmp_path, join_merge=merge, join_idle_flush=0.0, batch_size=chunk)
+    rt = FakeRuntime(s)
+    produced: list[bytes] = []
+
+    async def produce(role, messages):
+        produced.extend(v for _, v in messages)
+
+    rt.produce = produce
+    stage = JoinStage(rt)
+    parts: dict[int, list] = {p: [] for p in range(4)}
+    ml = movielens.load(movielens.fetch(REPO / ".aimass"))
+    for ev in movielens.ad_stream(ml, n):
+        p = partition_for(ev.request.id.encode(), 4)
+        parts[p] += [ev.request, ev.impression] + ([ev.click] if ev.click else [])
+    acked: list[FakeEvent] = []
+    offset = {p: 0 for p in parts}
+
+    async def caught_up(role=None):
+        return True
+
+    async def run():
+        while any(offset[p] < len(parts[p]) for p in parts):
+            for p in parts:
+                stage.partition_lag = {q: len(parts[q]) - offset[q] for q in parts}
+                recs = parts[p][offset[p]:offset[p] + chunk]
+                events = [FakeEvent(offset[p] + i, b"", acked) for i in range(len(recs))]
+                for ev in events:
+                    ev.message.partition, ev.message.tp = p, ("in", p)
+                offset[p] += len(recs)
+                pairs = list(zip(events, recs, strict=True))
+                valid = {"ad-requests": [(e, r, p) for e, r in pairs
+                                         if isinstance(r, AdRequest)],
+                         "feedback": [(e, r, p) for e, r in pairs
+                                      if not isinstance(r, AdRequest)]}
+                await stage.handle(valid, events)
+                for ev in events:
+                    ev.ack()  # the agent's own reference
+        stage.partition_lag = {q: 0 for q in parts}
+        await stage.flush_idle(caught_up)
+
+    asyncio.run(run())
+    from streams.contracts.events import decode
+
+    exs = [decode(TrainingExample, v) for v in produced]
+    total = sum(len(v) for v in parts.values())
+    return exs, acked, total
+
+
+def test_the_join_merges_partitions_read_unevenly_into_request_time_order(tmp_path):
+    """A consumer catching up reads one partition thousands of events ahead of another: the
+    merged examples still come in request-time order, each once, and every event is
+    acknowledged once its examples are out."""
+    from ops.bench.movielens_stream import click_stream
+    from tests.conftest import REPO
+
+    exs, acked, total = _skewed_join(tmp_path, merge=True)
+    times = [e.event_time for e in exs]
+    assert times == sorted(times)
+    assert sorted(e.id for e in exs) == sorted(e.id for e in click_stream(REPO / ".aimass", 3000))
+    assert len(acked) == total
+
+    unmerged, _, _ = _skewed_join(tmp_path, merge=False)  # what the merge is for
+    times = [e.event_time for e in unmerged]
+    assert times != sorted(times)
+
+
+def test_the_score_stage_ranks_many_candidates_per_request_and_skips_served_ones(tmp_path):
+    """A request with many candidates is scored with its user and context built once, to the
+    same scores as one feature dict per candidate; a request a serving replica answered is
+    joined later but not scored (nor published) again."""
+    import numpy as np
+
+    from streams.contracts.events import AdRequest, Candidate
+    from streams.contracts.features import pair_features
+    from streams.worker.score import MANY, ScoreStage
+
+    st = stage(tmp_path)
+    asyncio.run(st.handle(fake_events(examples(300), [])))
+    sent: list = []
+    st.rt.send = lambda role, messages: sent.extend(messages)
+    score = ScoreStage(st.rt, st)
+    user, ctx = {"user_id": "7", "age": 31}, {"hour": 9}
+    cands = [Candidate(f"m{i}", {"genre": ["Drama", "Comedy"][i % 2], "year": 1990 + i})
+             for i in range(3 * MANY)]
+    many = AdRequest("many", 1.0, "t", user, cands, ctx)
+    few = AdRequest("few", 1.0, "t", user, cands[:2], ctx)
+    served = AdRequest("served", 1.0, "t", user, cands, ctx, served=True)
+    asyncio.run(score.handle([many, few, served]))
+
+    recs = {r.request_id: r for r in score.score([many, few])}
+    model = next(iter(st.trainer.sets["t"].models.values()))
+    for req in (many, few):
+        want = model.predict_proba_many([pair_features(user, ctx, c) for c in req.candidates])
+        got = {d["ad_id"]: d["score"] for d in recs[req.id].ranked}
+        assert np.allclose([got[c.ad_id] for c in req.candidates], np.round(want, 6))
+    assert sorted(k for k, _ in sent) == [b"few", b"many"]
+    assert st.rt.registry.get_sample_value("aimass_requests_already_served_total",
+                                           {"tenant": "t"}) == 1
