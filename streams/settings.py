@@ -92,8 +92,6 @@ class Settings(BaseSettings):
                                  "event time an id is remembered (the topics' retention).")
     dedup_capacity: int = Field(2_000_000, description="Exactly-once horizon: most ids "
                                 "remembered per tenant.")
-    max_clock_skew: float = Field(300.0, description="Events stamped further than this in "
-                                  "the future (s) are refused as bad input.")
 
     @property
     def kafka_host(self) -> str:
