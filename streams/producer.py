@@ -11,7 +11,6 @@ everything sent, however long Kafka is away (the worker: back-pressure, never a 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -28,29 +27,32 @@ class DeliveryFailed(RuntimeError):
 
 
 class Delivery:
-    """The messages of one call: how many are not confirmed yet, and what failed."""
+    """The messages of one call (or of a worker's life): how many are not confirmed yet, what
+    failed, and ``low``: every message sent before it is confirmed (Kafka confirms partitions
+    in their own order, so a count alone would not tell)."""
 
     def __init__(self):
         self.sent = 0
         self.confirmed = 0
+        self.low = 0
+        self._ahead: set[int] = set()  # confirmed, with an earlier one still out
         self.errors: list[str] = []
-        self._done = threading.Event()
-        self._done.set()
 
-    def _add(self) -> None:
+    def _add(self) -> int:
         self.sent += 1
-        self._done.clear()
+        return self.sent - 1
 
-    def _on_delivery(self, err, msg) -> None:
+    def _on_delivery(self, seq: int, err, msg) -> None:
         self.confirmed += 1
         if err is not None:
             self.errors.append(f"{msg.topic()}: {err}")
-        if self.confirmed >= self.sent:
-            self._done.set()
-
-    @property
-    def pending(self) -> int:
-        return self.sent - self.confirmed
+        if seq == self.low:
+            self.low += 1
+            while self.low in self._ahead:
+                self._ahead.remove(self.low)
+                self.low += 1
+        else:
+            self._ahead.add(seq)
 
     def raise_errors(self) -> None:
         if self.errors:
@@ -76,7 +78,7 @@ class EventProducer:
         self.delivered = 0
         self.errors = 0
 
-    def _callback(self, delivery: Delivery | None):
+    def _callback(self, delivery: Delivery | None, seq: int = -1):
         def on_delivery(err, msg) -> None:
             if err is None:
                 self.delivered += 1
@@ -84,21 +86,20 @@ class EventProducer:
                 self.errors += 1
                 log.warning("Kafka refused a message to %s: %s", msg.topic(), err)
             if delivery is not None:
-                delivery._on_delivery(err, msg)
+                delivery._on_delivery(seq, err, msg)
         return on_delivery
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None,
                  delivery: Delivery | None = None, partition: int | None = None,
                  headers: list | None = None) -> None:
-        if delivery is not None:
-            delivery._add()
+        seq = delivery._add() if delivery is not None else -1
         extra = {} if partition is None else {"partition": partition}
         if headers:
             extra["headers"] = headers
+        callback = self._callback(delivery, seq)
         while True:
             try:
-                self._p.produce(topic, value=value, key=key, on_delivery=self._callback(delivery),
-                                **extra)
+                self._p.produce(topic, value=value, key=key, on_delivery=callback, **extra)
                 break
             except BufferError:  # the local queue is full: let librdkafka drain it
                 self._p.poll(0.05)
@@ -121,13 +122,27 @@ class EventProducer:
         """Until every message of ``delivery`` is confirmed or refused; raises
         :class:`DeliveryFailed` for refused ones and :class:`TimeoutError` past ``timeout``."""
         deadline = time.monotonic() + timeout
-        while delivery.pending:
+        while delivery.low < delivery.sent:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"Kafka has not confirmed {delivery.pending} of "
-                                   f"{delivery.sent} messages in {timeout:.0f}s")
+                raise TimeoutError(f"Kafka has not confirmed {delivery.sent - delivery.low} "
+                                   f"of {delivery.sent} messages in {timeout:.0f}s")
             self._p.poll(min(left, 0.1))
         delivery.raise_errors()
+
+    def wait_low(self, delivery: Delivery, target: int, what: str = "messages") -> None:
+        """Until every message of ``delivery`` sent before the ``target``-th is confirmed or
+        refused, however long Kafka is away (saying so every 30 s). Unlike :meth:`flush`,
+        messages sent meanwhile are not waited for: under steady production a flush can
+        wait for ever."""
+        started = last_said = time.monotonic()
+        while delivery.low < target:
+            self._p.poll(0.02)
+            now = time.monotonic()
+            if now - last_said >= 30:
+                log.warning("Kafka has not confirmed %d %s for %.0f s; waiting for it",
+                            target - delivery.low, what, now - started)
+                last_said = now
 
     def flush(self, timeout: float | None = None, what: str = "messages") -> None:
         """Wait until everything sent is confirmed or refused. With ``timeout`` None (the

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
         None, description="Consumer-group rebalance timeout (s); default 10, embedded 3 (Tansu "
         "holds every join for the full timeout).")
     batch_size: int = Field(2000, description="Most events per micro-batch.")
+    faust_driver: str = Field("aimass", description="Faust transport: 'aimass' (the consumer "
+                              "of streams/worker/consumer.py) or 'kafka' (Faust's stock one).")
     stream_buffer: int = Field(32768, description="Faust per-stream buffer (events).")
     models: str = Field("ftrl,fm,river_logreg,adpredictor",
                         description="The model set every tenant gets (learners.registry.ALL).")

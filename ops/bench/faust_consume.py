@@ -18,6 +18,7 @@ import orjson
 
 def main(expected: int, out: Path) -> None:
     from streams.contracts.topics import topic_names
+    from streams.gcpause import freeze_startup
     from streams.settings import Settings
     from streams.worker.app import _faust_app
 
@@ -28,6 +29,7 @@ def main(expected: int, out: Path) -> None:
 
     @app.agent(topic, name="consume")
     async def consume(stream):
+        freeze_startup()  # as the worker's agents do (streams.gcpause)
         async for batch in stream.take_events(max_=s.batch_size, within=s.batch_within):
             if state["first"] is None:
                 state["first"] = time.perf_counter()

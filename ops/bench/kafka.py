@@ -50,7 +50,7 @@ def bench_codec(evs: list[AdRequest]) -> list[dict]:
                 bytes_per_event=round(size))]
 
 
-def bench_broker(s, mode: str, raws: list[tuple[bytes, bytes]]) -> list[dict]:
+def bench_broker(s, mode: str, raws: list[tuple[bytes, bytes]], rounds: int = 2) -> list[dict]:
     s = s.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"})
     ensure_topics(s)
     topic = topic_names(s)["ad-requests"]
@@ -74,13 +74,20 @@ def bench_broker(s, mode: str, raws: list[tuple[bytes, bytes]]) -> list[dict]:
     c.close()
     out.append(row("consume (confluent-kafka)", mode, n, time.perf_counter() - (first or t)))
     out.append(asyncio.run(_aiokafka_consume(s, topic, len(raws), mode)))
-    out.append(_faust_consume(s, len(raws), mode))
+    for _ in range(rounds):  # alternating, the same topic: compare within the run
+        out.append(_faust_consume(s, len(raws), mode, "aimass"))
+        out.append(_faust_consume(s, len(raws), mode, "kafka"))
     return out
 
 
-def _faust_consume(s, expected: int, mode: str) -> dict:
+FAUST_ROWS = {"aimass": "consume (Faust agent, take_events)",
+              "kafka": "consume (Faust agent, take_events, Faust's stock consumer)"}
+
+
+def _faust_consume(s, expected: int, mode: str, driver: str) -> dict:
     """A Faust worker with the app's settings and one agent that takes batches and does
-    nothing: what every stage of the pipeline pays before its own work."""
+    nothing: what every stage of the pipeline pays before its own work; with our transport
+    driver (streams/worker/consumer.py) or Faust's stock one."""
     import subprocess
     import sys
     import tempfile
@@ -90,7 +97,8 @@ def _faust_consume(s, expected: int, mode: str) -> dict:
 
     from ops.harness import settings_env
 
-    s = s.model_copy(update={"app_id": f"bench-faust-{uuid.uuid4().hex[:6]}"})
+    s = s.model_copy(update={"app_id": f"bench-faust-{uuid.uuid4().hex[:6]}",
+                             "faust_driver": driver})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         proc = subprocess.Popen([sys.executable, "-m", "ops.bench.faust_consume", str(expected),
@@ -101,10 +109,9 @@ def _faust_consume(s, expected: int, mode: str) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
         if not out.exists():
-            return row("consume (Faust agent, take_events)", mode, 0, float("nan"))
+            return row(FAUST_ROWS[driver], mode, 0, float("nan"))
         res = orjson.loads(out.read_bytes())
-    return row("consume (Faust agent, take_events)", mode, res["events"], res["seconds"],
-               batches=res["batches"])
+    return row(FAUST_ROWS[driver], mode, res["events"], res["seconds"], batches=res["batches"])
 
 
 async def _aiokafka_consume(s, topic: str, expected: int, mode: str) -> dict:
@@ -131,13 +138,15 @@ async def _aiokafka_consume(s, topic: str, expected: int, mode: str) -> dict:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--rounds", type=int, default=2, help="Faust agent runs per driver")
     args = p.parse_args()
     evs = requests(args.events, args.cache_dir.parent)
     rows = bench_codec(evs)
     raws = [(e.id.encode(), encode(e)) for e in evs]
     for kind in args.backends.split(","):
         with backend(kind, args.cache_dir) as s:
-            rows += bench_broker(s, "kafka" if kind == "kafka" else "embedded (tansu)", raws)
+            rows += bench_broker(s, "kafka" if kind == "kafka" else "embedded (tansu)", raws,
+                                 args.rounds)
     print_table(rows, ["name", "mode", "events", "seconds", "events_per_s"])
     write_json(args.json, rows, events=args.events)
 

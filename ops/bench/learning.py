@@ -95,7 +95,7 @@ def examples_in_stream_order(settings) -> list:
     the order an in-process loop must follow to tell what the stream itself costs."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streams.contracts.events import TrainingExample, decode
+    from streams.contracts.example_batches import decode_examples
     from streams.contracts.topics import topic_names
 
     topic = topic_names(settings)["examples"]
@@ -113,10 +113,13 @@ def examples_in_stream_order(settings) -> list:
                 if m.error():
                     raise RuntimeError(m.error())
                 offset = m.offset() + 1
-                ex = decode(TrainingExample, m.value())
-                if ex.id not in seen:
-                    seen.add(ex.id)
-                    out.append(ex)
+                exs, refused = decode_examples(m.value())
+                if refused:
+                    raise RuntimeError(f"examples at offset {m.offset()}: {refused[0][2]}")
+                for ex in exs:
+                    if ex.id not in seen:
+                        seen.add(ex.id)
+                        out.append(ex)
         return out
     finally:
         c.close()

@@ -169,26 +169,40 @@ class TrainingExample:
 
 @dataclass(slots=True)
 class Recommendation:
-    """Candidates ranked by click probability, and which model ranked them."""
+    """Candidates ranked by click probability, and what ranked them: the answer of
+    ``/recommend`` and the record of the recommendations topic alike
+    (:mod:`streams.serving.ranking`). ``served_by``: ``replica`` (an HTTP call) or ``worker``
+    (a request that came through Kafka)."""
 
-    id: str
+    request_id: str
     event_time: float
     tenant: str
-    request_id: str
     model_version: str
+    model: str
     ranked: list[dict]
     fallback: bool = False
+    fallback_kind: str | None = None
     took_ms: float = 0.0
+    served_by: str = "replica"
+
+    def body(self) -> dict:
+        """The API's answer."""
+        return {"request_id": self.request_id, "tenant": self.tenant,
+                "model_version": self.model_version, "model": self.model,
+                "fallback": self.fallback, "fallback_kind": self.fallback_kind,
+                "ranked": self.ranked, "took_ms": self.took_ms}
 
     @classmethod
     def from_dict(cls, d: dict) -> Recommendation:
         ranked = required(d, "ranked")
         if not isinstance(ranked, list):
             raise InvalidEvent("ranked", "must be a list")
-        return cls(id=string(d, "id"), event_time=timestamp(d), tenant=tenant(d),
-                   request_id=string(d, "request_id"), model_version=string(d, "model_version"),
-                   ranked=ranked, fallback=bool(d.get("fallback", False)),
-                   took_ms=float(d.get("took_ms", 0.0)))
+        return cls(request_id=string(d, "request_id"), event_time=timestamp(d),
+                   tenant=tenant(d), model_version=string(d, "model_version"),
+                   model=string(d, "model"), ranked=ranked,
+                   fallback=bool(d.get("fallback", False)),
+                   fallback_kind=d.get("fallback_kind"), took_ms=float(d.get("took_ms", 0.0)),
+                   served_by=string(d, "served_by", max_len=16))
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 
@@ -21,14 +22,20 @@ from aiohttp import ClientPayloadError, web
 from confluent_kafka import KafkaException
 from prometheus_client import CollectorRegistry, generate_latest
 
-from learners.hashing import FeatureHasher
-from streams.contracts.events import AdRequest, InvalidEvent, TrainingExample, encode, parse_object
-from streams.contracts.features import request_features
+from streams.contracts.events import (
+    AdRequest,
+    InvalidEvent,
+    Recommendation,
+    TrainingExample,
+    encode,
+    parse_object,
+)
 from streams.producer import DeliveryFailed
 from streams.serving.access import PROTECTED, AccessControl, AccessDenied, Principal
 from streams.serving.metrics import ServingMetrics, build_serving_metrics
 from streams.serving.openapi import spec
-from streams.serving.snapshots import ModelStore, Snapshot
+from streams.serving.ranking import Ranker
+from streams.serving.snapshots import ModelStore
 from streams.training.model_set import ENSEMBLE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -81,6 +88,15 @@ async def _tenant_body(request: web.Request, action: str) -> tuple[dict, str]:
     return d, _check_tenant(request, d, action)
 
 
+def _finite_ranked(req: AdRequest, rec: Recommendation) -> None:
+    """A model that gives no finite score for a candidate is answered 400, naming it."""
+    bad = {x["ad_id"] for x in rec.ranked if not math.isfinite(x["score"])}
+    if bad:
+        i = next(i for i, c in enumerate(req.candidates) if c.ad_id in bad)
+        raise InvalidEvent(f"candidates[{i}].features", "the model gives no finite score "
+                           "for it (a value beyond what it learned from?)")
+
+
 def _finite(scores: np.ndarray, field: str) -> None:
     """A model that gives no finite score for an input is answered 400, naming it."""
     bad = np.flatnonzero(~np.isfinite(scores))
@@ -94,20 +110,11 @@ MAX_EXAMPLES = 10_000
 
 class Serving:
     def __init__(self, store: ModelStore, metrics: ServingMetrics, default_output: str,
-                 request_log=None, popularity=None, example_log=None):
+                 request_log=None, popularity=None, example_log=None, answer_log=None):
         self.store, self.m, self.default_output = store, metrics, default_output
-        self.request_log, self.popularity = request_log, popularity
+        self.request_log, self.answer_log = request_log, answer_log
         self.example_log = example_log
-        self.hasher = FeatureHasher()  # token hashes of requests, memoised across snapshots
-
-    def output_for(self, snap: Snapshot, asked: str | None) -> str:
-        outputs = snap.outputs()
-        if asked:
-            if asked not in outputs:
-                raise LookupError(f"model {asked!r} is not served for tenant {snap.tenant}; "
-                                  f"served: {outputs}")
-            return asked
-        return self.default_output if self.default_output in outputs else outputs[0]
+        self.ranker = Ranker(store, default_output, popularity)
 
     async def recommend(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
@@ -121,57 +128,38 @@ class Serving:
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
-        snap = self.store.get(req.tenant)
+        [rec] = self.ranker.rank_many([req], model)
+        _finite_ranked(req, rec)
         # a tenant with no model is a label only once it has one: made-up names cost nothing
-        label = req.tenant if snap is not None else "unknown"
-        if snap is None:
-            scores, version, used, kind = self.fallback(req)
-            self.m.fallback.labels(label, kind).inc()
-        else:
-            used = self.output_for(snap, model)
-            shared, items = request_features(req.user, req.context, req.candidates)
-            scores = snap.score_request(shared, items, used, self.hasher)
-            version, kind = snap.label, None
-        scores = np.asarray(scores, dtype=np.float64)
-        _finite(scores, "candidates[{}].features")
-        order = np.argsort(-scores, kind="stable")  # best first; ties keep the given order
-        ids = [c.ad_id for c in req.candidates]
-        ranked = [{"ad_id": ids[i], "score": sc}
-                  for i, sc in zip(order.tolist(), np.round(scores[order], 6).tolist(),
-                                   strict=True)]
+        label = "unknown" if rec.fallback else req.tenant
+        if rec.fallback:
+            self.m.fallback.labels(label, rec.fallback_kind).inc()
         took = time.perf_counter() - t0
+        rec.took_ms = round(took * 1000, 3)
         self.m.latency.labels(label).observe(took)
         self.m.candidates.observe(len(req.candidates))
         if self.request_log is not None:  # after the answer is ready; librdkafka queues it
-            asyncio.get_running_loop().call_soon(self._log, req.id, raw, added)
-        return _ok({"request_id": req.id, "tenant": req.tenant, "model_version": version,
-                    "model": used, "fallback": snap is None, "fallback_kind": kind,
-                    "ranked": ranked,
-                    "took_ms": round(took * 1000, 3)})
+            asyncio.get_running_loop().call_soon(self._log, req.id, raw, added, rec)
+        return _ok(rec.body())
 
-    def _log(self, request_id: str, raw: bytes, added: dict) -> None:
+    def _log(self, request_id: str, raw: bytes, added: dict, rec: Recommendation) -> None:
         """The request as it came (it was valid), with the id and time it was given here and
         marked ``served`` (the worker joins its feedback and does not score it again): the
-        worker validates it again; re-encoding 100 candidates would cost more."""
+        worker validates it again; re-encoding 100 candidates would cost more. And the answer,
+        to the recommendations topic, as the worker publishes its own."""
         try:
             body = raw.strip()
             body = orjson.dumps({**added, "served": True})[:-1] + b"," + body[1:]
             if self.request_log(request_id.encode(), body) is False:
                 self.m.errors.labels("request_log", "queue_full").inc()
                 return
+            if self.answer_log is not None and \
+                    self.answer_log(request_id.encode(), encode(rec)) is False:
+                self.m.errors.labels("answer_log", "queue_full").inc()
             self.m.logged.inc()
         except Exception as exc:  # logging must never fail a request
             self.m.errors.labels("request_log", type(exc).__name__).inc()
             log.warning("request %s not logged to Kafka: %s", request_id, exc)
-
-    def fallback(self, req: AdRequest):
-        if self.popularity is not None:
-            pop = self.popularity.scores(req.tenant, [c.ad_id for c in req.candidates])
-            if pop is not None:
-                return pop, f"{req.tenant}:popularity", "popularity", "popularity"
-        n = len(req.candidates)
-        return [1.0 - i / (n + 1) for i in range(n)], f"{req.tenant}:none", "given-order", \
-            "given-order"
 
     async def predict(self, request: web.Request) -> web.Response:
         d, tenant = await _tenant_body(request, "predict")
@@ -183,7 +171,8 @@ class Serving:
         snap = self.store.get(tenant)
         if snap is None:
             return _error(404, f"no model for tenant {tenant!r} yet", "tenant")
-        used = self.output_for(snap, d.get("model") if isinstance(d.get("model"), str) else None)
+        used = self.ranker.output_for(snap, d.get("model") if isinstance(d.get("model"),
+                                                                         str) else None)
         p = snap.score([feats], used)
         _finite(p, "features")
         p = float(p[0])
@@ -197,7 +186,7 @@ class Serving:
             if not who.sees(tenant):
                 continue
             out[tenant] = {"version": s.label, "age_s": round(now - s.created_at, 3),
-                           "outputs": s.outputs(), "default": self.output_for(s, None),
+                           "outputs": s.outputs(), "default": self.ranker.output_for(s, None),
                            "metrics": {k: {m: v for m, v in mm.items() if v == v}
                                        for k, mm in s.metrics.items()}}
         return _ok({"tenants": out, "updates": self.store.updates})
@@ -241,10 +230,11 @@ class Serving:
 def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = None,
                        default_output: str = ENSEMBLE_PREFIX + "stacking", request_log=None,
                        popularity=None, ready=lambda: True, access: AccessControl | None = None,
-                       example_log=None) -> web.Application:
+                       example_log=None, answer_log=None) -> web.Application:
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
-    s = Serving(store, metrics, default_output, request_log, popularity, example_log)
+    s = Serving(store, metrics, default_output, request_log, popularity, example_log,
+                answer_log)
     access = access or AccessControl(None)
 
     @web.middleware

@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry
 from learners.hashing import FeatureHasher
 from streams.contracts.events import TrainingExample
 from streams.contracts.features import request_features
+from streams.gcpause import freeze_startup, observe_pauses
 from streams.serving.access import AccessControl
 from streams.serving.api import METRICS, create_serving_app
-from streams.serving.gcpause import freeze_startup, observe_pauses
 from streams.serving.snapshots import ModelStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ async def run(settings, port: int) -> None:
     producer = EventProducer(settings, linger_ms=5, acks="1", enable_idempotence=False)
     example_producer = EventProducer(settings, linger_ms=1)
     requests_topic = topic_names(settings)["ad-requests"]
+    answers_topic = topic_names(settings)["recommendations"]
     training_topic = topic_names(settings)["training"]
     access = AccessControl.from_file(settings.api_keys)
 
@@ -75,6 +76,7 @@ async def run(settings, port: int) -> None:
     app = create_serving_app(
         store, registry, settings.serving_model,
         request_log=lambda k, v: producer.try_send_raw(requests_topic, k, v),
+        answer_log=lambda k, v: producer.try_send_raw(answers_topic, k, v),
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
         example_log=log_examples)
     swaps = app[METRICS].swaps
@@ -86,7 +88,7 @@ async def run(settings, port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port).start()
-    freeze_startup()  # what lives from here on is out of the collector's way (streams.serving.gcpause)
+    freeze_startup()  # what lives from here on is out of the collector's way (streams.gcpause)
     log.info("serving on http://%s:%d (openapi: /openapi.json)", settings.bind_host, port)
     try:
         await asyncio.Event().wait()

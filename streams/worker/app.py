@@ -26,10 +26,12 @@ import threading
 import time
 
 import faust
+from faust.transport.drivers import TRANSPORTS
 from prometheus_client import generate_latest
 
 from streams.contracts import batches
-from streams.contracts.events import TrainingExample, encode
+from streams.contracts.events import TrainingExample
+from streams.contracts.example_batches import encode_examples
 from streams.contracts.topics import catalogue, topic_names
 from streams.settings import Settings
 from streams.worker.ingest import IngestStage
@@ -37,6 +39,7 @@ from streams.worker.join import JoinStage
 from streams.worker.lag import BrokerLag
 from streams.worker.runtime import Runtime
 from streams.worker.score import ScoreStage
+from streams.worker.stream import Stream as BatchStream
 from streams.worker.train import TrainStage
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ def crash_worker(app: faust.App, rt: Runtime, name: str):
     def wrap(fn):
         @functools.wraps(fn)
         async def agent(stream):
+            rt.started()  # the first agent to start freezes the startup heap (streams.gcpause)
             try:
                 await fn(stream)
             except asyncio.CancelledError:
@@ -67,9 +71,16 @@ def crash_worker(app: faust.App, rt: Runtime, name: str):
 
 
 def _faust_app(settings: Settings) -> faust.App:
+    # the entry point registers it when aimass is installed; a source checkout needs this
+    TRANSPORTS.aliases.setdefault("aimass", "streams.worker.consumer:Transport")
+    if settings.faust_driver not in ("aimass", "kafka"):
+        raise ValueError(f"AIMASS_FAUST_DRIVER must be aimass or kafka, not "
+                         f"{settings.faust_driver!r}")
     return faust.App(
         settings.app_id,
-        broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+        broker=[f"{settings.faust_driver}://{b}" for b in settings.kafka_bootstrap.split(",")],
+        # batch agents take their batches in one pass (streams/worker/stream.py)
+        Stream=BatchStream if settings.faust_driver == "aimass" else faust.Stream,
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
@@ -117,13 +128,13 @@ def create_app(settings: Settings) -> faust.App:
         await rt.confirm()
 
     join = JoinStage(rt, before_ack=settled)
-    score = ScoreStage(rt, train)
+    score = ScoreStage(rt, rt.snapshots())
 
     @app.agent(app.topic(names["ad-requests"], names["feedback"]), name="events")
     @crash_worker(app, rt, "events")
     async def events(stream):
         """Requests and feedback: store, score, join, in one pass over each batch."""
-        async for batch in stream.take_events(**take):
+        async for batch in rt.waited("events", stream.take_events(**take)):
             valid = await ingest_.handle(batch)
             await score.handle([rec for _, rec, _ in valid["ad-requests"]])
             await join.handle(valid, batch)
@@ -133,17 +144,17 @@ def create_app(settings: Settings) -> faust.App:
     @crash_worker(app, rt, "forward_training")
     async def forward_training(stream):
         """Users' labelled rows, validated, join the example stream."""
-        async for batch in stream.take_events(**take):
+        async for batch in rt.waited("forward_training", stream.take_events(**take)):
             raws = [batches.Raw.of(e) for e in batch]
             good, bad = batches.decode_batch(TrainingExample, raws, time.time())
             await rt.dead_letters("training", bad)
-            await rt.produce("examples", [(e.id.encode(), encode(e)) for e in good])
+            await rt.produce("examples", encode_examples(good))
             rt.metrics.consumed.labels("training").inc(len(batch))
 
     @app.agent(topics["examples"], name="train")
     @crash_worker(app, rt, "train")
     async def train_examples(stream):
-        async for batch in stream.take_events(**take):
+        async for batch in rt.waited("train", stream.take_events(**take)):
             await train.handle(batch)
 
     inputs = (names["ad-requests"], names["feedback"])

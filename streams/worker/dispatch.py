@@ -34,6 +34,23 @@ class Dispatcher:
         deadline = req.deadline if req.deadline is not None else float("inf")
         heapq.heappush(self._heap, (-req.priority, deadline, next(self._seq), req))
 
+    @staticmethod
+    def order(reqs: list[AdRequest], now: float) -> tuple[list[AdRequest], list[AdRequest]]:
+        """One batch in dispatch order, and its expired requests: what :meth:`submit` of
+        each then :meth:`drain` gives, without the heap when no request has a priority or a
+        deadline (the common case: arrival order).
+
+        >>> d = [AdRequest(r, 1.0, "t", {}, [], priority=p) for r, p in (("a", 0), ("b", 3))]
+        >>> [r.id for r in Dispatcher.order(d, 0.0)[0]]
+        ['b', 'a']
+        """
+        if all(r.priority == 0 and r.deadline is None for r in reqs):
+            return list(reqs), []
+        d = Dispatcher()
+        for r in reqs:
+            d.submit(r)
+        return d.drain(now)
+
     def drain(self, now: float, limit: int | None = None) -> tuple[list[AdRequest],
                                                                    list[AdRequest]]:
         """Up to ``limit`` requests in dispatch order, and the expired ones met on the way."""

@@ -27,9 +27,14 @@ import time
 from collections import defaultdict, deque
 
 from streams.contracts.events import InvalidEvent, TrainingExample, dead_letter, encode
+from streams.contracts.example_batches import encode_examples
 from streams.join.joiner import Joiner
 from streams.join.merge import OrderedMerge
 from streams.worker.runtime import Runtime
+
+# held events past which the agent waits for a release in flight: a bound on memory when
+# releases fall behind (most held events wait for their window or the merge, not a release)
+MAX_UNACKED = 500_000
 
 
 class JoinStage:
@@ -37,6 +42,8 @@ class JoinStage:
         self.rt = runtime
         self.before_ack = before_ack  # async callable, or None
         self._acking = asyncio.Lock()  # the agent and the idle flush: one in-order release
+        self._releasing: asyncio.Future | None = None  # a release in the background
+        self._release_again = False
         s = runtime.settings
         self.window, self.order, self.idle_flush = s.join_window, s.join_order, s.join_idle_flush
         self.joiners: dict[tuple[int, str], Joiner] = {}  # (partition, tenant) -> joiner
@@ -117,8 +124,8 @@ class JoinStage:
             ev.message.incref()
             key, rid = rid_of.get(id(ev), (None, None))
             self.queue[ev.message.tp].append((ev, key, rid))
-        await self._emit(out)
-        await self._release_finished()
+        self._emit(out)
+        await self._release_behind()
         self.rt.observe("join", len(placed), started)
         self._gauges()
 
@@ -159,24 +166,49 @@ class JoinStage:
         else:
             out = self._merged({})
         if out:
-            await self._emit(out)
+            self._emit(out)
         await self._release_finished()
         self._gauges()
 
-    async def _emit(self, examples: list[TrainingExample]) -> None:
+    def _emit(self, examples: list[TrainingExample]) -> None:
+        """Send the examples without waiting: an event is acknowledged only after Kafka
+        confirms everything sent before (``before_ack``)."""
         if not examples:
             return
-        await self.rt.produce("examples", [(e.id.encode(), encode(e)) for e in examples])
+        self.rt.send("examples", encode_examples(examples))
         m = self.rt.metrics
         pos = sum(e.label for e in examples)
         m.joined.labels("click").inc(pos)
         m.joined.labels("no_click").inc(len(examples) - pos)
+
+    async def _release_behind(self) -> None:
+        """Acknowledge what is finished in the background, while the agent goes on to its
+        next batch (the acknowledgement waits for ClickHouse and Kafka to confirm). A failure
+        there surfaces at the next batch; past ``MAX_UNACKED`` held events the agent waits."""
+        task = self._releasing
+        if task is not None and task.done():
+            task.result()  # raises what the release raised: the agent stops the worker
+            task = None
+        if task is None:
+            self._releasing = asyncio.ensure_future(self._release_finished())
+        else:
+            self._release_again = True
+        if sum(len(q) for q in self.queue.values()) > MAX_UNACKED:
+            await self._releasing
+
+    async def released(self) -> None:
+        """Until the release in the background (if any) is done."""
+        if self._releasing is not None:
+            await self._releasing
 
     async def _release_finished(self) -> None:
         """Acknowledge, per partition and in offset order, every event whose request is no
         longer open."""
         async with self._acking:
             await self._release()
+            while self._release_again:
+                self._release_again = False
+                await self._release()
 
     async def _release(self) -> None:
         orphans = []

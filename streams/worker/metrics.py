@@ -49,6 +49,8 @@ class Metrics:
     dedup_ids: Gauge
     dedup_floor: Gauge
     dedup_horizon: Gauge
+    examples_read: Counter
+    batch_wait: Histogram
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -129,6 +131,10 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
                         ["tenant"]),
         dedup_floor=gauge("aimass_dedup_floor_seconds", "Event time at or before which an "
                           "unremembered id is late (exactly-once horizon)", ["tenant"]),
+        batch_wait=Histogram("aimass_batch_wait_seconds", "Time an agent waited for its next "
+                             "batch", ["agent"], registry=registry),
+        examples_read=counter("aimass_examples_read_total", "Examples read by the train stage "
+                              "(the examples topic carries batches of them)"),
         dedup_horizon=gauge("aimass_dedup_horizon_seconds", "Configured exactly-once horizon "
                             "(seconds of event time; see also aimass_dedup_capacity)"),
     )

@@ -19,7 +19,9 @@ from sinks.table import TableSink
 from streams.contracts import batches
 from streams.contracts.events import DeadLetter, encode
 from streams.contracts.topics import topic_names
+from streams.gcpause import freeze_startup
 from streams.producer import Delivery, EventProducer
+from streams.serving.snapshots import ModelStore
 from streams.settings import Settings
 from streams.state.statefile import load_key
 from streams.worker.metrics import Metrics, build_metrics, field_label
@@ -36,9 +38,11 @@ class Runtime:
         self._sinks: dict[str, TableSink] = {}
         self._producer: EventProducer | None = None
         self._delivery = Delivery()  # everything this worker sent
-        self._confirmed = 0  # messages known delivered
         self.topics = topic_names(settings)
         self.state_key = load_key(settings)
+        self._frozen = False
+        self._snapshots: ModelStore | None = None
+        self._follower = None
 
     async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
         """Produce a batch (confluent-kafka: C, batched) and wait until every message is
@@ -47,6 +51,27 @@ class Runtime:
             return
         self.send(role, messages)
         await self.confirm()
+
+    def snapshots(self) -> ModelStore:
+        """The newest snapshot per tenant, followed from the model-updates topic by a thread
+        (started on first use), as serving replicas follow it."""
+        if self._snapshots is None:
+            from streams.state.model_updates import SnapshotFollower
+
+            self._snapshots = ModelStore()
+            self._follower = SnapshotFollower(
+                self.settings, self._snapshots, self.state_key,
+                on_reject=lambda code: self.metrics.state_rejected.labels("model-updates",
+                                                                          code).inc())
+            self._follower.start()
+        return self._snapshots
+
+    def started(self) -> None:
+        """Once per process, when the agents start: what is alive now lives until exit, out
+        of the garbage collector's way (streams.gcpause)."""
+        if not self._frozen:
+            self._frozen = True
+            freeze_startup()
 
     @property
     def producer(self) -> EventProducer:
@@ -72,11 +97,11 @@ class Runtime:
         time each wait for all of it: one may not return on the strength of another's flush
         in flight."""
         target = self._delivery.sent
-        if self._producer is None or self._confirmed >= target:
+        if self._producer is None or self._delivery.low >= target:
+            self._delivery.raise_errors()
             return
-        await asyncio.to_thread(self._producer.flush, None)
+        await asyncio.to_thread(self._producer.wait_low, self._delivery, target)
         self._delivery.raise_errors()
-        self._confirmed = max(self._confirmed, target)
 
     @property
     def ch(self) -> ClickHouse:
@@ -138,6 +163,16 @@ class Runtime:
         for d in bad:
             self.metrics.dead_letters.labels(role, field_label(d.field)).inc()
 
+    async def waited(self, agent: str, batches):
+        """``batches`` (an agent's stream of batches), timing how long the agent waits for
+        each (``aimass_batch_wait_seconds``): an agent that waits is not the bottleneck."""
+        hist = self.metrics.batch_wait.labels(agent)
+        t = time.perf_counter()
+        async for batch in batches:
+            hist.observe(time.perf_counter() - t)
+            yield batch
+            t = time.perf_counter()
+
     def observe(self, stage: str, n: int, started: float) -> None:
         self.metrics.batch_size.labels(stage).observe(n)
         self.metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)
@@ -149,7 +184,7 @@ class WriteBehind:
     a further one waits for the oldest (back-pressure reaches the consumer). :meth:`drain`
     waits for all of them: a stage calls it before acknowledging the events they came from."""
 
-    def __init__(self, runtime: Runtime, max_pending: int = 4):
+    def __init__(self, runtime: Runtime, max_pending: int = 32):
         self.rt = runtime
         self.max_pending = max_pending
         self.pending: deque[asyncio.Task] = deque()

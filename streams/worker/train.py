@@ -27,7 +27,8 @@ import orjson
 from learners.base import Phased
 from sinks import schema
 from streams.contracts import batches
-from streams.contracts.events import TrainingExample, dead_letter, encode
+from streams.contracts.events import dead_letter, encode
+from streams.contracts.example_batches import decode_example_batches
 from streams.state.checkpoints import CheckpointStore
 from streams.state.model_sets import load_checkpoint, seal_model_set
 from streams.state.model_updates import SnapshotPublisher
@@ -88,8 +89,7 @@ class TrainStage:
     async def _learn(self, events: list, topic_role: str) -> None:
         started = time.perf_counter()
         now = int(time.time())
-        raws = [batches.Raw.of(e) for e in events]
-        good, bad = batches.decode_batch(TrainingExample, raws, time.time())
+        good, bad = decode_example_batches([batches.Raw.of(e) for e in events], time.time())
         await self.rt.dead_letters(topic_role, bad)
         trainer = await asyncio.to_thread(lambda: self.trainer)
         results = trainer.process(good)
@@ -116,6 +116,7 @@ class TrainStage:
             self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
         self.held += events
         m.consumed.labels(topic_role).inc(len(events))
+        m.examples_read.inc(len(good) + len(bad))
         self.rt.observe("train", len(events), started)
 
     async def _late(self, role: str, tenant: str, late: list, ms: ModelSet) -> None:

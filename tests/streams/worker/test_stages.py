@@ -8,9 +8,10 @@ import asyncio
 import threading
 import time
 
+import orjson
 from prometheus_client import CollectorRegistry
 
-from streams.contracts.events import TrainingExample, encode
+from streams.contracts.example_batches import decode_examples, encode_examples
 from streams.contracts.topics import topic_names
 from streams.settings import Settings
 from streams.state.model_sets import load_checkpoint
@@ -95,7 +96,7 @@ def stage(tmp_path) -> TrainStage:
 
 def fake_events(exs, acked: list, start: int = 0) -> list[FakeEvent]:
     """Examples as consumed events at offsets start, start + 1, ..."""
-    return [FakeEvent(start + i, encode(e), acked) for i, e in enumerate(exs)]
+    return [FakeEvent(start + i, encode_examples([e])[0][1], acked) for i, e in enumerate(exs)]
 
 
 def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
@@ -153,17 +154,14 @@ def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
 def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
     """Two tenants share a partition: one replays 1997, the other is live. The live one's
     events must not make the replayed tenant's requests late, nor close its windows."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback, decode
+    from streams.contracts.events import AdRequest, Candidate, Feedback
     from streams.worker.join import JoinStage
 
     s = Settings(data_dir=tmp_path, join_window=60.0)
     rt = FakeRuntime(s)
     produced: list = []
 
-    async def produce(role, messages):
-        produced.extend(messages)
-
-    rt.produce = produce
+    rt.send = lambda role, messages, **kw: produced.extend(messages)
     stage = JoinStage(rt)
     acked: list[FakeEvent] = []
     live = 1.8e9
@@ -182,7 +180,7 @@ def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
                           if isinstance(r, Feedback)]}
 
     asyncio.run(stage.handle(valid, events))
-    exs = [decode(TrainingExample, v) for _, v in produced]
+    exs = [e for _, v in produced for e in decode_examples(v)[0]]
     assert [(e.id, e.label, e.tenant) for e in exs] == [("old-1/a", 1, "old")]  # old-2 closed it
     assert sum(j.stats["late_requests"] + j.stats["late_feedback"]
                for j in stage.joiners.values()) == 0
@@ -248,10 +246,7 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
         await asyncio.sleep(0.05)  # the rows are still being written
         settled.append(time.monotonic())
 
-    async def produce(role, messages):
-        pass
-
-    rt.produce = produce
+    rt.send = lambda role, messages, **kw: None
     stage = JoinStage(rt, before_ack=before_ack)
     recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
             Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
@@ -274,6 +269,7 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
 
     async def run():
         await stage.handle(valid, events)  # r2 closes r1's window: offsets 0, 1 are done
+        await stage.released()
         assert [o for o, _ in acked_at] == [0, 1] and acked_at[0][1] >= settled[0]
         await asyncio.gather(stage.flush_idle(caught_up), stage.flush_idle(caught_up))
 
@@ -295,10 +291,7 @@ def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
     rt = FakeRuntime(s)
     produced: list[bytes] = []
 
-    async def produce(role, messages):
-        produced.extend(v for _, v in messages)
-
-    rt.produce = produce
+    rt.send = lambda role, messages, **kw: produced.extend(v for _, v in messages)
     stage = JoinStage(rt)
     parts: dict[int, list] = {p: [] for p in range(4)}
     ml = movielens.load(movielens.fetch(REPO / ".aimass"))
@@ -332,9 +325,7 @@ def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
         await stage.flush_idle(caught_up)
 
     asyncio.run(run())
-    from streams.contracts.events import decode
-
-    exs = [decode(TrainingExample, v) for v in produced]
+    exs = [e for v in produced for e in decode_examples(v)[0]]
     total = sum(len(v) for v in parts.values())
     return exs, acked, total
 
@@ -357,35 +348,38 @@ def test_the_join_merges_partitions_read_unevenly_into_request_time_order(tmp_pa
     assert times != sorted(times)
 
 
-def test_the_score_stage_ranks_many_candidates_per_request_and_skips_served_ones(tmp_path):
-    """A request with many candidates is scored with its user and context built once, to the
-    same scores as one feature dict per candidate; a request a serving replica answered is
-    joined later but not scored (nor published) again."""
-    import numpy as np
-
+def test_the_score_stage_publishes_what_the_api_answers_and_skips_served_ones(tmp_path):
+    """One scoring path: for the same snapshot, the worker publishes for each request the
+    record ``/recommend`` answers (``served_by`` aside), however many candidates; a request a
+    serving replica answered is joined later but not scored (nor published) again."""
     from streams.contracts.events import AdRequest, Candidate
-    from streams.contracts.features import pair_features
-    from streams.worker.score import MANY, ScoreStage
+    from streams.serving.ranking import MANY, Ranker
+    from streams.serving.snapshots import ModelStore, load_snapshot
+    from streams.state.model_sets import snapshot_of
+    from streams.worker.score import ScoreStage
+    from tests.helpers import trained_snapshot
 
+    store = ModelStore()
+    store.swap(load_snapshot(snapshot_of(trained_snapshot(tenant="t"), KEY), KEY))
     st = stage(tmp_path)
-    asyncio.run(st.handle(fake_events(examples(300), [])))
     sent: list = []
     st.rt.send = lambda role, messages: sent.extend(messages)
-    score = ScoreStage(st.rt, st)
-    user, ctx = {"user_id": "7", "age": 31}, {"hour": 9}
-    cands = [Candidate(f"m{i}", {"genre": ["Drama", "Comedy"][i % 2], "year": 1990 + i})
+    score = ScoreStage(st.rt, store)
+    user, ctx = {"u_user_id": "7", "u_gender": "F"}, {"hour": 9}
+    cands = [Candidate(f"m{i}", {"a_genre": ["Drama", "Comedy"][i % 2], "year": 1990 + i})
              for i in range(3 * MANY)]
     many = AdRequest("many", 1.0, "t", user, cands, ctx)
     few = AdRequest("few", 1.0, "t", user, cands[:2], ctx)
     served = AdRequest("served", 1.0, "t", user, cands, ctx, served=True)
     asyncio.run(score.handle([many, few, served]))
-
-    recs = {r.request_id: r for r in score.score([many, few])}
-    model = next(iter(st.trainer.sets["t"].models.values()))
-    for req in (many, few):
-        want = model.predict_proba_many([pair_features(user, ctx, c) for c in req.candidates])
-        got = {d["ad_id"]: d["score"] for d in recs[req.id].ranked}
-        assert np.allclose([got[c.ad_id] for c in req.candidates], np.round(want, 6))
     assert sorted(k for k, _ in sent) == [b"few", b"many"]
+    published = {k.decode(): orjson.loads(v) for k, v in sent}
+    api = Ranker(store, st.rt.settings.serving_model)  # what /recommend ranks with
+    for req in (many, few):
+        [answer] = api.rank_many([req])
+        got = published[req.id]
+        assert got["served_by"] == "worker" and answer.served_by == "replica"
+        assert got["ranked"] == answer.ranked and got["model_version"] == answer.model_version
+        assert got["model"] == answer.model == "ensemble_stacking"
     assert st.rt.registry.get_sample_value("aimass_requests_already_served_total",
                                            {"tenant": "t"}) == 1

@@ -1,0 +1,105 @@
+"""One scoring path: what ``/recommend`` answers and what the worker publishes for a request
+that came through Kafka are made by :meth:`Ranker.rank_many`, from the same snapshots
+(followed from the ``model-updates`` topic), the same output and the same fallback, in one
+format (:class:`~streams.contracts.events.Recommendation`); the recommendations topic carries
+every answer given, by either path, ``served_by`` saying which.
+
+A request with many candidates is scored on its own, its user and context features built once
+(:meth:`Snapshot.score_request`); requests with a few candidates are scored together, one
+vectorised call per tenant and batch (:meth:`Snapshot.score`): the same probabilities.
+
+>>> from streams.contracts.events import AdRequest, Candidate
+>>> r = Ranker(ModelStore(), "ensemble_stacking")
+>>> [rec.ranked for rec in r.rank_many([AdRequest("r1", 1.0, "t", {}, [Candidate("a"),
+...                                                                     Candidate("b")])])]
+[[{'ad_id': 'a', 'score': 1.0}, {'ad_id': 'b', 'score': 0.666667}]]
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from learners.hashing import FeatureHasher
+from streams.contracts.events import AdRequest, Recommendation
+from streams.contracts.features import pair_features, request_features
+from streams.serving.snapshots import ModelStore, Snapshot
+
+MANY = 8  # candidates from which a request is scored on its own
+
+
+class Ranker:
+    def __init__(self, store: ModelStore, default_output: str, popularity=None,
+                 served_by: str = "replica"):
+        self.store, self.default_output, self.popularity = store, default_output, popularity
+        self.served_by = served_by
+        self.hasher = FeatureHasher()  # token hashes of requests, memoised across snapshots
+
+    def output_for(self, snap: Snapshot, asked: str | None) -> str:
+        outputs = snap.outputs()
+        if asked:
+            if asked not in outputs:
+                raise LookupError(f"model {asked!r} is not served for tenant {snap.tenant}; "
+                                  f"served: {outputs}")
+            return asked
+        return self.default_output if self.default_output in outputs else outputs[0]
+
+    def rank_many(self, reqs: list[AdRequest], model: str | None = None
+                  ) -> list[Recommendation]:
+        """Each request's candidates ranked best first (ties keep the given order). Raises
+        LookupError for an unknown ``model``; scores may be non-finite (callers decide)."""
+        t0 = time.perf_counter()
+        scores: list = [None] * len(reqs)
+        how: list = [None] * len(reqs)
+        by_tenant: dict[str, list[int]] = {}
+        for i, r in enumerate(reqs):
+            by_tenant.setdefault(r.tenant, []).append(i)
+        for tenant, idx in by_tenant.items():
+            snap = self.store.get(tenant)
+            if snap is None:
+                for i in idx:
+                    scores[i], how[i] = self.fallback(reqs[i])
+                continue
+            used = self.output_for(snap, model)
+            few = [i for i in idx if len(reqs[i].candidates) < MANY]
+            for i in idx:
+                if len(reqs[i].candidates) >= MANY:
+                    shared, items = request_features(reqs[i].user, reqs[i].context,
+                                                     reqs[i].candidates)
+                    scores[i] = snap.score_request(shared, items, used, self.hasher)
+            if few:
+                X = [pair_features(reqs[i].user, reqs[i].context, c)
+                     for i in few for c in reqs[i].candidates]
+                flat, at = snap.score(X, used), 0
+                for i in few:
+                    n = len(reqs[i].candidates)
+                    scores[i], at = flat[at:at + n], at + n
+            for i in idx:
+                how[i] = (snap.label, used, None)
+        took = round((time.perf_counter() - t0) * 1000 / max(len(reqs), 1), 3)
+        now = time.time()
+        return [Recommendation(request_id=r.id, event_time=now, tenant=r.tenant,
+                               model_version=version, model=used, fallback=kind is not None,
+                               fallback_kind=kind, ranked=ranked(r, s), took_ms=took,
+                               served_by=self.served_by)
+                for r, s, (version, used, kind) in zip(reqs, scores, how, strict=True)]
+
+    def fallback(self, req: AdRequest):
+        """Scores and (version, output, kind) for a tenant with no model yet: popularity
+        when the replica has it, else the given order."""
+        if self.popularity is not None:
+            pop = self.popularity.scores(req.tenant, [c.ad_id for c in req.candidates])
+            if pop is not None:
+                return pop, (f"{req.tenant}:popularity", "popularity", "popularity")
+        n = len(req.candidates)
+        return ([1.0 - i / (n + 1) for i in range(n)],
+                (f"{req.tenant}:none", "given-order", "given-order"))
+
+
+def ranked(req: AdRequest, scores) -> list[dict]:
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")  # best first; ties keep the given order
+    ids = [c.ad_id for c in req.candidates]
+    return [{"ad_id": ids[i], "score": sc}
+            for i, sc in zip(order.tolist(), np.round(scores[order], 6).tolist(), strict=True)]
