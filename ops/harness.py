@@ -33,7 +33,7 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, log: Path, loglevel: str = "warn",
                  command: tuple[str, ...] | None = None, port: int | None = None,
-                 nice: int = 0):
+                 nice: int = 0, module: str = "streams.cli"):
         self.settings = settings
         self.log = log
         self.port = port or settings.web_port
@@ -41,7 +41,7 @@ class WorkerProcess:
         self._out = open(log, "ab")
         args = list(command) if command else ["worker", "-l", loglevel]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *args],
+            [sys.executable, "-m", module, *(args if module == "streams.cli" else [])],
             env=settings_env(settings), stdout=self._out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=(lambda: os.nice(nice)) if nice else None)

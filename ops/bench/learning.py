@@ -2,7 +2,8 @@
 stream: in-process, through Kafka end to end (replay -> join -> train, one worker per learner),
 and Vowpal Wabbit on the same features in the same run.
 
-    python -m ops.bench.learning [--limit N] [--learners ftrl,fm] [--modes in-process,kafka,vw]
+    python -m ops.bench.learning [--limit N] [--learners ftrl,fm]
+                                 [--modes in-process,kafka,floor,vw] [--workers 1,2]
                                  [--backends kafka] [--json PATH]
 """
 
@@ -38,13 +39,19 @@ def in_process(name: str, X, y) -> dict:
             "examples": len(X), "examples_per_s": len(X) / secs}
 
 
-def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir) -> dict:
-    """Replay to Kafka with a worker whose model set is just ``name``; read the predictions
-    back from ClickHouse. examples_per_s is end to end: from the first request produced to the
-    last example learned; train_stage_examples_per_s counts the train stage's own time."""
+def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir,
+                  workers: int = 1, floor: bool = False) -> dict:
+    """Replay to Kafka with ``workers`` worker processes (one consumer group) whose model set
+    is just ``name``, or the framework-free floor (``floor``: ops/bench/floor.py, one
+    process); read the predictions back from ClickHouse. examples_per_s is end to end: from
+    the first request produced to the last example learned; train_stage_examples_per_s
+    counts the train stage's own time."""
     from ops.harness import WorkerProcess
     from sinks.clickhouse import connect
+    from streams.contracts.topics import ensure_topics
     from streams.sources.replay import run_replay
+
+    from .common import free_port
 
     tag = uuid.uuid4().hex[:6]
     s = settings.model_copy(update={"models": name, "topic_prefix": f"bench{tag}",
@@ -56,23 +63,44 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     else:
         s = s.model_copy(update={"clickhouse_url": f"clickhouse://127.0.0.1:"
                                                    f"{s.clickhouse_tcp_port}/bench{tag}"})
-    from streams.contracts.topics import ensure_topics
-
     ensure_topics(s)
-    worker = WorkerProcess(s, log_dir / f"worker-{name}-{tag}.log")
+    procs = [WorkerProcess(s.model_copy(update={"web_port": free_port()}),
+                           log_dir / f"worker-{name}-{tag}-{i}.log",
+                           module="ops.bench.floor" if floor else "streams.cli")
+             for i in range(workers)]
+
+    def total(metric: str, **labels) -> float:
+        return sum(p.counter(metric, **labels) for p in procs)
+
     try:
-        worker.wait_ready()
+        for p in procs:
+            p.wait_ready()
+        if workers > 1:  # every member has joined: the group has settled
+            deadline = time.monotonic() + 60
+            while total("aimass_assigned_partitions") < len(procs) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(s.group_rebalance_timeout)
         t0 = time.perf_counter()
         run_replay(s.model_copy(update={"data_dir": settings.cache_dir.parent}), limit)
         produced = time.perf_counter() - t0
-        worker.wait_for("aimass_examples_learned_total", expected, 1800)
+        deadline = time.monotonic() + 1800
+        while total("aimass_examples_learned_total") < expected:
+            if time.monotonic() > deadline or any(p.proc.poll() is not None for p in procs):
+                raise RuntimeError(f"learned {total('aimass_examples_learned_total'):.0f} of "
+                                   f"{expected}; see {log_dir}")
+            time.sleep(0.1)
         e2e = time.perf_counter() - t0
-        stages = {st: worker.counter("aimass_batch_seconds_sum", stage=st) for st in STAGES}
+        stages = {st: total("aimass_batch_seconds_sum", stage=st) for st in STAGES}
         stage = stages["train"]
-        worker.wait_for("aimass_checkpoint_examples", expected, 300)  # rows all written
+        while total("aimass_checkpoint_examples") < expected:  # rows all written
+            if time.monotonic() > deadline:
+                raise TimeoutError("checkpoints")
+            time.sleep(0.2)
         order = examples_in_stream_order(s)
     finally:
-        worker.stop()
+        for p in procs:
+            p.stop()
     ch = connect(s.clickhouse_dsn)
     try:
         rows = ch.query(f"SELECT label, p FROM predictions FINAL WHERE model = '{name}'")
@@ -83,43 +111,53 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     same = in_process(name, [e.features for e in order], [e.label for e in order])
     return {"same_order_logloss": same["logloss"],
             "logloss_vs_same_order": log_loss(yk, pk) - same["logloss"],
-            "name": name, "mode": "kafka", "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
+            "name": name, "mode": "floor" if floor else "kafka", "workers": workers,
+            "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
             "examples": len(rows), "examples_per_s": len(rows) / e2e,
             "train_stage_examples_per_s": len(rows) / stage if stage else float("nan"),
             "replay_seconds": produced, "e2e_seconds": e2e,
             **{f"{st}_seconds": secs for st, secs in stages.items()}}
 
 
-def examples_in_stream_order(settings) -> list:
-    """The examples topic (one partition) from its start, as the trainer read it, each id once:
-    the order an in-process loop must follow to tell what the stream itself costs."""
+def examples_in_stream_order(settings, tenant: str = "movielens") -> list:
+    """A tenant's examples from the start of its partition of the examples topic, as its
+    trainer read them, each id once: the order an in-process loop must follow to tell what
+    the stream itself costs. Raises if the tenant's examples are anywhere else."""
     from confluent_kafka import Consumer, TopicPartition
 
     from streams.contracts.example_batches import decode_examples
-    from streams.contracts.topics import topic_names
+    from streams.contracts.topics import partition_for, topic_names
 
     topic = topic_names(settings)["examples"]
     c = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-order",
                   "enable.auto.commit": False})
     try:
-        partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
-        if set(partitions) != {0}:  # the order would be lost across partitions
-            raise RuntimeError(f"{topic} has partitions {sorted(partitions)}, not just 0")
-        end = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
-        c.assign([TopicPartition(topic, 0, 0)])
-        seen, out, offset = set(), [], 0
-        while offset < end:
-            for m in c.consume(5000, 1.0):
-                if m.error():
-                    raise RuntimeError(m.error())
-                offset = m.offset() + 1
-                exs, refused = decode_examples(m.value())
-                if refused:
-                    raise RuntimeError(f"examples at offset {m.offset()}: {refused[0][2]}")
-                for ex in exs:
-                    if ex.id not in seen:
-                        seen.add(ex.id)
-                        out.append(ex)
+        partitions = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        mine = partition_for(tenant.encode(), len(partitions))
+        seen, out = set(), []
+        for p in partitions:
+            end = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            if p != mine:
+                if end:  # only the tenant's partition may hold its examples
+                    c.assign([TopicPartition(topic, p, 0)])
+                    m = c.consume(1, 10.0)
+                    if m and m[0].key() == tenant.encode():
+                        raise RuntimeError(f"{tenant}'s examples on partition {p}")
+                continue
+            c.assign([TopicPartition(topic, p, 0)])
+            offset = 0
+            while offset < end:
+                for m in c.consume(5000, 1.0):
+                    if m.error():
+                        raise RuntimeError(m.error())
+                    offset = m.offset() + 1
+                    exs, refused = decode_examples(m.value())
+                    if refused:
+                        raise RuntimeError(f"examples at offset {m.offset()}: {refused[0][2]}")
+                    for ex in exs:
+                        if ex.id not in seen:
+                            seen.add(ex.id)
+                            out.append(ex)
         return out
     finally:
         c.close()
@@ -129,7 +167,9 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--limit", type=int, default=0, help="only the first N ratings")
     p.add_argument("--learners", default=",".join(registry.ALL))
-    p.add_argument("--modes", default="in-process,kafka,vw")
+    p.add_argument("--modes", default="in-process,kafka,vw",
+                   help="in-process, kafka (the Faust workers), floor (no framework), vw")
+    p.add_argument("--workers", default="1", help="worker counts of the kafka mode: 1,2")
     args = p.parse_args()
     modes = args.modes.split(",")
     names = args.learners.split(",")
@@ -149,25 +189,38 @@ def main() -> None:
                          "examples": len(X), "examples_per_s": rate})
     if "in-process" in modes:
         rows += [in_process(n, X, y) for n in names]
-    if "kafka" in modes:
+    runs = [(False, int(w)) for w in args.workers.split(",")] if "kafka" in modes else []
+    if "floor" in modes:
+        runs.append((True, 1))
+    if runs:
         import tempfile
         from pathlib import Path
 
         for kind in args.backends.split(","):
             with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
                 for n in names:
-                    r = through_kafka(n, s, args.limit or None, len(exs), Path(logs))
-                    r["mode"] = "kafka" if kind == "kafka" else "embedded"
-                    rows.append(r)
+                    for floor, workers in runs:
+                        r = through_kafka(n, s, args.limit or None, len(exs), Path(logs),
+                                          workers, floor)
+                        if kind != "kafka":
+                            r["mode"] += " (embedded)"
+                        rows.append(r)
+                        print({k: r[k] for k in ("name", "mode", "workers", "logloss",
+                                                 "examples_per_s")}, flush=True)
     for r in rows:
+        r.setdefault("workers", 1)
         base = next((b for b in rows if b["name"] == r["name"] and b["mode"] == "in-process"),
                     None)
+        floor = next((b for b in rows if b["name"] == r["name"] and b["mode"] == "floor"),
+                     None)
         if base and r is not base:
             r["logloss_vs_in_process"] = r["logloss"] - base["logloss"]
             r["rate_vs_in_process"] = r["examples_per_s"] / base["examples_per_s"]
-    print_table(rows, ["name", "mode", "examples", "logloss", "auc", "examples_per_s",
-                       "train_stage_examples_per_s", "logloss_vs_in_process", "logloss_vs_same_order",
-                       "rate_vs_in_process"])
+        if floor and r["mode"] == "kafka":
+            r["rate_vs_floor"] = r["examples_per_s"] / floor["examples_per_s"]
+    print_table(rows, ["name", "mode", "workers", "examples", "logloss", "auc",
+                       "examples_per_s", "train_stage_examples_per_s", "logloss_vs_in_process",
+                       "logloss_vs_same_order", "rate_vs_in_process", "rate_vs_floor"])
     write_json(args.json, rows, examples=len(exs))
 
 

@@ -44,10 +44,11 @@ def catalogue(settings: Settings) -> list[TopicSpec]:
                   "Impressions and clicks, keyed by the request they answer; often late."),
         TopicSpec("training", "id", p, delete(7),
                   "Labelled training examples handed over by users (aimass train)."),
-        # one partition: a model set is one sequential learner, and a total order of its
-        # examples makes learning deterministic and the same as an in-process loop
-        TopicSpec("examples", "id", 1, delete(7),
-                  "Labelled examples: joined request+feedback, and training rows."),
+        # keyed by tenant: a tenant's examples are in one partition, a total order (a model
+        # set is one sequential learner), and tenants spread over the workers that train
+        TopicSpec("examples", "tenant", p, delete(7),
+                  "Labelled examples in batches (one record per tenant and batch): joined "
+                  "request+feedback, and training rows."),
         TopicSpec("recommendations", "request_id", p, delete(3),
                   "Ranked candidates with scores and the model version."),
         TopicSpec("model-updates", "tenant", 1,

@@ -63,10 +63,13 @@ class CheckpointStore:
         self.topic = topic_names(settings)["checkpoints"]
         self._producer: EventProducer | None = None
 
-    def save(self, tenant: str, state: bytes) -> None:
-        """Write one tenant's signed state and wait until Kafka has it (however long)."""
+    def connect(self) -> None:
         if self._producer is None:
             self._producer = large_producer(self.settings)
+
+    def save(self, tenant: str, state: bytes) -> None:
+        """Write one tenant's signed state and wait until Kafka has it (however long)."""
+        self.connect()
         self._producer.send_raw(self.topic, tenant.encode(), state)
         self._producer.flush(what="checkpoints")
 

@@ -30,9 +30,12 @@ class SnapshotPublisher:
         self.topic = topic_names(settings)["model-updates"]
         self._p = None
 
-    def publish(self, tenant: str, snapshot: bytes) -> None:
+    def connect(self) -> None:
         if self._p is None:  # connects on first use, not when the stage is built
             self._p = large_producer(self.settings)
+
+    def publish(self, tenant: str, snapshot: bytes) -> None:
+        self.connect()
         self._p.send_raw(self.topic, tenant.encode(), snapshot)
         self._p.flush(what="model updates")
 

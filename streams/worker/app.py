@@ -154,12 +154,13 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(topics["examples"], name="train")
     @crash_worker(app, rt, "train")
     async def train_examples(stream):
+        await asyncio.to_thread(train.warm_up)
         async for batch in rt.waited("train", stream.take_events(**take)):
             await train.handle(batch)
 
     inputs = (names["ad-requests"], names["feedback"])
     watched = {names["ad-requests"]: settings.partitions, names["feedback"]: settings.partitions,
-               names["training"]: settings.partitions, names["examples"]: 1}
+               names["training"]: settings.partitions, names["examples"]: settings.partitions}
     broker = {"lag": None, "committed": {}, "at": 0.0}
 
     def handled(tp) -> int:
@@ -216,6 +217,16 @@ def create_app(settings: Settings) -> faust.App:
     @app.on_partitions_assigned.connect
     async def on_assigned(app_, assigned, **kwargs):
         rt.metrics.assigned.set(len(assigned))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_, revoked, **kwargs):
+        """The group rebalances (every partition is revoked, then assigned anew): what the
+        stages hold of them is let go, unacknowledged; whoever gets a partition reads it again
+        from its committed offset, and a trainer restores its tenants from their checkpoints
+        (an id learned before is skipped)."""
+        await join.on_rebalance()
+        await train.on_rebalance()
+        rt.metrics.rebalances.inc()
 
     @app.page("/metrics")
     async def metrics(web, request):

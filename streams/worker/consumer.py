@@ -201,7 +201,8 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         """Faust's method, fair across partitions. aiokafka's ``fetched_records`` drains its
         buffers in the order they were filled and stops at ``max_records``: a partition with
         a backlog stays first and takes every call, and the others starve. Here the records
-        partition after partition got their share; a trainer reading the examples topic
+        partition after partition get their share, then what is left goes to those that have
+        more; a trainer reading the examples topic
         learned nothing until the requests and feedback it shares the consumer with ran
         out (20 s here), and learned as they came with this."""
         if not self.consumer.flow_active:
@@ -218,13 +219,15 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         share = max(max_records // len(tps), 1)
         out, left = {}, max_records
         with fetcher._subscriptions.fetch_context():
-            for tp in tps:
-                got = await fetcher.fetched_records({tp}, timeout=0,
-                                                    max_records=min(share, left))
-                out.update(got)
-                left -= sum(len(v) for v in got.values())
-                if left <= 0:
-                    break
+            for limit in (share, max_records):  # each its share, then the rest to whoever has
+                for tp in tps:
+                    if left <= 0:
+                        break
+                    got = await fetcher.fetched_records({tp}, timeout=0,
+                                                        max_records=min(limit, left))
+                    for t, records in got.items():
+                        out.setdefault(t, []).extend(records)
+                        left -= len(records)
         if out:
             return out
         return await super()._fetch_records(consumer, active_partitions, timeout,

@@ -196,6 +196,21 @@ class JoinStage:
         if sum(len(q) for q in self.queue.values()) > MAX_UNACKED:
             await self._releasing
 
+    async def on_rebalance(self) -> None:
+        """Let go of every open window and held event, unacknowledged: a partition's next
+        reader rebuilds its windows from the committed offset (examples made twice carry the
+        same ids, learned once)."""
+        await self.released()
+        async with self._acking:
+            self.joiners.clear()
+            self.by_tenant.clear()
+            self.queue.clear()
+            self.next_offset.clear()
+            if self.merge is not None:
+                self.merge = OrderedMerge()
+            self.partition_lag = {}
+            self._dropped_seen.clear()  # the counts start again with the new joiners
+
     async def released(self) -> None:
         """Until the release in the background (if any) is done."""
         if self._releasing is not None:

@@ -51,6 +51,7 @@ class Metrics:
     dedup_horizon: Gauge
     examples_read: Counter
     batch_wait: Histogram
+    rebalances: Counter
 
 
 def build_metrics(registry: CollectorRegistry) -> Metrics:
@@ -131,6 +132,8 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
                         ["tenant"]),
         dedup_floor=gauge("aimass_dedup_floor_seconds", "Event time at or before which an "
                           "unremembered id is late (exactly-once horizon)", ["tenant"]),
+        rebalances=counter("aimass_rebalances_total", "Consumer group rebalances this worker "
+                           "went through"),
         batch_wait=Histogram("aimass_batch_wait_seconds", "Time an agent waited for its next "
                              "batch", ["agent"], registry=registry),
         examples_read=counter("aimass_examples_read_total", "Examples read by the train stage "

@@ -51,7 +51,8 @@ class TrainStage:
         self.next_offset: dict = {}
         self.last_checkpoint = time.monotonic()
         self.dirty: set[str] = set()  # tenants that learned since the last checkpoint
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # learning, and taking a checkpoint's cut
+        self._checkpointing = asyncio.Lock()  # one checkpoint at a time
         self.writes = WriteBehind(runtime)
 
     @property
@@ -84,7 +85,7 @@ class TrainStage:
     async def handle(self, events: list, topic_role: str = "examples") -> None:
         async with self.lock:
             await self._learn(events, topic_role)
-            await self._maybe_checkpoint()
+        await self.maybe_checkpoint()
 
     async def _learn(self, events: list, topic_role: str) -> None:
         started = time.perf_counter()
@@ -131,44 +132,74 @@ class TrainStage:
                         key=e.id.encode()) for e in late])
 
     async def maybe_checkpoint(self, force: bool = False) -> None:
-        async with self.lock:
-            await self._maybe_checkpoint(force)
-
-    async def _maybe_checkpoint(self, force: bool = False) -> None:
+        """A checkpoint when one is due and none is being taken."""
         due = time.monotonic() - self.last_checkpoint >= self.rt.settings.checkpoint_interval
-        if not self.held or not (force or due):
-            return
-        await self._checkpoint()
+        if self.held and (force or due) and not self._checkpointing.locked():
+            await self.checkpoint()
 
     async def checkpoint(self) -> None:
-        async with self.lock:
-            await self._checkpoint()
+        """Save and publish what has been learned, then acknowledge the events it learned.
 
-    async def _checkpoint(self) -> None:
-        started = time.perf_counter()
-        await self.writes.drain()  # the held events' rows are in ClickHouse before their ack
-        trainer = self.trainer
-        now = int(time.time())
-        for tenant in sorted(self.dirty):  # a tenant that learned nothing keeps its checkpoint
-            ms = trainer.sets[tenant]
-            await self.alert(ms.check_guard())
-            checkpoint, snapshot = await asyncio.to_thread(seal_model_set, ms,
-                                                           self.rt.state_key)
-            await asyncio.to_thread(self.store.save, tenant, checkpoint)
-            # serving replicas swap to this version (training state left out)
-            await asyncio.to_thread(self.publisher.publish, tenant, snapshot)
-            metrics = ms.metrics()
-            await self.rt.write(schema.MODEL_METRICS, batches.metric_rows(tenant, metrics, now))
-            self._gauges(tenant, ms, metrics)
-            self.rt.metrics.checkpointed.labels(tenant).set(ms.examples_handled)
-            self.rt.metrics.dedup_ids.labels(tenant).set(len(ms.learned))
-            self.rt.metrics.dedup_floor.labels(tenant).set(max(ms.learned.floor, 0.0))
-        held, self.held = self.held, []
-        for ev in held:
-            ev.ack()
-        self.dirty = set()
-        self.last_checkpoint = time.monotonic()
-        self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+        The cut is taken under the learning lock: the held events, the tenants that learned,
+        their state sealed, the row writes of those events. Then learning goes on while the
+        rows are written and the state is saved and published; only then are those events
+        acknowledged. One checkpoint at a time, so acknowledgements keep their order."""
+        async with self._checkpointing:
+            started = time.perf_counter()
+            async with self.lock:
+                if not self.held:
+                    return
+                held, self.held = self.held, []
+                dirty, self.dirty = sorted(self.dirty), set()
+                rows = self.writes.take()  # the held events' rows, written before their ack
+                trainer = self.trainer
+                sealed = []
+                for tenant in dirty:
+                    ms = trainer.sets[tenant]
+                    alerts = ms.check_guard()
+                    checkpoint, snapshot = await asyncio.to_thread(seal_model_set, ms,
+                                                                   self.rt.state_key)
+                    sealed.append((tenant, checkpoint, snapshot, ms.metrics(), alerts,
+                                   ms.examples_handled))
+                self.last_checkpoint = time.monotonic()
+            for write in rows:
+                await write
+            now = int(time.time())
+            for tenant, checkpoint, snapshot, metrics, alerts, handled in sealed:
+                await self.alert(alerts)
+                await asyncio.to_thread(self.store.save, tenant, checkpoint)
+                # serving replicas swap to this version (training state left out)
+                await asyncio.to_thread(self.publisher.publish, tenant, snapshot)
+                await self.rt.write(schema.MODEL_METRICS,
+                                    batches.metric_rows(tenant, metrics, now))
+                ms = trainer.sets[tenant]
+                self._gauges(tenant, ms, metrics)
+                self.rt.metrics.checkpointed.labels(tenant).set(handled)
+                self.rt.metrics.dedup_ids.labels(tenant).set(len(ms.learned))
+                self.rt.metrics.dedup_floor.labels(tenant).set(max(ms.learned.floor, 0.0))
+            for ev in held:
+                ev.ack()
+            self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+
+    async def on_rebalance(self) -> None:
+        """Let go of every tenant and held event: a checkpoint being taken lands first (so a
+        tenant's next trainer, here or in another worker, restores from it), then nothing
+        more is saved from this state; the trainer is restored again on the next batch."""
+        async with self._checkpointing:
+            async with self.lock:
+                self.held, self.dirty = [], set()
+                self.writes.take()  # their rows land anyway; ClickHouse collapses repeats
+                self._trainer = None
+                self.next_offset = {}
+
+    def warm_up(self) -> None:
+        """Before the first batch (a thread): restore the trainer, connect the producers and
+        ClickHouse, so that the first checkpoint does not pay for them while the stream
+        flows."""
+        self.trainer  # noqa: B018 - restores on first use
+        self.store.connect()
+        self.publisher.connect()
+        self.rt.sink(schema.MODEL_METRICS)
 
     async def alert(self, alerts: list[dict]) -> None:
         """Overfitting/degrading alerts: an event on the alerts topic and a metric."""

@@ -369,3 +369,28 @@ def test_a_click_from_a_default_partitioner_client_joins(chaos, tmp_path):
     [orphan] = [d for d in dead_letters(s, 1) if d.key == "never-came"]
     assert orphan.field == "request_id" and "late-click window" in orphan.reason
     learned_once(s, TENANT, 800, MODELS)
+
+
+def test_a_second_worker_joins_mid_replay_then_leaves(chaos, tmp_path):
+    """Scale-out under load: a second worker joins the group while the replay runs (the
+    partitions are split between the two, mid-batch), then leaves (they come back); every
+    example is learned exactly once."""
+    s = chaos
+    a = worker(s, tmp_path, "worker-a")
+    b = None
+    try:
+        producer = replay_in_background(s, 6000, 1000.0)
+        a.wait_for("aimass_examples_learned_total", 500, 60)
+        b = worker(s.model_copy(update={"web_port": free_port()}), tmp_path, "worker-b")
+        wait_until(lambda: a.counter("aimass_rebalances_total") >= 2, 60, "a rebalance")
+        time.sleep(3)  # both consume for a while
+        assert b.counter("aimass_events_consumed_total") > 0, "the second worker got nothing"
+        b.stop()
+        b = None
+        producer.join(120)
+        a.wait_for("aimass_checkpoint_examples", 6000, 150)
+    finally:
+        if b is not None:
+            b.stop()
+        a.stop()
+    learned_once(s, TENANT, 6000, MODELS)

@@ -383,3 +383,46 @@ def test_the_score_stage_publishes_what_the_api_answers_and_skips_served_ones(tm
         assert got["model"] == answer.model == "ensemble_stacking"
     assert st.rt.registry.get_sample_value("aimass_requests_already_served_total",
                                            {"tenant": "t"}) == 1
+
+
+def test_learning_goes_on_while_a_checkpoint_is_saved(tmp_path):
+    """The cut is taken under the learning lock; saving (slow here) is not: a batch that
+    comes meanwhile is learned before the save ends, and acknowledged only by the next
+    checkpoint."""
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    events = fake_events(examples(200), acked)
+    learned_at: list[float] = []
+
+    async def run():
+        await st.handle(events[:100])
+        for ev in events[:100]:
+            ev.ack()
+
+        async def second():
+            await asyncio.sleep(0.05)  # the save (0.2 s) is under way
+            await st.handle(events[100:])
+            learned_at.append(time.monotonic())
+            for ev in events[100:]:
+                ev.ack()
+
+        await asyncio.gather(st.checkpoint(), second())
+        saved_at = time.monotonic()
+        first = {e.message.offset for e in acked}
+        await st.checkpoint()
+        return first, saved_at
+
+    first, saved_at = asyncio.run(run())
+    assert first == set(range(100))  # the first checkpoint acknowledged only its cut
+    assert learned_at[0] < saved_at
+    assert sorted(e.message.offset for e in acked) == list(range(200))
+
+
+def test_a_rebalance_lets_go_of_held_events_and_state(tmp_path):
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    asyncio.run(st.handle(fake_events(examples(50), acked)))
+    assert st.held and st.trainer.sets["t"].examples_learned == 50
+    asyncio.run(st.on_rebalance())
+    assert not st.held and not acked  # never acknowledged: the next owner reads them again
+    assert "t" not in st.trainer.sets  # restored anew (from the checkpoints: none here)
