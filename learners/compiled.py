@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from river.linear_model.ad_predictor import _BIAS_KEY
 
 from .hashing import PreparedRequest, token_hash
 
@@ -137,8 +138,6 @@ def compile_linear(model) -> CompiledLinear | CompiledAdPredictor | None:
             r = model.model
             return CompiledLinear(dict(r.weights), float(r.intercept))
         if isinstance(model, RiverAdPredictor):
-            from river.linear_model.ad_predictor import _BIAS_KEY
-
             r = model.model
             if _BIAS_KEY not in r.means:
                 return None

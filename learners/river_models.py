@@ -12,6 +12,11 @@ MovieLens examples, against 80k rows/s on the active set (ops/bench/learning.py)
 
 from __future__ import annotations
 
+# river is imported here, once, on the importing thread: importing it lazily from two threads
+# at once (a warm-up thread and a snapshot-loading one) races river's circular imports into
+# "partially initialized module" errors.
+from river import facto, linear_model, optim, tree
+
 from .base import Features, Learner
 from .scaling import RunningScaler
 
@@ -71,8 +76,6 @@ class RiverLogisticRegression(RiverLearner):
     name = "river_logreg"
 
     def __init__(self, lr: float = 0.05, l2: float = 0.0):
-        from river import linear_model, optim
-
         self.lr, self.l2 = lr, l2
         super().__init__(linear_model.LogisticRegression(optimizer=optim.SGD(lr), l2=l2))
 
@@ -88,8 +91,6 @@ class RiverFM(RiverLearner):
     name = "river_fm"
 
     def __init__(self, n_factors: int = 8, lr: float = 0.02, seed: int = 0):
-        from river import facto, optim
-
         self.n_factors, self.lr, self.seed = n_factors, lr, seed
         super().__init__(facto.FMClassifier(n_factors=n_factors, weight_optimizer=optim.SGD(lr),
                                             latent_optimizer=optim.SGD(lr), seed=seed))
@@ -125,8 +126,6 @@ class RiverHoeffdingTree(RiverLearner):
     name = "river_ht"
 
     def __init__(self, grace_period: int = 200, min_proba: float = 0.02, seed: int = 0):
-        from river import tree
-
         self.grace_period, self.min_proba, self.seed = grace_period, min_proba, seed
         super().__init__(tree.HoeffdingTreeClassifier(grace_period=grace_period),
                          one_hot=False)
@@ -145,8 +144,6 @@ class RiverAdPredictor(RiverLearner):
     name = "adpredictor"
 
     def __init__(self, beta: float = 0.1, prior_probability: float = 0.5, epsilon: float = 0.0):
-        from river import linear_model
-
         self.beta, self.prior_probability, self.epsilon = beta, prior_probability, epsilon
         super().__init__(linear_model.AdPredictor(beta=beta, prior_probability=prior_probability,
                                                   epsilon=epsilon))

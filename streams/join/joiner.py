@@ -71,6 +71,7 @@ class Joiner:
         self._made: list[str] | None = [] if track_requests else None
         # the two inputs are read independently; event time is as late as the slower one
         self._seen = {"request": float("-inf"), "feedback": float("-inf")}
+        self._first = float("inf")  # the earliest event time seen on either input
         self._advanced = float("-inf")
         self._pending: dict[str, _Pending] = {}
         self._closing: list[tuple[float, str]] = []  # (close_at, request_id)
@@ -95,6 +96,7 @@ class Joiner:
     # -- events ---------------------------------------------------------------------------
     def on_request(self, req: AdRequest) -> list[TrainingExample]:
         self._seen["request"] = max(self._seen["request"], req.event_time)
+        self._first = min(self._first, req.event_time)
         entry = self._entry(req.id, req.event_time)
         if entry is None:
             self.stats["late_requests"] += 1
@@ -110,6 +112,7 @@ class Joiner:
 
     def on_feedback(self, fb: Feedback) -> list[TrainingExample]:
         self._seen["feedback"] = max(self._seen["feedback"], fb.event_time)
+        self._first = min(self._first, fb.event_time)
         entry = self._pending.get(fb.request_id)
         if entry is None:
             if fb.request_id in self._closed:
@@ -200,6 +203,27 @@ class Joiner:
     def input_time(self, role: str) -> float:
         """The latest event time seen on an input: ``ad-requests`` or ``feedback``."""
         return self._seen["request" if role == "ad-requests" else "feedback"]
+
+    def idle_clock(self, role: str, idle_for: float) -> float:
+        """The event time an input quiet for ``idle_for`` wall-clock seconds is taken to have
+        reached: its last event time (the earliest time this joiner saw, if it never
+        delivered) plus ``idle_for``, never past the other input. An idle producer's clock
+        runs as the wall clock does: in live traffic a window still closes ``window`` after
+        its request, and in a replay, whose event time runs far faster, a pause of one input
+        cannot close the windows of everything the other has read.
+
+        >>> j = Joiner(window=60)
+        >>> _ = j.on_request(AdRequest("r1", 1000.0, "t", {}, [Candidate("a")]))
+        >>> _ = j.on_request(AdRequest("r2", 5000.0, "t", {}, [Candidate("a")]))
+        >>> j.idle_clock("feedback", 10.0)  # feedback never came: from the first event
+        1010.0
+        >>> len(j), len(j.advance(j.idle_clock("feedback", 70.0))), len(j)  # r1 closes
+        (2, 0, 1)
+        """
+        other = "feedback" if role == "ad-requests" else "ad-requests"
+        seen = self.input_time(role)
+        base = seen if seen > float("-inf") else self._first
+        return min(base + idle_for, self.input_time(other))
 
     def made_for(self) -> list[str]:
         """With ``track_requests``: the request id of each example returned since the last

@@ -34,6 +34,7 @@ from streams.contracts.events import TrainingExample
 from streams.contracts.example_batches import encode_examples
 from streams.contracts.topics import catalogue, topic_names
 from streams.settings import Settings
+from streams.worker.consumer import Consumer as DriverConsumer
 from streams.worker.ingest import IngestStage
 from streams.worker.join import JoinStage
 from streams.worker.lag import BrokerLag
@@ -45,6 +46,9 @@ from streams.worker.train import TrainStage
 log = logging.getLogger(__name__)
 CRASH_EXIT = 70  # EX_SOFTWARE
 CRASH_GRACE = 20.0  # seconds for a graceful stop before the hard exit
+# a highwater older than this is not taken as "read to the end" (fetches are answered every
+# 50 ms or sooner while the consumer runs: see streams.worker.consumer)
+FRESH_HIGHWATER = 1.0
 
 
 def crash_worker(app: faust.App, rt: Runtime, name: str):
@@ -134,6 +138,7 @@ def create_app(settings: Settings) -> faust.App:
     @crash_worker(app, rt, "events")
     async def events(stream):
         """Requests and feedback: store, score, join, in one pass over each batch."""
+        rt.follow_snapshots()
         async for batch in rt.waited("events", stream.take_events(**take)):
             valid = await ingest_.handle(batch)
             await score.handle([rec for _, rec, _ in valid["ad-requests"]])
@@ -174,11 +179,16 @@ def create_app(settings: Settings) -> faust.App:
         """Has the join handled every message its request/feedback partitions (or those of
         one input role) hold?"""
         wanted = inputs if role is None else (names[role],)
-        for tp in app.consumer.assignment():
+        consumer, now = app.consumer, time.time()
+        for tp in consumer.assignment():
             if tp.topic in wanted:
-                end = app.consumer.highwater(tp)
+                end = consumer.highwater(tp)
                 if end is None or handled(tp) < end:
                     return False
+                if isinstance(consumer, DriverConsumer):  # the stock driver cannot tell
+                    polled = consumer.last_poll(tp)
+                    if polled is None or now - polled > FRESH_HIGHWATER:
+                        return False  # rebalancing, or the broker away: old news
         return True
 
     def note_unread() -> None:

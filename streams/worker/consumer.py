@@ -67,6 +67,13 @@ class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def last_poll(self, tp) -> float | None:
+        """When the broker last answered a fetch for ``tp`` (``time.time()`` seconds): its
+        :meth:`highwater` is that fresh. None before the first answer, or if ``tp`` is not
+        assigned. A highwater read during a rebalance or a broker outage is old news; the
+        join asks this before it takes "read to the end" for "nothing more is coming"."""
+        return cast(ConsumerThread, self._thread).last_poll(tp)
+
     async def _wait_next_records(self, timeout: float):
         """Faust asks the consumer thread for records, then delivers them, then asks again:
         the thread (fetching, parsing) and the loop (delivering) wait for each other, and the
@@ -189,6 +196,13 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     times a second and delays the others by no more than that."""
 
     _turn = 0
+
+    def last_poll(self, tp) -> float | None:
+        consumer = self._ensure_consumer()
+        if tp not in consumer.assignment():
+            return None
+        ms = consumer.last_poll_timestamp(tp)
+        return None if ms is None else ms / 1000.0
 
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)

@@ -23,6 +23,7 @@ events unacknowledged.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict, deque
 
@@ -35,6 +36,8 @@ from streams.worker.runtime import Runtime
 # held events past which the agent waits for a release in flight: a bound on memory when
 # releases fall behind (most held events wait for their window or the merge, not a release)
 MAX_UNACKED = 500_000
+
+log = logging.getLogger(__name__)
 
 
 class JoinStage:
@@ -144,9 +147,10 @@ class JoinStage:
         - Nothing came on either input for ``join_idle_flush`` seconds (the end of a replay,
           producers gone quiet): every open window closes.
         - Only one input is idle (requests go on, feedback stopped or never came: requests a
-          replica answered that were never shown): the event-time clock follows the input
-          that is live, so windows close as it advances and memory stays bounded. Feedback
-          that comes after all is late, counted as such.
+          replica answered that were never shown): the idle input's clock runs on with the
+          wall clock (:meth:`Joiner.idle_clock`), so each window closes ``join_window`` after
+          its request and memory stays bounded. Feedback that comes after all is late,
+          counted as such.
         """
         now = time.monotonic()
         quiet = {r: now - (t or self.started) for r, t in self.last_by_role.items()}
@@ -156,12 +160,16 @@ class JoinStage:
         if not (held or any(len(j) for j in self.joiners.values())) or not idle:
             out = self._merged({})  # the partitions' lags have moved since the last batch
         elif len(idle) == 2 and await caught_up():
+            log.info("both inputs idle %.1f s and read to their end: every open window "
+                     "closes", min(quiet.values()))
             out = self._merged({key: j.flush() for key, j in self.joiners.items()})
             if self.merge is not None:
                 out += self.merge.release_all()
         elif len(idle) == 1 and await caught_up(idle[0]):
             live = "feedback" if idle[0] == "ad-requests" else "ad-requests"
-            out = self._merged({key: j.advance(j.input_time(live))
+            log.info("%s idle %.1f s and read to its end: its clock runs with the wall "
+                     "clock, behind %s", idle[0], quiet[idle[0]], live)
+            out = self._merged({key: j.advance(j.idle_clock(idle[0], quiet[idle[0]]))
                                 for key, j in self.joiners.items()})
         else:
             out = self._merged({})
@@ -210,6 +218,8 @@ class JoinStage:
                 self.merge = OrderedMerge()
             self.partition_lag = {}
             self._dropped_seen.clear()  # the counts start again with the new joiners
+            self.started = time.monotonic()  # idleness counts from the new assignment
+            self.last_by_role = dict.fromkeys(self.last_by_role, 0.0)
 
     async def released(self) -> None:
         """Until the release in the background (if any) is done."""

@@ -53,18 +53,24 @@ class Runtime:
         await self.confirm()
 
     def snapshots(self) -> ModelStore:
-        """The newest snapshot per tenant, followed from the model-updates topic by a thread
-        (started on first use), as serving replicas follow it."""
+        """The newest snapshot per tenant, as serving replicas hold it: empty until
+        :meth:`follow_snapshots` starts following the model-updates topic."""
         if self._snapshots is None:
+            self._snapshots = ModelStore()
+        return self._snapshots
+
+    def follow_snapshots(self) -> None:
+        """Start the thread that follows the model-updates topic into :meth:`snapshots`, once,
+        when an agent that scores starts (not when the app is built: a CLI command builds the
+        app and must not start consuming)."""
+        if self._follower is None:
             from streams.state.model_updates import SnapshotFollower
 
-            self._snapshots = ModelStore()
             self._follower = SnapshotFollower(
-                self.settings, self._snapshots, self.state_key,
+                self.settings, self.snapshots(), self.state_key,
                 on_reject=lambda code: self.metrics.state_rejected.labels("model-updates",
                                                                           code).inc())
             self._follower.start()
-        return self._snapshots
 
     def started(self) -> None:
         """Once per process, when the agents start: what is alive now lives until exit, out

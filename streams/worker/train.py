@@ -47,6 +47,7 @@ class TrainStage:
         self.publisher = SnapshotPublisher(runtime.settings)
         self._trainer: Trainer | None = None
         self._restoring = threading.Lock()
+        self.generation = 0  # group generations seen: a rebalance makes a restore in flight stale
         self.held: list = []
         self.next_offset: dict = {}
         self.last_checkpoint = time.monotonic()
@@ -59,12 +60,23 @@ class TrainStage:
     def trainer(self) -> Trainer:
         """Restored from the checkpoints on first use (not at import, not at app creation),
         once: the score and train stages both ask for it from worker threads, and a second
-        restore would replace the trainer the first one is already learning into."""
-        if self._trainer is None:
-            with self._restoring:
-                if self._trainer is None:
-                    self._trainer = make_trainer(self.rt.settings, self._restore())
-        return self._trainer
+        restore would replace the trainer the first one is already learning into.
+
+        A restore that a rebalance overtook is read again: the checkpoints it read may predate
+        ones the partition's previous owner saved (and whose offsets it committed) before
+        letting go, and learning on from that older state would skip their examples."""
+        trainer = self._trainer
+        if trainer is not None:
+            return trainer
+        with self._restoring:
+            while (trainer := self._trainer) is None:
+                generation = self.generation
+                self._trainer = trainer = make_trainer(self.rt.settings, self._restore())
+                if generation == self.generation:  # (a rebalance sets the count, then None)
+                    return trainer
+                self._trainer = None
+                log.info("a rebalance came while the checkpoints were read: reading again")
+            return trainer
 
     def _restore(self) -> dict[str, ModelSet]:
         """Every tenant's checkpoint that this worker can trust and read; the others are
@@ -73,7 +85,9 @@ class TrainStage:
         restored = {}
         for tenant, data in states.items():
             try:
-                restored[tenant] = load_checkpoint(data, self.rt.state_key)
+                restored[tenant] = ms = load_checkpoint(data, self.rt.state_key)
+                log.info("tenant %r restored from its checkpoint: version %d, %d examples",
+                         tenant, ms.version, ms.examples_handled)
             except StateRejected as exc:
                 log.error("checkpoint of tenant %r not read, it starts fresh: %s", tenant,
                           exc.reason)
@@ -189,6 +203,7 @@ class TrainStage:
             async with self.lock:
                 self.held, self.dirty = [], set()
                 self.writes.take()  # their rows land anyway; ClickHouse collapses repeats
+                self.generation += 1
                 self._trainer = None
                 self.next_offset = {}
 

@@ -230,6 +230,30 @@ def test_the_trainer_is_restored_once_when_two_stages_ask_at_once(tmp_path):
     assert len(loads) == 1 and all(t is trainers[0] for t in trainers)
 
 
+def test_a_restore_that_a_rebalance_overtook_is_read_again(tmp_path):
+    """A worker starting reads the checkpoints, and the group rebalances meanwhile: what it
+    read may predate a checkpoint the partition's last owner saved (and committed past)
+    before letting go, so that read is discarded and the checkpoints are read again."""
+    st = stage(tmp_path)
+    loads = []
+
+    def slow_load():
+        loads.append(time.monotonic())
+        time.sleep(0.3)
+        return {}, []
+
+    st.store.load = slow_load
+
+    async def run():
+        restoring = asyncio.ensure_future(asyncio.to_thread(lambda: st.trainer))
+        await asyncio.sleep(0.1)
+        await st.on_rebalance()  # the assignment changes while the first read is under way
+        return await restoring
+
+    trainer = asyncio.run(run())
+    assert len(loads) == 2 and st.trainer is trainer
+
+
 def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     """Ingest writes rows behind and score sends without waiting: the join acknowledges an
     event only once ``before_ack`` (rows written, sends confirmed) is done, and in offset order
@@ -276,6 +300,57 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     asyncio.run(run())
     assert [o for o, _ in acked_at] == [0, 1, 2, 3]  # each once, in order
     assert all(any(s <= t for s in settled) for _, t in acked_at)
+
+
+def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
+    """A replay's requests come first (their event time runs hours ahead in a second) while
+    feedback is still quiet: the quiet input's clock runs with the wall clock, so the pause
+    closes no window, and the clicks that come after it all join."""
+    from streams.contracts.events import AdRequest
+    from streams.sources import movielens
+    from streams.worker.join import JoinStage
+    from tests.conftest import REPO
+
+    s = Settings(data_dir=tmp_path, join_idle_flush=5.0)
+    rt = FakeRuntime(s)
+    produced: list[bytes] = []
+    rt.send = lambda role, messages, **kw: produced.extend(v for _, v in messages)
+    stage = JoinStage(rt)
+    stream = list(movielens.ad_stream(movielens.load(movielens.fetch(REPO / ".aimass")), 300))
+    assert stream[-1].request.event_time - stream[0].request.event_time > 10 * s.join_window
+    reqs = [ev.request for ev in stream]
+    fbs = [f for ev in stream for f in (ev.impression, ev.click) if f is not None]
+    acked: list[FakeEvent] = []
+
+    def batch(records, first):
+        events = [FakeEvent(first + i, b"", acked) for i in range(len(records))]
+        for ev in events:
+            ev.message.tp = ("in", 0)
+        role = "ad-requests" if isinstance(records[0], AdRequest) else "feedback"
+        other = "feedback" if role == "ad-requests" else "ad-requests"
+        return {role: [(e, r, 0) for e, r in zip(events, records, strict=True)], other: []}, events
+
+    async def caught_up(role=None):
+        return True
+
+    async def run():
+        stage.started -= 60.0  # feedback has been quiet for a minute
+        valid, events = batch(reqs, 0)
+        await stage.handle(valid, events)
+        await stage.flush_idle(caught_up)  # requests live, feedback idle: nothing closes
+        assert sum(len(j) for j in stage.joiners.values()) == len(reqs)
+        valid, events = batch(fbs, len(reqs))
+        await stage.handle(valid, events)
+        for role in stage.last_by_role:
+            stage.last_by_role[role] -= 60.0  # the replay is over
+        await stage.flush_idle(caught_up)
+
+    asyncio.run(run())
+    exs = [e for v in produced for e in decode_examples(v)[0]]
+    assert sum(e.label for e in exs) == sum(1 for ev in stream if ev.click)
+    assert len(exs) == len(reqs)
+    assert not rt.registry.get_sample_value("aimass_join_dropped_total",
+                                           {"reason": "late_feedback"})
 
 
 def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
