@@ -77,8 +77,14 @@ class WorkerProcess:
             if value >= target:
                 return value
             time.sleep(0.25)
+        dump = self.log.with_suffix(".metrics")
+        try:  # what the process counted, for whoever reads the failure
+            dump.write_bytes(urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/metrics", timeout=2).read())
+        except OSError:
+            pass
         raise TimeoutError(f"{name}{labels or ''} reached {value:.0f} of {target:.0f} in "
-                           f"{timeout:.0f}s; see {self.log}")
+                           f"{timeout:.0f}s; see {self.log} and {dump}")
 
     def wait_ready(self, timeout: float = 120) -> None:
         """Until the worker has joined its group and been assigned partitions."""

@@ -12,6 +12,10 @@ import socket
 import uuid
 from pathlib import Path
 
+# Imported now, not by hypothesis's pytest plugin at the terminal summary: on CPython 3.11.7
+# that late import (rewritten by pytest, after the numba/threaded tests) can fail with
+# "SystemError: AST constructor recursion depth mismatch" (a CPython bug fixed in 3.11.8).
+import hypothesis.internal.observability  # noqa: F401
 import pytest
 
 from ops import services

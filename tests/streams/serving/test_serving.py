@@ -13,7 +13,7 @@ from streams.contracts.events import AdRequest, decode
 from streams.serving.api import create_serving_app
 from streams.serving.snapshots import ModelStore, load_snapshot
 from streams.state.model_sets import snapshot_of
-from tests.helpers import BODY, KEY, ServerThread, call, trained_snapshot
+from tests.helpers import BODY, KEY, ServerThread, call, trained_snapshot, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def test_recommend_ranks_every_candidate(server):
     scores = [c["score"] for c in r["ranked"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 100
     assert {c["ad_id"] for c in r["ranked"]} == {str(i) for i in range(100)}
-    logged = [decode(AdRequest, v) for k, v in server.logged if k == b"req-1"]  # for the join
+    # logged for the join just after the answer went out (the loop's next turn)
+    logged = wait_until(lambda: [decode(AdRequest, v) for k, v in server.logged
+                                 if k == b"req-1"], 5, "the request logged", every=0.01)
     assert len(logged) == 1 and logged[0].id == "req-1" and logged[0].event_time > 0
     assert len(logged[0].candidates) == 100 and logged[0].user == BODY["user"]
 
