@@ -114,6 +114,7 @@ def _faust_app(settings: Settings) -> faust.App:
 def create_app(settings: Settings) -> faust.App:
     app = _faust_app(settings)
     rt = Runtime(settings)
+    rt.generation = lambda: app.consumer_generation_id
     app.aimass = rt  # shared state lives on the app, not in module globals
     topics = {spec.role: app.topic(spec.name(settings), partitions=spec.partitions,
                                    replicas=settings.replication, config=dict(spec.configs))
@@ -226,6 +227,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app_, assigned, **kwargs):
+        """A batch of the former generation that reached a stage between the revocation
+        and now was not recognisable as stale yet: let go of it too."""
+        await join.on_rebalance()
+        await train.on_rebalance()
         rt.metrics.assigned.set(len(assigned))
 
     @app.on_partitions_revoked.connect

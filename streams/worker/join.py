@@ -103,6 +103,11 @@ class JoinStage:
         Each event gets an extra reference (the batch's own acknowledgement skips it) and is
         acknowledged in offset order once its request is released."""
         started = time.perf_counter()
+        current = self.rt.current(batch)  # (no await from here to the queue: one step)
+        if len(current) < len(batch):  # fetched before a rebalance: read again, not held
+            keep = {id(ev) for ev in current}
+            valid = {role: [v for v in vs if id(v[0]) in keep] for role, vs in valid.items()}
+            batch = current
         made: dict[tuple[int, str], list[TrainingExample]] = defaultdict(list)
         placed = []
         for role in ("ad-requests", "feedback"):

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -43,6 +44,18 @@ class Runtime:
         self._frozen = False
         self._snapshots: ModelStore | None = None
         self._follower = None
+        # the consumer group's generation now (the app sets it; None: not checked)
+        self.generation: Callable[[], int | None] = lambda: None
+
+    def current(self, events: list) -> list:
+        """The events fetched in the group's current generation. One fetched before a
+        rebalance must be neither handled nor acknowledged now: its partition is read again
+        from the committed offset, and Faust commits the first run of acknowledged offsets
+        it holds, so acknowledging it early can commit past events not yet handled."""
+        generation = self.generation()
+        if generation is None:
+            return events
+        return [e for e in events if e.message.generation_id == generation]
 
     async def produce(self, role: str, messages: list[tuple[bytes, bytes]]) -> None:
         """Produce a batch (confluent-kafka: C, batched) and wait until every message is

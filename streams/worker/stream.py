@@ -9,7 +9,7 @@ that is most of the cost of an event. :meth:`Stream.take_events` reads the queue
 every event already there is taken without waiting; only an empty queue is waited on, for at
 most ``within`` seconds from the batch's first event. Per event it keeps what the stock loop
 does that matters: an event of an older consumer generation, or taken while flow is suspended
-(a rebalance), is not yielded and is acknowledged as skipped; a message is tracked as unacked
+(a rebalance), is not yielded, and not acknowledged either (it is read again); a message is tracked as unacked
 when first seen (Faust's commit and shutdown logic count on it). Left out: the per-event
 ``on_stream_event_in``/``out`` sensors and the task-local ``current_event``, which batch
 agents do not use. A stream with processors, or over anything but a channel, takes Faust's
@@ -46,7 +46,6 @@ class Stream(faust.Stream):
         stopped = False  # the actor was cancelled (Faust throws StopAsyncIteration at it)
         while not (self.should_stop or stopped):
             events: list = []
-            skipped: list = []
             deadline = None
             while len(events) < max_:
                 try:
@@ -70,8 +69,7 @@ class Stream(faust.Stream):
                     break
                 message = event.message
                 if not flow_active() or message.generation_id != app.consumer_generation_id:
-                    skipped.append(event)  # fetched before a rebalance: read again after
-                    continue
+                    continue  # fetched before a rebalance: read again after
                 if message.topic in acking and not message.tracked:
                     message.tracked = True
                     add_unacked(message)
@@ -79,10 +77,13 @@ class Stream(faust.Stream):
                 events.append(event)
                 if deadline is None:
                     deadline = loop.time() + timeout
-            for event in skipped:
-                event.ack()
+            # skipped events are not acknowledged (Faust's own loop does): an offset of a
+            # former generation in Faust's acknowledged list can be committed before the
+            # events under it are read again
             if events:
                 self.events_total += len(events)
                 yield events
-                for event in events:
-                    event.ack()
+                generation = app.consumer_generation_id
+                for event in events:  # the stream's reference; a stage may hold its own
+                    if event.message.generation_id == generation:
+                        event.ack()

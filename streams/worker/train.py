@@ -102,6 +102,9 @@ class TrainStage:
         await self.maybe_checkpoint()
 
     async def _learn(self, events: list, topic_role: str) -> None:
+        events = self.rt.current(events)  # (under the lock: a rebalance waits for it)
+        if not events:
+            return
         started = time.perf_counter()
         now = int(time.time())
         good, bad = decode_example_batches([batches.Raw.of(e) for e in events], time.time())

@@ -17,6 +17,7 @@ from streams.settings import Settings
 from streams.state.model_sets import load_checkpoint
 from streams.training.model_set import id_hash
 from streams.worker.metrics import build_metrics
+from streams.worker.runtime import Runtime
 from streams.worker.train import TrainStage
 from tests.helpers import KEY, examples
 
@@ -27,6 +28,7 @@ class FakeMessage:
         self.tp = ("examples", 0)
         self.key, self.headers = None, []
         self.refs = 1
+        self.generation_id = 1
 
     def incref(self):
         self.refs += 1
@@ -51,6 +53,13 @@ class FakeRuntime:
         self.metrics = build_metrics(self.registry)
         self.topics = topic_names(settings)
         self.state_key = KEY
+        self.group_generation = 1
+
+    def generation(self):
+        return self.group_generation
+
+    def current(self, events):
+        return Runtime.current(self, events)
 
     async def write(self, table, rows):
         await asyncio.sleep(0.01)
@@ -501,3 +510,29 @@ def test_a_rebalance_lets_go_of_held_events_and_state(tmp_path):
     asyncio.run(st.on_rebalance())
     assert not st.held and not acked  # never acknowledged: the next owner reads them again
     assert "t" not in st.trainer.sets  # restored anew (from the checkpoints: none here)
+
+
+def test_a_batch_fetched_before_a_rebalance_is_neither_learned_nor_acknowledged(tmp_path):
+    """A batch the stream yielded in the former generation reaches the stage after the
+    rebalance: its partition is read again from the committed offset, and acknowledging its
+    (later) offsets first could let Faust commit past the events read again under them."""
+    st = stage(tmp_path)
+    acked: list[FakeEvent] = []
+    stale = fake_events(examples(50), acked)
+    fresh = fake_events(examples(50), acked)
+    for ev in fresh:
+        ev.message.generation_id = 2
+
+    async def run():
+        st.rt.group_generation = 2  # the group rebalanced after the stale batch was fetched
+        await st.handle(stale)
+        assert not st.held and "t" not in st.trainer.sets
+        await st.handle(fresh)
+        for ev in fresh:  # the stream lets go of its reference (not of the stale batch's)
+            ev.ack()
+        assert len(st.held) == 50 and st.trainer.sets["t"].examples_learned == 50
+        assert not acked
+        await st.checkpoint()
+
+    asyncio.run(run())
+    assert acked == fresh
