@@ -11,6 +11,7 @@ import numpy as np
 from . import _kernels as K
 from .hashed import HashedLearner
 from .hashing import FeatureHasher, Rows
+from .numeric import BucketScaler
 
 
 class FactorizationMachine(HashedLearner):
@@ -56,8 +57,10 @@ class FactorizationMachine(HashedLearner):
         self.G = np.zeros((size, n_factors), dtype=np.float64)
         self.touched = np.zeros(size, dtype=np.bool_)  # learned (saved with the state)
         self.ready = np.zeros(size, dtype=np.bool_)  # factors written (learned or drawn)
+        self.scaler = BucketScaler()
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
+        rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
                          self.V, self.G, self.touched, self.ready, self.seed, self.init_std,
@@ -65,6 +68,7 @@ class FactorizationMachine(HashedLearner):
         return out
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
+        rows = self.scaler.transform(rows)
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.V,
                      self.ready, self.seed, self.init_std, self.alpha, self.beta, self.l1,
@@ -78,4 +82,5 @@ class FactorizationMachine(HashedLearner):
         return (self.n > 0) | self.touched
 
     def _load_extra_state(self, extra: dict) -> None:
+        super()._load_extra_state(extra)
         self.ready = self.touched.copy()  # the saved rows' factors; the rest drawn on use

@@ -11,6 +11,7 @@ import numpy as np
 from . import _kernels as K
 from .hashed import HashedLearner
 from .hashing import FeatureHasher, Rows
+from .numeric import BucketScaler
 
 
 class FTRLProximal(HashedLearner):
@@ -40,14 +41,17 @@ class FTRLProximal(HashedLearner):
         self.hasher = FeatureHasher(bits, self.crosses)
         self.z = np.zeros(self.hasher.size, dtype=np.float64)
         self.n = np.zeros(self.hasher.size, dtype=np.float64)
+        self.scaler = BucketScaler()
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
+        rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.ftrl_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
                            self.alpha, self.beta, self.l1, self.l2, out)
         return out
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
+        rows = self.scaler.transform(rows)
         out = np.empty(len(rows), dtype=np.float64)
         K.ftrl_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.alpha,
                        self.beta, self.l1, self.l2, out)

@@ -8,17 +8,21 @@ import numpy as np
 
 from .base import Features, Learner
 from .hashing import FeatureHasher, Rows
+from .numeric import BucketScaler
 from .state import Persistent
 
 
 class HashedLearner(Learner, Persistent):
-    """Subclasses set ``self.hasher`` and implement ``progressive_rows`` and ``predict_rows``.
+    """Subclasses set ``self.hasher`` and ``self.scaler`` and implement ``progressive_rows``
+    and ``predict_rows``, passing the rows through ``self.scaler`` (numeric values
+    standardised on the stream, :mod:`learners.numeric`) before their kernel.
 
     State is saved sparsely: the constructor's parameters, the buckets the model touched and
-    their rows of each array (:meth:`to_state`).
+    their rows of each array (:meth:`to_state`), and the scaler's statistics.
     """
 
     hasher: FeatureHasher
+    scaler: BucketScaler
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -62,10 +66,13 @@ class HashedLearner(Learner, Persistent):
                 "extra": self._extra_state()}
 
     def _extra_state(self) -> dict:
-        return {}
+        return {"scaler": self.scaler}
 
     def _load_extra_state(self, extra: dict) -> None:
-        pass
+        scaler = extra.get("scaler")  # (a state saved before numeric scaling has none)
+        if scaler is not None and not isinstance(scaler, BucketScaler):
+            raise ValueError(f"{type(self).__name__}: the scaler's state is not a BucketScaler")
+        self.scaler = scaler if scaler is not None else BucketScaler()
 
     @classmethod
     def from_state(cls, state: dict) -> HashedLearner:

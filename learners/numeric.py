@@ -1,0 +1,121 @@
+"""Numeric values in hashed rows, standardised on the stream: the hashed learners' scaler.
+
+A hashed row carries a categorical token with the value 1 and a numeric feature with its raw
+value (:mod:`learners.hashing`). Raw magnitudes hurt a linear model over tokens: a price in
+cents swamps the 0/1 tokens beside it, a feature centred far from 0 acts as a second bias,
+and FTRL's per-coordinate rate (McMahan et al. 2013) adapts to the gradient's size, not the
+value's. So each bucket that has held a value other than 1 (a numeric feature: a token is
+always 1) keeps Welford's running count, mean and squared deviations (Welford, "Note on a
+method for calculating corrected sums of squares and products", Technometrics 1962), and its
+value becomes the z-score by those statistics, clipped to ``±clip`` so one extreme value cannot
+swamp the model. It is river's ``StandardScaler`` moved inside the learner; VW's
+``--normalized`` (Ross, Mineiro & Langford, "Normalized Online Learning", UAI 2013) rescales
+the update instead.
+
+In progressive learning a row is scaled by the statistics of the rows learned before it, then
+counted (predict before learn); prediction scales by the statistics as they are. The
+statistics are part of the model's state, so a serving replica scales exactly as the trainer.
+
+>>> import numpy as np
+>>> from learners.hashing import Rows
+>>> s = BucketScaler()
+>>> rows = Rows(np.array([0, 2, 4, 6]), np.array([0, 7, 0, 7, 0, 7]),
+...             np.array([1.0, 10.0, 1.0, 20.0, 1.0, 30.0]))
+>>> s.progressive(rows, np.ones(3, dtype=bool)).values.tolist()  # 0 until two are known
+[1.0, 0.0, 1.0, 0.0, 1.0, 3.0]
+>>> s.transform(Rows(np.array([0, 2]), np.array([0, 7]), np.array([1.0, 1e15]))).values.tolist()
+[1.0, 5.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .hashing import Rows
+from .state import persistent
+
+MAX_NUMERIC = 1 << 16  # numeric buckets tracked; past that a new one keeps its raw values
+
+
+@njit(cache=True)
+def _scale(indptr, slots, values, stats, learn, update, clip, out):
+    for i in range(len(indptr) - 1):
+        lo, hi = indptr[i], indptr[i + 1]
+        for e in range(lo, hi):
+            s = slots[e]
+            if s < 0:
+                out[e] = values[e]
+                continue
+            n = stats[s, 0]
+            z = 0.0
+            if n >= 2.0:
+                sd = math.sqrt(stats[s, 2] / n)
+                if sd > 0.0:
+                    z = (values[e] - stats[s, 1]) / sd
+            out[e] = min(clip, max(-clip, z))
+        if update and learn[i]:
+            for e in range(lo, hi):
+                s = slots[e]
+                if s >= 0:
+                    v = values[e]
+                    stats[s, 0] += 1.0
+                    d = v - stats[s, 1]
+                    stats[s, 1] += d / stats[s, 0]
+                    stats[s, 2] += d * (v - stats[s, 1])
+
+
+@persistent
+class BucketScaler:
+    """Per-bucket running standardisation of the numeric values of hashed rows."""
+
+    def __init__(self, clip: float = 5.0):
+        self.clip = clip
+        self.buckets = np.zeros(0, dtype=np.int64)  # numeric buckets, sorted
+        self.slot = np.zeros(0, dtype=np.int64)  # their rows in ``stats``
+        self.stats = np.zeros((0, 3), dtype=np.float64)  # n, mean, m2
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def _slots(self, rows: Rows, grow: bool) -> np.ndarray | None:
+        """Each entry's row in ``stats`` (-1: not numeric); None when no entry is."""
+        idx, new = rows.indices, rows.values != 1.0
+        if grow and new.any():
+            fresh = np.setdiff1d(idx[new], self.buckets)
+            fresh = fresh[:max(MAX_NUMERIC - len(self.buckets), 0)]
+            if len(fresh):
+                k = len(self.stats)
+                self.stats = np.concatenate([self.stats, np.zeros((len(fresh), 3))])
+                buckets = np.concatenate([self.buckets, fresh])
+                slot = np.concatenate([self.slot, np.arange(k, k + len(fresh))])
+                order = np.argsort(buckets, kind="stable")
+                self.buckets, self.slot = buckets[order], slot[order]
+        if not len(self.buckets):
+            return None
+        pos = np.minimum(np.searchsorted(self.buckets, idx), len(self.buckets) - 1)
+        hit = self.buckets[pos] == idx
+        if not hit.any():
+            return None
+        return np.where(hit, self.slot[pos], -1)
+
+    def _apply(self, rows: Rows, learn: np.ndarray | None) -> Rows:
+        slots = self._slots(rows, grow=learn is not None)
+        if slots is None:
+            return rows
+        out = np.empty_like(rows.values)
+        update = learn is not None
+        mask = learn if update else np.zeros(len(rows), dtype=np.bool_)
+        _scale(rows.indptr, slots, rows.values, self.stats, mask, update, self.clip, out)
+        return Rows(rows.indptr, rows.indices, out)
+
+    def progressive(self, rows: Rows, learn: np.ndarray) -> Rows:
+        """The rows scaled one by one, each by the statistics of the learned rows before it;
+        the rows with ``learn`` set are then counted."""
+        return self._apply(rows, np.asarray(learn, dtype=np.bool_))
+
+    def transform(self, rows: Rows) -> Rows:
+        """The rows scaled by the statistics as they are (serving, prediction)."""
+        return self._apply(rows, None)
