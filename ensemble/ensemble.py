@@ -5,7 +5,7 @@
 >>> from river import datasets
 >>> data = list(datasets.Phishing())
 >>> X, y = [x for x, _ in data], [int(t) for _, t in data]
->>> ens = Ensemble(build(["ftrl", "river_logreg", "adpredictor"]), Stacking())
+>>> ens = Ensemble(build(["ftrl", "river_logreg", "forest"]), Stacking())  # linear + trees
 >>> p = ens.progressive_many(X, y)
 >>> round(log_loss(y, p), 3) < min(round(log_loss(y, m), 3) for m in ens.last_members.values())
 True

@@ -86,6 +86,22 @@ def check_state_round_trip(learner: Learner) -> None:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
 
 
+def check_request_scoring(learner: Learner) -> None:
+    """A request (shared user, its candidates) scores as its merged rows do, and scoring it,
+    unseen feature names included, changes nothing in the model."""
+    learner.progressive_outputs(X[:700], Y[:700])
+    before = encode(learner)
+    shared = {"u_user_id": "7", "u_gender": "F", "never_seen": 1.5}
+    items = [{k: v for k, v in x.items() if not k.startswith("u_")} for x in X[700:720]]
+    items[3]["also_new"] = "x"
+    got = learner.predict_request(shared, items)
+    want = learner.predict_proba_many([{**shared, **it} for it in items])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    after = encode(learner)
+    assert before[0] == after[0] and all(np.array_equal(a, b) for a, b in
+                                         zip(before[1], after[1], strict=True))
+
+
 def check_state_is_data(learner: Learner) -> None:
     """Its state holds no object arrays and encodes (an unknown type would raise)."""
     learner.progressive_outputs(X[:100], Y[:100])
@@ -163,7 +179,8 @@ def check_minibatch_holdout_never_learned(learner: Learner) -> None:
 
 
 COMMON = (check_probabilities_in_unit_interval, check_learns_something, check_clone,
-          check_state_round_trip, check_state_is_data, check_unseen_and_missing_features,
+          check_state_round_trip, check_request_scoring, check_state_is_data,
+          check_unseen_and_missing_features,
           check_extreme_values_stay_finite, check_deterministic, check_outputs_declared)
 PER_EXAMPLE = (check_predict_before_learn, check_holdout_is_scored_not_learned,
                check_batch_boundaries_do_not_matter)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from .base import Learner
 from .fm import FactorizationMachine
+from .forest import OnlineForest
 from .ftrl import FTRLProximal
 from .river_models import RiverAdPredictor, RiverFM, RiverHoeffdingTree, RiverLogisticRegression
 
@@ -29,13 +30,16 @@ def _factories(crosses: Sequence[tuple[str, str]],
         "river_fm": lambda: RiverFM(n_factors=8, lr=0.02, seed=7),
         "adpredictor": lambda: RiverAdPredictor(beta=3.0, prior_probability=0.55),
         "river_ht": lambda: RiverHoeffdingTree(grace_period=200, seed=7),
+        # the nonlinear member: an online random forest of histogram trees, compiled
+        "forest": lambda: OnlineForest(seed=7),
         # DeepFM + DCN-v2 heads over one shared embedding table (outputs deepfm, dcnv2,
         # deep_joint); torch, on CUDA when present
         "deep": lambda: _deep(device),
     }
 
 
-ALL = ("ftrl", "fm", "river_logreg", "river_fm", "adpredictor", "river_ht")  # online learners
+ALL = ("ftrl", "fm", "river_logreg", "river_fm", "adpredictor", "river_ht",
+       "forest")  # online learners
 DEEP = ("deep",)
 
 

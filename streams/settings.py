@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     faust_driver: str = Field("aimass", description="Faust transport: 'aimass' (the consumer "
                               "of streams/worker/consumer.py) or 'kafka' (Faust's stock one).")
     stream_buffer: int = Field(32768, description="Faust per-stream buffer (events).")
-    models: str = Field("ftrl,fm,river_logreg,adpredictor",
+    models: str = Field("ftrl,fm,river_logreg,adpredictor,forest",
                         description="The model set every tenant gets (learners.registry.ALL).")
     ensembles: str = Field("average,weighted,vote,stacking",
                            description="Ensembles over each model set's members.")
