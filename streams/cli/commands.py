@@ -107,10 +107,18 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
               f"{stats.malformed} malformed")
 
     @app.command(argument("file", type=str),
-                 option("--label", type=str, required=True, help="The 0/1 label column."),
-                 option("--tenant", type=str, default="default", help="Tenant of the examples."))
-    async def train(self, file: str, label: str, tenant: str) -> None:
-        """Send a labelled CSV/Parquet file to the training topic."""
+                 option("--label", type=str, required=True,
+                        help="The label column: 0/1, true/false, yes/no (or see --positive)."),
+                 option("--tenant", type=str, default="default", help="Tenant of the examples."),
+                 option("--positive", type=str, default=None,
+                        help="The label value that means 1 (e.g. '>50K'); every other is 0."),
+                 option("--time-column", type=str, default=None,
+                        help="Learn the rows in this column's order (default: the file's)."))
+    async def train(self, file: str, label: str, tenant: str, positive: str | None,
+                    time_column: str | None) -> None:
+        """Send a labelled CSV/TSV/Parquet file to the training topic, in the file's row order
+        (or --time-column's): the rows of a tenant share one partition, so they are learned
+        in that order."""
         from streams.contracts.topics import ensure_topics, topic_names
         from streams.producer import EventProducer
         from streams.sources.files import examples_from_file
@@ -119,14 +127,15 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         if not path.exists():
             _fail(f"{file}: no such file")
         try:
-            examples = examples_from_file(path, label, tenant)
+            examples = examples_from_file(path, label, tenant, positive=positive,
+                                          time_column=time_column)
         except ValueError as exc:
             _fail(str(exc))
         ensure_topics(settings)
         producer = EventProducer(settings)
         topic = topic_names(settings)["training"]
         for ex in examples:
-            producer.send(topic, ex.id, ex)
+            producer.send(topic, tenant, ex)  # one partition per tenant: the order holds
         producer.flush()
         print(f"sent {len(examples)} training examples from {path.name} to {topic} "
               f"(tenant {tenant})")

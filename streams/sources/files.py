@@ -1,9 +1,13 @@
-"""`aimass train FILE --label COLUMN`: a user's labelled CSV or Parquet file as training examples.
+"""`aimass train FILE --label COLUMN`: a user's labelled CSV, TSV or Parquet file as training
+examples.
 
-Every row becomes a :class:`TrainingExample`: the label column coerced to 0/1, every other
+Every row becomes a :class:`TrainingExample`: the label column coerced to 0/1 (or, with
+``positive``, 1 where it equals that value and 0 elsewhere: ``>50K``, ``UP``), every other
 column a feature (missing values dropped). Example ids are the file's content hash plus the row
 number, so sending the same file twice names the same examples (learning is idempotent by id).
-Rows whose label is not a 0/1 value are refused before anything is sent, with their row numbers.
+The examples keep the file's row order, or the order of ``time_column`` (a stable sort; the
+column stays a feature). Rows whose label cannot be mapped are refused before anything is sent,
+with their row numbers.
 """
 
 from __future__ import annotations
@@ -55,21 +59,44 @@ def _clean(v):
     return v if isinstance(v, str | int | float | bool) else str(v)
 
 
+def positive_label(positive: str):
+    """A label mapper: 1 where the value (as text, trimmed) equals ``positive``, else 0; a
+    missing value is an error."""
+    want = positive.strip()
+
+    def to(v) -> int:
+        if v is None:
+            raise InvalidEvent("label", "is missing")
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        return int(str(v).strip() == want)
+    return to
+
+
 def examples_from_file(path: Path, label: str, tenant: str = "default",
-                       now: float | None = None) -> list[TrainingExample]:
+                       now: float | None = None, positive: str | None = None,
+                       time_column: str | None = None) -> list[TrainingExample]:
     """Read the file and build its examples, or raise ValueError naming the bad rows."""
     df = read_table(path)
-    if label not in df.columns:
-        raise ValueError(f"{path}: no column {label!r}; the columns are {list(df.columns)}")
+    for role, col in (("label", label), ("time", time_column)):
+        if col is not None and col not in df.columns:
+            raise ValueError(f"{path}: no {role} column {col!r}; the columns are "
+                             f"{list(df.columns)}")
+    if positive is not None and not (df[label].astype(str).str.strip() == positive.strip()).any():
+        raise ValueError(f"{path}: no row has {label!r} equal to {positive!r}; its values "
+                         f"include {sorted(map(str, df[label].dropna().unique()))[:10]}")
+    if time_column is not None:
+        df = df.sort_values(time_column, kind="stable", na_position="last")
+    label_of = to_label if positive is None else positive_label(positive)
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
     stem = path.name.split(".")[0]
     now = time.time() if now is None else now
     feature_cols = [c for c in df.columns if c != label]
     out, bad = [], []
-    for i, row in enumerate(df.itertuples(index=False, name=None)):
+    for i, row in zip(df.index.tolist(), df.itertuples(index=False, name=None), strict=True):
         rec = dict(zip(df.columns, row, strict=True))
         try:
-            y = to_label(_clean(rec[label]))
+            y = label_of(_clean(rec[label]))
         except InvalidEvent as exc:
             bad.append(f"row {i + 1}: {exc}")
             continue

@@ -41,6 +41,10 @@ def test_train_sends_the_phishing_file(fresh, tmp_path):
     msgs = consume_all(fresh, topic_names(fresh)["training"], 1250, "train-check")
     assert len(msgs) == 1250
     assert all(orjson.loads(m.value())["tenant"] == "sec" for m in msgs)
+    # one partition, in the file's row order: learned in that order
+    assert len({m.partition() for m in msgs}) == 1
+    assert [int(orjson.loads(m.value())["id"].rsplit("-", 1)[1]) for m in msgs] == \
+        list(range(1250))
 
 
 def test_up_reports_a_taken_port(tmp_path):

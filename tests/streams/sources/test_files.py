@@ -48,5 +48,28 @@ def test_bad_labels_refuse_the_file_naming_rows(tmp_path):
 def test_missing_label_column(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="no column 'label'"):
+    with pytest.raises(ValueError, match="no label column 'label'"):
         examples_from_file(path, "label")
+
+
+def test_a_string_label_maps_by_its_positive_value(tmp_path):
+    path = tmp_path / "adult.tsv"
+    path.write_text("income\tage\n>50K\t52\n<=50K\t23\n >50K \t41\n<=50K\t30\n")
+    exs = examples_from_file(path, "income", positive=">50K")
+    assert [e.label for e in exs] == [1, 0, 1, 0] and exs[0].features == {"age": 52}
+    with pytest.raises(ValueError, match="no row has 'income' equal to '>50k'"):
+        examples_from_file(path, "income", positive=">50k")  # a typo refuses the file
+    with pytest.raises(ValueError, match="unusable label"):
+        examples_from_file(path, "income")  # without --positive, not a 0/1 column
+
+
+def test_rows_keep_the_file_order_or_the_time_columns(tmp_path):
+    path = tmp_path / "drift.csv"
+    path.write_text("y,t,x\n1,30,a\n0,10,b\n1,20,c\n0,10,d\n")
+    assert [e.features["x"] for e in examples_from_file(path, "y")] == ["a", "b", "c", "d"]
+    by_time = examples_from_file(path, "y", time_column="t")
+    assert [e.features["x"] for e in by_time] == ["b", "d", "c", "a"]  # stable among equals
+    # an example keeps its name (file row) whatever the order
+    assert {e.id for e in by_time} == {e.id for e in examples_from_file(path, "y")}
+    with pytest.raises(ValueError, match="no time column 'when'"):
+        examples_from_file(path, "y", time_column="when")
