@@ -47,9 +47,10 @@ class WorkerProcess:
             preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
     @classmethod
-    def serving(cls, settings: Settings, log: Path) -> WorkerProcess:
-        """`aimass serve` on ``settings.serving_port``."""
-        return cls(settings, log, command=("serve",), port=settings.serving_port)
+    def serving(cls, settings: Settings, log: Path, workers: int = 1) -> WorkerProcess:
+        """`aimass serve` on ``settings.serving_port``, ``workers`` replica processes."""
+        return cls(settings, log, command=("serve", "--workers", str(workers)),
+                   port=settings.serving_port)
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """Every sample of the process's /metrics, keyed by (name, sorted labels)."""

@@ -4,7 +4,7 @@ run, while a trainer learns from a MovieLens replay on the same machine.
 
     python -m ops.bench.serving [--rates 200,500,1000] [--duration 30] [--no-trainer]
                                 [--trainer-nice N] [--loadgen go|python] [--backends kafka]
-                                [--json PATH]
+                                [--replicas 1,2] [--json PATH]
     python -m ops.bench.serving --in-process [--json PATH]   # each step's cost, no HTTP
 """
 
@@ -138,14 +138,19 @@ def wait_version(port: int, version: str, timeout: float = 120.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
+    seen = 0  # in a row: each call is a new connection, and replicas share the port
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=2) as r:
                 doc = orjson.loads(r.read())
-            if doc["tenants"].get("movielens", {}).get("version") == version:
+            seen = seen + 1 if doc["tenants"].get("movielens", {}).get("version") == version \
+                else 0
+            if seen >= 8:
                 return
+            if seen:
+                continue  # the next at once: another connection, maybe another replica
         except OSError:
-            pass
+            seen = 0
         time.sleep(0.3)
     raise TimeoutError(f"the serving replica did not load {version} in {timeout}s")
 
@@ -162,6 +167,8 @@ def main() -> None:
                    help="The load generator: the Go binary (falls back to Python without Go).")
     p.add_argument("--in-process", action="store_true",
                    help="Only the cost of each step of /recommend's work, no HTTP, no services.")
+    p.add_argument("--replicas", default="1",
+                   help="`aimass serve --workers N` for each N (one run each): 1,2")
     p.set_defaults(backends="kafka")
     args = p.parse_args()
     data_dir = args.cache_dir.parent
@@ -182,6 +189,20 @@ def main() -> None:
             return go_load(binary, url, payloads, rate, args.duration)
         return in_process(url, payloads, rate, args.duration)
 
+    def run_rates(base: str, replicas: int, kind: str, worker) -> list[dict]:
+        out = []
+        for rate in (float(r) for r in args.rates.split(",")):
+            for endpoint in ("noop", "recommend"):
+                r = load(f"{base}/{endpoint}", rate)
+                learned = (worker.counter("aimass_examples_learned_total")
+                           if worker else None)  # the trainer kept learning
+                out.append({"endpoint": endpoint, "backend": kind, "replicas": replicas,
+                            "loadgen": loadgen, "trainer": worker is not None,
+                            "trainer_nice": args.trainer_nice if worker else None,
+                            "trainer_learned": learned, **r})
+                print(out[-1], flush=True)
+        return out
+
     rows = []
     for kind in args.backends.split(","):
         with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
@@ -189,11 +210,9 @@ def main() -> None:
             s = s.model_copy(update={"join_idle_flush": 3.0, "join_window": 10.0})
             ensure_topics(s)
             version = publish_trained(s, data_dir, args.train_examples)
-            serve = WorkerProcess.serving(s, Path(logs) / "serve.log")
             worker = None if args.no_trainer else WorkerProcess(s, Path(logs) / "worker.log",
                                                                 nice=args.trainer_nice)
             try:
-                wait_version(s.serving_port, version)
                 if worker:
                     worker.wait_ready()
                     replay_settings = s.model_copy(update={"data_dir": data_dir})
@@ -202,29 +221,24 @@ def main() -> None:
                     threading.Thread(target=run_replay, args=(replay_settings, None, 400.0),
                                      kwargs={"click_delay": 2.0, "live": True},
                                      daemon=True).start()
-                base = f"http://127.0.0.1:{s.serving_port}"
-                for rate in (float(r) for r in args.rates.split(",")):
-                    for endpoint in ("noop", "recommend"):
-                        r = load(f"{base}/{endpoint}", rate)
-                        learned = (worker.counter("aimass_examples_learned_total")
-                                   if worker else None)  # the trainer kept learning
-                        rows.append({"endpoint": endpoint, "backend": kind, "loadgen": loadgen,
-                                     "trainer": worker is not None,
-                                     "trainer_nice": args.trainer_nice if worker else None,
-                                     "trainer_learned": learned, **r})
-                        print(rows[-1], flush=True)
+                for n in (int(x) for x in args.replicas.split(",")):
+                    serve = WorkerProcess.serving(s, Path(logs) / f"serve-{n}.log", workers=n)
+                    try:
+                        wait_version(s.serving_port, version)
+                        rows += run_rates(f"http://127.0.0.1:{s.serving_port}", n, kind, worker)
+                    finally:
+                        serve.stop()
             finally:
-                serve.stop()
                 if worker:
                     worker.stop()
     for r in rows:
         floor = next((b for b in rows if b["endpoint"] == "noop"
-                      and b["offered_rps"] == r["offered_rps"] and b["backend"] == r["backend"]),
-                     None)
+                      and b["offered_rps"] == r["offered_rps"] and b["backend"] == r["backend"]
+                      and b["replicas"] == r["replicas"]), None)
         if floor and r is not floor:
             r["p99_vs_noop"] = round(r["p99_ms"] / floor["p99_ms"], 2)
 
-    print_table(rows, ["endpoint", "backend", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
+    print_table(rows, ["endpoint", "backend", "replicas", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
                        "p999_ms", "errors", "p99_vs_noop", "trainer_learned"])
     write_json(args.json, rows, duration_s=args.duration, candidates=100)
 

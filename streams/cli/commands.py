@@ -1,5 +1,5 @@
-"""Our subcommands on the Faust command line: up, down, ps, topics, data, replay, train,
-backfill, keys, serve, demo."""
+"""Our subcommands on the Faust command line: up, down, ps, status, topics, data, replay,
+train, backfill, keys, serve, demo."""
 
 from __future__ import annotations
 
@@ -56,6 +56,28 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         for name, entry in svc.status(settings).items():
             state = "running" if entry["running"] else "stopped"
             print(f"{name:12} {state:8} pid {entry['pid']:<8} {entry['address']}")
+
+    @app.command(option("--json", "as_json", is_flag=True, default=False, help="JSON output."),
+                 option("--worker", "workers", type=str, multiple=True,
+                        help="A worker's web URL (repeat; default this machine's)."),
+                 option("--replica", "replicas", type=str, multiple=True,
+                        help="A serving replica's URL (repeat; default this machine's)."))
+    async def status(self, as_json: bool, workers: tuple[str, ...],
+                     replicas: tuple[str, ...]) -> None:
+        """The cluster: the worker group and its partitions, lag per partition, the trainer
+        of each tenant, the model version each replica serves."""
+        from streams.cli.status import cluster_view, render
+
+        try:
+            view = cluster_view(settings, list(workers) or
+                                [f"http://127.0.0.1:{settings.web_port}"], list(replicas) or
+                                [f"http://127.0.0.1:{settings.serving_port}"])
+        except Exception as exc:  # Kafka's own message: unreachable, no such group
+            _fail(f"cannot read the cluster from {settings.kafka_bootstrap}: {exc}")
+        if as_json:
+            sys.stdout.write(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            print(render(view))
 
     @app.command(option("--json", "as_json", is_flag=True, default=False, help="JSON output."),
                  option("--create", is_flag=True, default=False, help="Create missing topics."))
@@ -210,15 +232,24 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         else:
             _fail(f"unknown action {action!r}: add or list")
 
-    @app.command(option("--port", type=int, default=0, help="Port (default AIMASS_SERVING_PORT)."))
-    async def serve(self, port: int) -> None:
+    @app.command(option("--port", type=int, default=0, help="Port (default AIMASS_SERVING_PORT)."),
+                 option("--workers", type=int, default=0,
+                        help="Replica processes on the port (default: half the cores)."),
+                 option("--reuse-port", is_flag=True, default=False,
+                        help="Bind with SO_REUSEPORT (set for the replicas of --workers)."))
+    async def serve(self, port: int, workers: int, reuse_port: bool) -> None:
         """The recommendation API: POST /recommend, /predict; GET /models, /openapi.json."""
         from streams.serving.replica import run
+        from streams.serving.supervisor import Supervisor, default_workers
 
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] "
                             "[%(levelname)s] %(name)s: %(message)s")
+        port = port or settings.serving_port
+        n = workers or default_workers()
+        if n > 1 and not reuse_port:
+            raise SystemExit(Supervisor(port, n).run())
         try:
-            await run(settings, port or settings.serving_port)
+            await run(settings, port, reuse_port)
         except ValueError as exc:  # a bad keys file
             _fail(str(exc))
 

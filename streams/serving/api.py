@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 import uuid
 
@@ -34,6 +35,7 @@ from streams.producer import DeliveryFailed
 from streams.serving.access import PROTECTED, AccessControl, AccessDenied, Principal
 from streams.serving.metrics import ServingMetrics, build_serving_metrics
 from streams.serving.openapi import spec
+from streams.serving.quotas import QuotaExceeded, Quotas
 from streams.serving.ranking import Ranker
 from streams.serving.snapshots import ModelStore
 from streams.training.model_set import ENSEMBLE_PREFIX
@@ -110,8 +112,10 @@ MAX_EXAMPLES = 10_000
 
 class Serving:
     def __init__(self, store: ModelStore, metrics: ServingMetrics, default_output: str,
-                 request_log=None, popularity=None, example_log=None, answer_log=None):
+                 request_log=None, popularity=None, example_log=None, answer_log=None,
+                 quotas: Quotas | None = None):
         self.store, self.m, self.default_output = store, metrics, default_output
+        self.quotas = quotas or Quotas()
         self.request_log, self.answer_log = request_log, answer_log
         self.example_log = example_log
         self.ranker = Ranker(store, default_output, popularity)
@@ -120,7 +124,7 @@ class Serving:
         t0 = time.perf_counter()
         raw = await _read(request)
         d = parse_object(raw, "body")
-        _check_tenant(request, d, "recommend")
+        self.quotas.check(_check_tenant(request, d, "recommend"), "requests_per_s")
         added = {k: v for k, v in (("id", d.get("request_id") or uuid.uuid4().hex),
                                    ("event_time", time.time())) if k not in d}
         d.update(added)
@@ -128,6 +132,12 @@ class Serving:
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
+        if req.deadline is not None and time.time() >= req.deadline:
+            # it waited behind others past the point where an answer is of use: scoring it
+            # would only make the requests behind it late too
+            self.m.shed.labels(req.tenant if self.store.get(req.tenant) else "unknown").inc()
+            return _error(503, "overloaded: the request's deadline passed before it was "
+                               "scored", retry_after=1)
         [rec] = self.ranker.rank_many([req], model)
         _finite_ranked(req, rec)
         # a tenant with no model is a label only once it has one: made-up names cost nothing
@@ -163,6 +173,7 @@ class Serving:
 
     async def predict(self, request: web.Request) -> web.Response:
         d, tenant = await _tenant_body(request, "predict")
+        self.quotas.check(tenant, "requests_per_s")
         feats = d.get("features")
         if not isinstance(feats, dict):
             raise InvalidEvent("features", "must be an object of features")
@@ -210,10 +221,12 @@ class Serving:
                 good.append(TrainingExample.from_dict(row))
             except InvalidEvent as exc:
                 raise InvalidEvent(f"examples[{i}].{exc.field}", exc.reason) from None
+        self.quotas.check(tenant, "examples_per_s", len(good))
         if self.example_log is None:
             return _error(503, "this replica takes no examples (no training topic)")
-        try:  # confirmed by the broker before the 202
-            await asyncio.to_thread(self.example_log, [(e.id.encode(), encode(e)) for e in good])
+        try:  # confirmed by the broker before the 202; keyed by tenant: learned in call order
+            await asyncio.to_thread(self.example_log, [(tenant.encode(), encode(e))
+                                                       for e in good])
         except (DeliveryFailed, TimeoutError, KafkaException, BufferError) as exc:
             self.m.errors.labels("examples", type(exc).__name__).inc()
             log.warning("POST /examples: Kafka did not take %d examples: %s", len(good), exc)
@@ -230,11 +243,12 @@ class Serving:
 def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = None,
                        default_output: str = ENSEMBLE_PREFIX + "stacking", request_log=None,
                        popularity=None, ready=lambda: True, access: AccessControl | None = None,
-                       example_log=None, answer_log=None) -> web.Application:
+                       example_log=None, answer_log=None,
+                       quotas: Quotas | None = None) -> web.Application:
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
     s = Serving(store, metrics, default_output, request_log, popularity, example_log,
-                answer_log)
+                answer_log, quotas)
     access = access or AccessControl(None)
 
     @web.middleware
@@ -259,6 +273,10 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
             metrics.denied.labels(endpoint, str(exc.status)).inc()
         except InvalidEvent as exc:
             resp = _error(400, str(exc), exc.field)
+        except QuotaExceeded as exc:
+            resp = _error(429, str(exc), retry_after=exc.retry_after)
+            label = exc.tenant if exc.tenant in s.quotas.rates else "*"
+            metrics.over_quota.labels(label, exc.quota).inc()
         except LookupError as exc:
             resp = _error(404, str(exc), "model")
         except web.HTTPException as exc:
@@ -282,7 +300,7 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
         for tenant, snap in store.all().items():
             metrics.version.labels(tenant).set(snap.version)
             metrics.age.labels(tenant).set(now - snap.created_at)
-        return web.Response(body=generate_latest(registry),
+        return web.Response(body=generate_latest(_exposed(registry)),
                             content_type="text/plain", charset="utf-8")
 
     app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
@@ -298,3 +316,16 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     app[SERVING] = s
     app[METRICS] = metrics
     return app
+
+
+def _exposed(registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics shows: this replica's registry, or, for replicas of one
+    ``aimass serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), all of them together."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return registry
+    from prometheus_client import multiprocess
+
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path)
+    return merged

@@ -25,6 +25,8 @@ class ServingMetrics:
     state_rejected: Counter
     errors: Counter
     aborted: Counter
+    shed: Counter
+    over_quota: Counter
 
 
 def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
@@ -38,10 +40,11 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
                              buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000), registry=registry),
         fallback=Counter("aimass_recommend_fallback_total", "Answers by the fallback (no model)",
                          ["tenant", "kind"], registry=registry),
+        # (replicas of one `serve --workers N`: the lowest version any serves, the oldest age)
         version=Gauge("aimass_serving_model_version", "Model version served", ["tenant"],
-                      registry=registry),
+                      registry=registry, multiprocess_mode="livemin"),
         age=Gauge("aimass_serving_model_age_seconds", "Age of the model served", ["tenant"],
-                  registry=registry),
+                  registry=registry, multiprocess_mode="livemax"),
         swaps=Counter("aimass_model_swaps_total", "Model versions swapped in", ["tenant"],
                       registry=registry),
         logged=Counter("aimass_requests_logged_total", "Requests logged to Kafka for the join",
@@ -57,4 +60,10 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
                        ["component", "kind"], registry=registry),
         aborted=Counter("aimass_http_aborted_total", "Requests whose client went away before "
                         "its body was read", ["endpoint"], registry=registry),
+        shed=Counter("aimass_recommend_shed_total", "Requests answered 503 unscored: their "
+                     "deadline passed while they waited (overload)", ["tenant"],
+                     registry=registry),
+        over_quota=Counter("aimass_quota_exceeded_total", "Calls refused 429: the tenant was "
+                           "over its quota ('*': a tenant under the default)",
+                           ["tenant", "quota"], registry=registry),
     )

@@ -19,6 +19,8 @@ RECOMMEND_REQUEST = {
         "user": FEATURES, "context": FEATURES,
         "candidates": {"type": "array", "minItems": 1, "maxItems": 1000, "items": CANDIDATE},
         "model": {"type": "string"},
+        "deadline": {"type": "number", "description": "Unix time (s) after which the answer is "
+                     "of no use: a request still unscored then is answered 503, not scored"},
     },
 }
 RANKED = {"type": "array", "items": {"type": "object", "properties": {
@@ -58,6 +60,7 @@ def _secured(paths: dict) -> dict:
 
 def spec() -> dict:
     bad = {"description": "Invalid body; the message names the field", **_json(ERROR)}
+    quota = {"description": "The tenant is over its quota (see Retry-After)", **_json(ERROR)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "aimass serving API", "version": "1.0.0",
@@ -73,21 +76,24 @@ def spec() -> dict:
                 "responses": {"202": {"description": "Accepted for training", **_json({
                     "type": "object", "properties": {"accepted": {"type": "integer"},
                                                      "ids": {"type": "array"}}})},
-                              "400": bad,
+                              "400": bad, "429": quota,
                               "503": {"description": "No training topic", **_json(ERROR)}}}},
             "/recommend": {"post": {
                 "summary": "Rank candidate ads by click probability",
                 "requestBody": {"required": True, **_json(RECOMMEND_REQUEST)},
                 "responses": {"200": {"description": "Ranked candidates",
-                                      **_json(RECOMMEND_RESPONSE)}, "400": bad,
-                              "404": {"description": "Unknown model output", **_json(ERROR)}}}},
+                                      **_json(RECOMMEND_RESPONSE)}, "400": bad, "429": quota,
+                              "404": {"description": "Unknown model output", **_json(ERROR)},
+                              "503": {"description": "Overloaded: the deadline passed before "
+                                      "scoring (see Retry-After)", **_json(ERROR)}}}},
             "/predict": {"post": {
                 "summary": "Click probability of one labelled-style example",
                 "requestBody": {"required": True, **_json(PREDICT_REQUEST)},
                 "responses": {"200": {"description": "Probability", **_json({
                     "type": "object", "properties": {"p": {"type": "number"},
                                                      "model_version": {"type": "string"}}})},
-                              "400": bad, "404": {"description": "No model for the tenant",
+                              "400": bad, "429": quota,
+                              "404": {"description": "No model for the tenant",
                                                   **_json(ERROR)}}}},
             "/models": {"get": {"summary": "Versions, ages and live metrics",
                                 "responses": {"200": {"description": "Models by tenant"}}}},

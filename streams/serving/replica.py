@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,7 @@ from streams.contracts.features import request_features
 from streams.gcpause import freeze_startup, observe_pauses
 from streams.serving.access import AccessControl
 from streams.serving.api import METRICS, create_serving_app
+from streams.serving.quotas import Quotas
 from streams.serving.snapshots import ModelStore
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,10 @@ def warm_up(settings) -> None:
         snap.score_request(shared, items, output, FeatureHasher())
 
 
-async def run(settings, port: int) -> None:
-    """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped."""
+async def run(settings, port: int, reuse_port: bool = False) -> None:
+    """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped.
+    ``reuse_port``: bind with SO_REUSEPORT, beside the other replicas of
+    :mod:`streams.serving.supervisor`."""
     from streams.contracts.topics import ensure_topics, topic_names
     from streams.producer import Delivery, EventProducer
     from streams.serving.popularity import Popularity
@@ -78,7 +82,8 @@ async def run(settings, port: int) -> None:
         request_log=lambda k, v: producer.try_send_raw(requests_topic, k, v),
         answer_log=lambda k, v: producer.try_send_raw(answers_topic, k, v),
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
-        example_log=log_examples)
+        example_log=log_examples,
+        quotas=Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1"))))
     swaps = app[METRICS].swaps
     rejected = app[METRICS].state_rejected
     follower = SnapshotFollower(settings, store, load_key(settings),
@@ -87,7 +92,7 @@ async def run(settings, port: int) -> None:
     follower.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.bind_host, port).start()
+    await web.TCPSite(runner, settings.bind_host, port, reuse_port=reuse_port or None).start()
     freeze_startup()  # what lives from here on is out of the collector's way (streams.gcpause)
     log.info("serving on http://%s:%d (openapi: /openapi.json)", settings.bind_host, port)
     try:

@@ -4,6 +4,7 @@ OpenAPI description, and a fuzz test: no body makes it answer 5xx."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -134,3 +135,31 @@ def test_fuzz_never_5xx(server, body, endpoint):
 @given(raw=st.binary(max_size=64))
 def test_fuzz_raw_bytes_never_5xx(server, raw):
     assert call(server.url("/recommend"), raw=raw)[0] < 500
+
+
+def test_a_request_past_its_deadline_is_shed_unscored(server):
+    """Overload: a request that waited past its deadline is answered 503 with Retry-After
+    before any scoring, and counted; one within its deadline is scored."""
+    import urllib.error
+    import urllib.request
+
+    import orjson
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def shed_count() -> float:
+        text = urllib.request.urlopen(server.url("/metrics"), timeout=5).read().decode()
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "aimass_recommend_shed_total" and s.labels == {"tenant": "acme"})
+
+    shed = shed_count()
+    late = {**BODY, "request_id": "late-1", "deadline": time.time() - 0.01}
+    req = urllib.request.Request(server.url("/recommend"), data=orjson.dumps(late),
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=5)
+    assert err.value.code == 503 and err.value.headers["Retry-After"] == "1"
+    assert "deadline" in orjson.loads(err.value.read())["error"]
+    assert shed_count() == shed + 1
+    assert not [k for k, _ in server.logged if k == b"late-1"]  # not logged: not answered
+    status, r = call(server.url("/recommend"), {**BODY, "deadline": time.time() + 5})
+    assert status == 200 and r["ranked"]

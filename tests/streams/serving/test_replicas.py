@@ -1,0 +1,67 @@
+"""`aimass serve --workers N`: replicas behind one port; one that dies is started again while
+the others answer; /metrics counts every replica's requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ops.harness import WorkerProcess
+from tests.helpers import BODY, call, wait_http, wait_until
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                out.append(int(d.name))
+    return sorted(out)
+
+
+def status(url: str, body: dict) -> int:
+    try:
+        return call(url, body)[0]
+    except OSError:  # reset: it was queued at the replica that died
+        return 0
+
+
+@pytest.mark.services
+def test_replicas_share_a_port_and_one_that_dies_is_replaced(fresh, tmp_path):
+    if fresh.embedded:
+        pytest.skip("the supervisor does not depend on the backend: run once, on Kafka")
+    serve = WorkerProcess.serving(fresh, tmp_path / "serve.log", workers=2)
+    url = f"http://127.0.0.1:{serve.port}"
+    body = {**BODY, "tenant": "nobody-yet"}  # the fallback: no model needed
+    again: list[int] = []
+    try:
+        first = wait_until(lambda: len(children(serve.proc.pid)) == 2 and
+                           children(serve.proc.pid), 60, "two replicas")
+        wait_http(url + "/readyz", 90)
+        assert all(call(url + "/recommend", body)[0] == 200 for _ in range(100))
+        wait_until(lambda: serve.counter("aimass_http_requests_total", endpoint="/recommend")
+                   >= 100, 10, "the requests of both replicas counted together")
+
+        os.kill(first[0], signal.SIGKILL)
+        statuses = [status(url + "/recommend", body) for _ in range(100)]
+        # connections the dead one had queued are reset; the others are answered
+        assert statuses[-80:] == [200] * 80, statuses
+        again = wait_until(lambda: len(children(serve.proc.pid)) == 2 and
+                           children(serve.proc.pid), 60, "the replica started again")
+        assert first[0] not in again and first[1] in again
+        wait_http(url + "/readyz", 90)
+        assert serve.proc.poll() is None
+    finally:
+        serve.stop()
+    time.sleep(0.5)
+    assert not any(Path(f"/proc/{p}").exists() for p in again)  # they stop with the parent
