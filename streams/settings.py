@@ -46,6 +46,8 @@ class Settings(BaseSettings):
                                "(a member or ensemble_<strategy>).")
     api_keys: Path | None = Field(None, description="API keys file (aimass keys add); unset: "
                                   "the serving API is open.")
+    tenants: Path | None = Field(None, description="Tenants file (JSON): per-tenant quotas "
+                                 "of the serving API, see streams/serving/quotas.py.")
     scrape_key_file: Path | None = Field(None, description="File with the key Prometheus "
                                          "scrapes the API's /metrics with (a viewer key, "
                                          "needed when API keys are on).")
