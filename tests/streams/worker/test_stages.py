@@ -536,3 +536,30 @@ def test_a_batch_fetched_before_a_rebalance_is_neither_learned_nor_acknowledged(
 
     asyncio.run(run())
     assert acked == fresh
+
+
+def test_the_join_holds_no_event_of_a_former_generation(tmp_path):
+    """Requests and feedback fetched before a rebalance reach the join after it: they make no
+    example and are never acknowledged (their partition is read again)."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
+
+    rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0))
+    sent: list = []
+    rt.send = lambda role, messages, **kw: sent.append(messages)
+    stage = JoinStage(rt)
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
+            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")])]
+    acked: list[FakeEvent] = []
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    valid = {"ad-requests": [(events[0], recs[0], 0), (events[2], recs[2], 0)],
+             "feedback": [(events[1], recs[1], 0)]}
+    rt.group_generation = 2  # fetched in generation 1
+
+    async def run():
+        await stage.handle(valid, events)
+        await stage.released()
+
+    asyncio.run(run())
+    assert not sent and not acked and not stage.queue and not stage.joiners

@@ -1,0 +1,52 @@
+"""`aimass status`: the worker group, its partitions and lag, the trainer of each tenant, the
+replicas; as a table and as JSON, against a running worker."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from ops.harness import WorkerProcess, settings_env
+from streams.cli.status import render
+from tests.conftest import free_port
+from tests.helpers import PHISHING, aimass, wait_until
+
+
+@pytest.mark.services
+def test_status_shows_the_group_lag_and_each_tenants_trainer(fresh, tmp_path):
+    if fresh.embedded:
+        pytest.skip("Tansu's DescribeGroups answers no members: the view needs Kafka's")
+    w = WorkerProcess(fresh, tmp_path / "worker.log")
+    env = settings_env(fresh)
+    try:
+        w.wait_ready()
+        assert aimass("train", str(PHISHING), "--label", "is_phishing", "--tenant", "sec",
+                      env=env).returncode == 0
+        w.wait_for("aimass_checkpoint_examples", 1250, 120, tenant="sec")
+        nobody = f"http://127.0.0.1:{free_port()}"
+
+        def settled():
+            res = aimass("status", "--json", "--worker", f"http://127.0.0.1:{fresh.web_port}",
+                         "--replica", nobody, env=env)
+            assert res.returncode == 0, res.stderr
+            view = orjson.loads(res.stdout)
+            lag = {(r["topic"].rsplit(".", 1)[-1], r["partition"]): r["lag"]
+                   for r in view["lag"]}
+            done = all(v == 0 for (role, _), v in lag.items() if role in ("training",
+                                                                            "examples"))
+            return done and view
+
+        view = wait_until(settled, 60, "the training and examples topics read to their end")
+    finally:
+        w.stop()
+    assert view["group"] == fresh.app_id and len(view["members"]) == 1
+    member = view["members"][0]
+    inputs = [p for p in member["partitions"] if "__assignor" not in p]  # (Faust's own topic)
+    assert len(inputs) == 4 * fresh.partitions  # it reads every input partition
+    assert len(view["lag"]) == 4 * fresh.partitions
+    [sec] = view["tenants"]
+    assert sec["tenant"] == "sec" and sec["trainer"] == member["client"]
+    assert sec["examples"] == 1250 and sec["version"] >= 1
+    assert view["replicas"] == [{"url": nobody, "answering": False, "versions": {}}]
+    text = render(view)
+    assert "sec: " in text and "1,250 examples" in text and "not answering" in text
