@@ -88,6 +88,10 @@ class TrainStage:
                 restored[tenant] = ms = load_checkpoint(data, self.rt.state_key)
                 log.info("tenant %r restored from its checkpoint: version %d, %d examples",
                          tenant, ms.version, ms.examples_handled)
+                # what this worker's checkpoint gauges say is now the checkpoint it holds
+                self.rt.metrics.checkpointed.labels(tenant).set(ms.examples_handled)
+                self.rt.metrics.dedup_ids.labels(tenant).set(len(ms.learned))
+                self.rt.metrics.model_version.labels(tenant).set(ms.version)
             except StateRejected as exc:
                 log.error("checkpoint of tenant %r not read, it starts fresh: %s", tenant,
                           exc.reason)
@@ -109,7 +113,10 @@ class TrainStage:
         now = int(time.time())
         good, bad = decode_example_batches([batches.Raw.of(e) for e in events], time.time())
         await self.rt.dead_letters(topic_role, bad)
+        fresh = self._trainer is None
         trainer = await asyncio.to_thread(lambda: self.trainer)
+        if fresh:
+            log.info("learning from %s", _offsets(events))
         results = trainer.process(good)
         m = self.rt.metrics
         for tenant, res in results.items():
@@ -196,6 +203,8 @@ class TrainStage:
                 self.rt.metrics.dedup_floor.labels(tenant).set(max(ms.learned.floor, 0.0))
             for ev in held:
                 ev.ack()
+            log.debug("checkpoint of %s acknowledged %s",
+                      ", ".join(f"{t} ({n} examples)" for t, *_, n in sealed), _offsets(held))
             self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 
     async def on_rebalance(self) -> None:
@@ -204,6 +213,9 @@ class TrainStage:
         more is saved from this state; the trainer is restored again on the next batch."""
         async with self._checkpointing:
             async with self.lock:
+                if self.held:
+                    log.info("rebalance: %d events learned since the last checkpoint are let "
+                             "go, to be read again: %s", len(self.held), _offsets(self.held))
                 self.held, self.dirty = [], set()
                 self.writes.take()  # their rows land anyway; ClickHouse collapses repeats
                 self.generation += 1
@@ -250,3 +262,14 @@ class TrainStage:
             if s["ctr"]:
                 m.model_calibration.labels(tenant, model).set(s["mean_p"] / s["ctr"])
             m.model_examples.labels(tenant, model).set(s["examples"] + s["holdout_examples"])
+
+
+def _offsets(events: list) -> str:
+    """The offsets of ``events`` per partition, as first..last ranges (for the logs)."""
+    spans: dict = {}
+    for ev in events:
+        m = ev.message
+        lo, hi = spans.get(m.tp, (m.offset, m.offset))
+        spans[m.tp] = (min(lo, m.offset), max(hi, m.offset))
+    return ", ".join(f"{tp[0]}[{tp[1]}] {lo}..{hi}"  # (a TP is a (topic, partition) tuple)
+                     for tp, (lo, hi) in spans.items()) or "nothing"

@@ -563,3 +563,21 @@ def test_the_join_holds_no_event_of_a_former_generation(tmp_path):
 
     asyncio.run(run())
     assert not sent and not acked and not stage.queue and not stage.joiners
+
+
+def test_a_restored_tenant_shows_its_checkpoint_in_the_gauges(tmp_path):
+    """The worker that takes a tenant over reports the checkpoint it restored, even before it
+    learns anything more (a tenant whose examples were all learned elsewhere)."""
+    first = stage(tmp_path)
+
+    async def learn():
+        await first.handle(fake_events(examples(50), []))
+        await first.checkpoint()
+
+    asyncio.run(learn())
+    second = stage(tmp_path)
+    second.store = first.store
+    assert second.trainer.sets["t"].examples_handled == 50
+    gauge = second.rt.registry.get_sample_value
+    assert gauge("aimass_checkpoint_examples", {"tenant": "t"}) == 50
+    assert gauge("aimass_model_version", {"tenant": "t"}) == second.trainer.sets["t"].version
