@@ -51,6 +51,16 @@ CRASH_GRACE = 20.0  # seconds for a graceful stop before the hard exit
 FRESH_HIGHWATER = 1.0
 
 
+def _log_failure(rt: Runtime, what: str):
+    """A done-callback: a background step's exception logged and counted (its caller does
+    not wait for it)."""
+    def done(task) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("%s failed (it is tried again when needed): %s", what, exc)
+            rt.metrics.errors.labels(what, type(exc).__name__).inc()
+    return done
+
+
 def crash_worker(app: faust.App, rt: Runtime, name: str):
     """Decorator for an agent's body: any exception stops the worker (see the module doc)."""
     def wrap(fn):
@@ -232,6 +242,11 @@ def create_app(settings: Settings) -> faust.App:
         await join.on_rebalance()
         await train.on_rebalance()
         rt.metrics.assigned.set(len(assigned))
+        if any(tp.topic == names["examples"] for tp in assigned):
+            # a trainer restores its tenants now, not at its next example: one that was
+            # handed tenants whose examples were all learned says so (gauges, status) at once
+            restoring = asyncio.ensure_future(asyncio.to_thread(lambda: train.trainer))
+            restoring.add_done_callback(_log_failure(rt, "restore"))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_, revoked, **kwargs):

@@ -388,9 +388,23 @@ def test_a_second_worker_joins_mid_replay_then_leaves(chaos, tmp_path):
         b.stop()
         b = None
         producer.join(120)
-        a.wait_for("aimass_checkpoint_examples", 6000, 150)
+        try:
+            a.wait_for("aimass_checkpoint_examples", 6000, 150)
+        except TimeoutError as exc:  # where were they lost: before the examples topic or after
+            made = examples_made(s)
+            raise AssertionError(f"{exc}; the examples topic holds {len(made)} distinct ids of "
+                                 f"{TENANT}") from None
     finally:
         if b is not None:
             b.stop()
         a.stop()
     learned_once(s, TENANT, 6000, MODELS)
+
+
+def examples_made(s) -> set[str]:
+    """Every example id of the tenant on the examples topic (what the joins produced)."""
+    from streams.contracts.example_batches import decode_examples
+
+    msgs = consume_all(s, topic_names(s)["examples"], 1, f"diag-{time.monotonic_ns()}",
+                       timeout=30, idle=2)
+    return {e.id for m in msgs for e in decode_examples(m.value())[0] if e.tenant == TENANT}
