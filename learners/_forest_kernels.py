@@ -83,6 +83,19 @@ def _entropy(p, n):
     return e
 
 
+NO_SPLIT = -1.0e300  # a split with an empty side
+
+
+@njit(cache=True)
+def _split_gain(lp, ln, tot_p, tot_n, h0, tot):
+    """Information gain of sending (lp, ln) left and the rest right; NO_SPLIT if a side is
+    empty."""
+    rp, rn = tot_p - lp, tot_n - ln
+    if lp + ln <= 0 or rp + rn <= 0:
+        return NO_SPLIT
+    return h0 - ((lp + ln) * _entropy(lp, ln) + (rp + rn) * _entropy(rp, rn)) / tot
+
+
 @njit(cache=True)
 def _new_leaf(t, node, depth_v, pos0, neg0, feat, depth, pos, neg, slot, free, nfree,
               lf, n_cols, m, rng, lmc, lnb):
@@ -138,10 +151,9 @@ def _try_split(t, node, n_cols, bins, max_depth, delta, tau, min_gain, feat, kin
         for b in range(bins):
             lp += hist[t, s, j, b, 0]
             ln += hist[t, s, j, b, 1]
-            rp, rn = tot_p - lp, tot_n - ln
-            if lp + ln <= 0 or rp + rn <= 0:
+            g = _split_gain(lp, ln, tot_p, tot_n, h0, tot)
+            if g == NO_SPLIT:
                 continue
-            g = h0 - ((lp + ln) * _entropy(lp, ln) + (rp + rn) * _entropy(rp, rn)) / tot
             if g > best:
                 second, best, bf, bk, bt, blp, bln = best, g, c, 0, b, lp, ln
                 btp, btn = tot_p, tot_n
@@ -150,10 +162,9 @@ def _try_split(t, node, n_cols, bins, max_depth, delta, tau, min_gain, feat, kin
         # categorical: one bin against the rest
         for b in range(1, bins + 1):
             lp, ln = hist[t, s, j, b, 0], hist[t, s, j, b, 1]
-            rp, rn = tot_p - lp, tot_n - ln
-            if lp + ln <= 0 or rp + rn <= 0:
+            g = _split_gain(lp, ln, tot_p, tot_n, h0, tot)
+            if g == NO_SPLIT:
                 continue
-            g = h0 - ((lp + ln) * _entropy(lp, ln) + (rp + rn) * _entropy(rp, rn)) / tot
             if g > best:
                 second, best, bf, bk, bt, blp, bln = best, g, c, 1, b, lp, ln
                 btp, btn = tot_p, tot_n
