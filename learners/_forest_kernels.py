@@ -146,27 +146,22 @@ def _try_split(t, node, n_cols, bins, max_depth, delta, tau, min_gain, feat, kin
         if tot <= 0:
             continue
         seen_n = max(seen_n, tot)
-        # numeric: bin <= b goes left (missing, bin 0, always left)
-        lp, ln = 0.0, 0.0
-        for b in range(bins):
-            lp += hist[t, s, j, b, 0]
-            ln += hist[t, s, j, b, 1]
+        # candidates: numeric, bin <= b goes left (missing, bin 0, always left), for b in
+        # 0..bins-1; then categorical, bin b against the rest, for b in 1..bins
+        cum_p, cum_n = 0.0, 0.0
+        for q in range(2 * bins):
+            if q < bins:
+                cum_p += hist[t, s, j, q, 0]
+                cum_n += hist[t, s, j, q, 1]
+                how, b, lp, ln = 0, q, cum_p, cum_n
+            else:
+                b = q - bins + 1
+                how, lp, ln = 1, hist[t, s, j, b, 0], hist[t, s, j, b, 1]
             g = _split_gain(lp, ln, tot_p, tot_n, h0, tot)
             if g == NO_SPLIT:
                 continue
             if g > best:
-                second, best, bf, bk, bt, blp, bln = best, g, c, 0, b, lp, ln
-                btp, btn = tot_p, tot_n
-            elif g > second:
-                second = g
-        # categorical: one bin against the rest
-        for b in range(1, bins + 1):
-            lp, ln = hist[t, s, j, b, 0], hist[t, s, j, b, 1]
-            g = _split_gain(lp, ln, tot_p, tot_n, h0, tot)
-            if g == NO_SPLIT:
-                continue
-            if g > best:
-                second, best, bf, bk, bt, blp, bln = best, g, c, 1, b, lp, ln
+                second, best, bf, bk, bt, blp, bln = best, g, c, how, b, lp, ln
                 btp, btn = tot_p, tot_n
             elif g > second:
                 second = g
