@@ -135,9 +135,18 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--positive", type=str, default=None,
                         help="The label value that means 1 (e.g. '>50K'); every other is 0."),
                  option("--time-column", type=str, default=None,
-                        help="Learn the rows in this column's order (default: the file's)."))
+                        help="Learn the rows in this column's order (default: the file's)."),
+                 option("--test-share", type=float, default=0.0,
+                        help="Share of rows to score and never learn (reported apart)."),
+                 option("--wait", is_flag=True, default=False,
+                        help="Wait until every row is learned; print each model's figures."),
+                 option("--timeout", type=float, default=1800.0,
+                        help="Seconds --wait waits for the worker."),
+                 option("--json", "json_path", type=str, default="",
+                        help="With --wait: also write the figures as JSON here."))
     async def train(self, file: str, label: str, tenant: str, positive: str | None,
-                    time_column: str | None) -> None:
+                    time_column: str | None, test_share: float, wait: bool, timeout: float,
+                    json_path: str) -> None:
         """Send a labelled CSV/TSV/Parquet file to the training topic, in the file's row order
         (or --time-column's): the rows of a tenant share one partition, so they are learned
         in that order."""
@@ -150,7 +159,7 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
             _fail(f"{file}: no such file")
         try:
             examples = examples_from_file(path, label, tenant, positive=positive,
-                                          time_column=time_column)
+                                          time_column=time_column, test_share=test_share)
         except ValueError as exc:
             _fail(str(exc))
         ensure_topics(settings)
@@ -161,6 +170,17 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         producer.flush()
         print(f"sent {len(examples)} training examples from {path.name} to {topic} "
               f"(tenant {tenant})")
+        if wait or json_path:
+            from streams.cli import train_report as tr
+
+            try:
+                ms = tr.wait_learned(settings, tenant, [e.id for e in examples], timeout)
+            except TimeoutError as exc:
+                _fail(str(exc))
+            doc = tr.report(ms, tenant, len(examples))
+            print(tr.render(doc))
+            if json_path:
+                tr.write_json(doc, Path(json_path))
 
     @app.command(argument("url", type=str),
                  option("--query", type=str, required=True, help="SQL whose rows are examples."),

@@ -156,15 +156,20 @@ class TrainingExample:
     features: Features
     label: int
     source: str = "user"
+    test: bool = False  # a test row: scored by every model, learned by none
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingExample:
         label = required(d, "label")
         if label not in (0, 1) or isinstance(label, float) and label != int(label):
             raise InvalidEvent("label", f"must be 0 or 1, got {label!r}")
+        test = d.get("test", False)
+        if not isinstance(test, bool):
+            raise InvalidEvent("test", f"must be true or false, got {test!r}")
         return cls(id=string(d, "id"), event_time=timestamp(d), tenant=tenant(d),
                    features=features(d, "features"), label=int(label),
-                   source=string(d, "source", max_len=64) if "source" in d else "user")
+                   source=string(d, "source", max_len=64) if "source" in d else "user",
+                   test=test)
 
 
 @dataclass(slots=True)

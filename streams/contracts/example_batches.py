@@ -50,10 +50,13 @@ def encode_examples(examples: list[TrainingExample]) -> list[tuple[bytes, bytes]
     for t, exs in by_tenant.items():
         for i in range(0, len(exs), MAX_BATCH):
             part = exs[i:i + MAX_BATCH]
-            out.append((t.encode(), orjson.dumps({
+            record = {
                 "v": VERSION, "tenant": t, "id": [e.id for e in part],
                 "event_time": [e.event_time for e in part], "label": [e.label for e in part],
-                "source": [e.source for e in part], "features": [e.features for e in part]})))
+                "source": [e.source for e in part], "features": [e.features for e in part]}
+            if any(e.test for e in part):  # (only then: most batches have no test rows)
+                record["test"] = [e.test for e in part]
+            out.append((t.encode(), orjson.dumps(record)))
     return out
 
 
@@ -75,16 +78,20 @@ def decode_examples(raw: bytes | None) -> tuple[list[TrainingExample],
         n = len(cols[0])
         if n > MAX_BATCH or any(len(c) != n for c in cols):
             raise InvalidEvent("id", f"columns must have one length, at most {MAX_BATCH}")
+        tests = d.get("test", [False] * n)  # an optional column
+        if not isinstance(tests, list) or len(tests) != n:
+            raise InvalidEvent("test", f"must be a list of {n} true/false values")
     except InvalidEvent as exc:
         return [], [(-1, None, exc)]
     ids, times, labels, sources, feats = cols
-    if _all_valid(ids, times, labels, sources, feats):
-        return [TrainingExample(i, float(tm), t, f, lb, s) for i, tm, lb, s, f
-                in zip(ids, times, labels, sources, feats, strict=True)], []
+    if _all_valid(ids, times, labels, sources, feats) and \
+            all(v.__class__ is bool for v in tests):
+        return [TrainingExample(i, float(tm), t, f, lb, s, ts) for i, tm, lb, s, f, ts
+                in zip(ids, times, labels, sources, feats, tests, strict=True)], []
     good, bad = [], []  # something is off: each row on its own, the bad ones named
     for i in range(n):
         row = {"id": ids[i], "event_time": times[i], "tenant": t, "label": labels[i],
-               "source": sources[i], "features": feats[i]}
+               "source": sources[i], "features": feats[i], "test": tests[i]}
         try:
             good.append(TrainingExample.from_dict(row))
         except InvalidEvent as exc:

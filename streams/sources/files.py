@@ -6,8 +6,9 @@ Every row becomes a :class:`TrainingExample`: the label column coerced to 0/1 (o
 column a feature (missing values dropped). Example ids are the file's content hash plus the row
 number, so sending the same file twice names the same examples (learning is idempotent by id).
 The examples keep the file's row order, or the order of ``time_column`` (a stable sort; the
-column stays a feature). Rows whose label cannot be mapped are refused before anything is sent,
-with their row numbers.
+column stays a feature). A test share marks rows that every model scores and none learns,
+reported apart. Rows whose label cannot be mapped are refused before anything is sent, with
+their row numbers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from learners.dedup import id_hash
 from streams.contracts.events import InvalidEvent, TrainingExample
 
 TRUE = {"1", "true", "yes", "y", "t", "click", "clicked"}
@@ -73,10 +75,20 @@ def positive_label(positive: str):
     return to
 
 
+def is_test(example_id: str, share: float) -> bool:
+    """Deterministic, and independent of the holdout's choice: the same row is a test row in
+    every run."""
+    return share > 0 and id_hash("test/" + example_id) % 1_000_000 < share * 1_000_000
+
+
 def examples_from_file(path: Path, label: str, tenant: str = "default",
                        now: float | None = None, positive: str | None = None,
-                       time_column: str | None = None) -> list[TrainingExample]:
-    """Read the file and build its examples, or raise ValueError naming the bad rows."""
+                       time_column: str | None = None,
+                       test_share: float = 0.0) -> list[TrainingExample]:
+    """Read the file and build its examples, or raise ValueError naming the bad rows.
+    ``test_share``: that share of the rows is marked test (scored, never learned)."""
+    if not 0 <= test_share < 1:
+        raise ValueError(f"the test share must be in [0, 1), got {test_share}")
     df = read_table(path)
     for role, col in (("label", label), ("time", time_column)):
         if col is not None and col not in df.columns:
@@ -101,8 +113,10 @@ def examples_from_file(path: Path, label: str, tenant: str = "default",
             bad.append(f"row {i + 1}: {exc}")
             continue
         feats = {str(c): v for c in feature_cols if (v := _clean(rec[c])) is not None}
-        out.append(TrainingExample(id=f"{stem}-{digest}-{i}", event_time=now, tenant=tenant,
-                                   features=feats, label=y, source=f"file:{path.name}"[:64]))
+        ex_id = f"{stem}-{digest}-{i}"
+        out.append(TrainingExample(id=ex_id, event_time=now, tenant=tenant, features=feats,
+                                   label=y, source=f"file:{path.name}"[:64],
+                                   test=is_test(ex_id, test_share)))
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise ValueError(f"{path}: {len(bad)} rows have an unusable label in column {label!r}; "

@@ -34,7 +34,7 @@ def is_holdout(example_id: str, fraction: float) -> bool:
 @dataclass
 class BatchResult:
     examples: list[TrainingExample]  # the new ones, in order
-    holdout: np.ndarray  # bool per example
+    holdout: np.ndarray  # bool per example: not learned (held out, or a test row)
     predictions: dict[str, np.ndarray]  # model -> p per example, before learning
     duplicates: int
     seconds: dict[str, float]  # model -> predict+learn time
@@ -60,6 +60,7 @@ class ModelSet:
     learned: LearnedIds = field(default_factory=LearnedIds)
     train_metrics: dict[str, Progressive] = field(default_factory=dict)
     holdout_metrics: dict[str, Progressive] = field(default_factory=dict)
+    test_metrics: dict[str, Progressive] = field(default_factory=dict)  # scored, never learned
     learn_seconds: dict[str, float] = field(default_factory=dict)
     good_states: dict[str, tuple] = field(default_factory=dict)  # model -> encoded best
     owner: dict[str, str] = field(default_factory=dict)  # output -> model
@@ -74,6 +75,7 @@ class ModelSet:
     def _metrics_for(self, output: str) -> None:
         self.train_metrics.setdefault(output, Progressive())
         self.holdout_metrics.setdefault(output, Progressive())
+        self.test_metrics.setdefault(output, Progressive())
 
     def process(self, batch: Sequence[TrainingExample]) -> BatchResult:
         hashes = np.fromiter((id_hash(ex.id) for ex in batch), dtype=np.uint64, count=len(batch))
@@ -83,11 +85,12 @@ class ModelSet:
         fresh = [ex for ex, k in zip(batch, keep.tolist(), strict=True) if k]
         late = [ex for ex, st in zip(batch, status.tolist(), strict=True) if st == LATE]
         dup = int((status == DUPLICATE).sum())
+        test = np.fromiter((e.test for e in fresh), dtype=np.bool_, count=len(fresh))
         holdout = np.fromiter((is_holdout(e.id, self.holdout_fraction) for e in fresh),
-                              dtype=np.bool_, count=len(fresh))
+                              dtype=np.bool_, count=len(fresh)) & ~test
         X = [e.features for e in fresh]
         y = np.fromiter((e.label for e in fresh), dtype=np.float64, count=len(fresh))
-        learn = ~holdout
+        learn = ~holdout & ~test
         rows_by_hasher: dict = {}
         preds: dict[str, np.ndarray] = {}
         secs: dict[str, float] = {}
@@ -119,12 +122,14 @@ class ModelSet:
             self.train_metrics[out_name].update(p[learn], y[learn])
             if holdout.any():
                 self.holdout_metrics[out_name].update(p[holdout], y[holdout])
+            if test.any():
+                self.test_metrics[out_name].update(p[test], y[test])
         self.learned.add(hashes[keep], times[keep])
         self.examples_learned += int(learn.sum())
         self.examples_handled += len(fresh)
         if len(fresh):
             self.version += 1
-        return BatchResult(fresh, holdout, preds, dup, secs, late, nonfinite)
+        return BatchResult(fresh, ~learn, preds, dup, secs, late, nonfinite)
 
     @staticmethod
     def member_names(preds: dict) -> list[str]:
@@ -136,9 +141,13 @@ class ModelSet:
         for name in self.train_metrics:
             snap = self.train_metrics[name].snapshot()
             hold = self.holdout_metrics[name].snapshot()
+            tested = self.test_metrics[name].snapshot() if name in self.test_metrics else None
             secs = self.learn_seconds.get(self.owner.get(name, ""), 0.0)
             snap.update(holdout_examples=hold["examples"], holdout_logloss=hold["logloss"],
                         holdout_auc=hold["auc"], holdout_window_logloss=hold["window_logloss"],
+                        test_examples=tested["examples"] if tested else 0,
+                        test_logloss=tested["logloss"] if tested else float("nan"),
+                        test_auc=tested["auc"] if tested else float("nan"),
                         examples_per_s=(snap["examples"] + hold["examples"]) / secs if secs
                         else float("nan"))
             out[name] = snap
@@ -176,6 +185,7 @@ class ModelSet:
             "models": self.models, "ensembles": self.ensembles, "guard": self.guard,
             "rollback": self.rollback, "learned": self.learned,
             "train_metrics": self.train_metrics, "holdout_metrics": self.holdout_metrics,
+            "test_metrics": self.test_metrics,
             "learn_seconds": self.learn_seconds, "good_states": self.good_states,
             "owner": self.owner, "examples_learned": self.examples_learned,
             "examples_handled": self.examples_handled, "version": self.version,
@@ -183,7 +193,10 @@ class ModelSet:
 
     @classmethod
     def from_state(cls, state: dict) -> ModelSet:
-        if not isinstance(state, dict) or set(state) != set(cls.__dataclass_fields__):
+        # (a state saved before test rows existed has no test_metrics: they start empty)
+        if not isinstance(state, dict) or \
+                not set(cls.__dataclass_fields__) - {"test_metrics"} <= set(state) <= \
+                set(cls.__dataclass_fields__):
             raise ValueError("not a model set's state")
         models = state["models"]
         if not all(isinstance(m, Learner) for m in models.values()):

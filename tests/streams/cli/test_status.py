@@ -1,5 +1,6 @@
-"""`aimass status`: the worker group, its partitions and lag, the trainer of each tenant, the
-replicas; as a table and as JSON, against a running worker."""
+"""`aimass train --wait --json` and `aimass status`, against a running worker: the figures of
+every model once each row is learned; the worker group, its partitions and lag, the trainer of
+each tenant, the replicas."""
 
 from __future__ import annotations
 
@@ -20,9 +21,22 @@ def test_status_shows_the_group_lag_and_each_tenants_trainer(fresh, tmp_path):
     env = settings_env(fresh)
     try:
         w.wait_ready()
-        assert aimass("train", str(PHISHING), "--label", "is_phishing", "--tenant", "sec",
-                      env=env).returncode == 0
-        w.wait_for("aimass_checkpoint_examples", 1250, 120, tenant="sec")
+        out = tmp_path / "phishing.json"
+        res = aimass("train", str(PHISHING), "--label", "is_phishing", "--tenant", "sec",
+                     "--test-share", "0.2", "--wait", "--json", str(out), env=env,
+                     timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert "ensemble_stacking" in res.stdout  # the table, once every row was learned
+        doc = orjson.loads(out.read_bytes())
+        assert doc["tenant"] == "sec" and doc["rows_sent"] == 1250
+        models = {m["name"]: m for m in doc["models"]}
+        assert {"ftrl", "forest", "ensemble_stacking"} <= set(models)
+        stacking = models["ensemble_stacking"]
+        assert stacking["examples"] + stacking["holdout_examples"] + \
+            stacking["test_examples"] == 1250
+        assert 200 < stacking["test_examples"] < 300 and stacking["test_auc"] > 0.85
+        assert doc["examples_learned"] == stacking["examples"]
+        assert 0 < stacking["logloss"] < 0.5 and 0.85 < stacking["auc"] <= 1  # it learned
         nobody = f"http://127.0.0.1:{free_port()}"
 
         def settled():

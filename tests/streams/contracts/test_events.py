@@ -143,3 +143,20 @@ def test_the_fast_candidate_check_agrees_with_the_field_by_field_one(cands):
         assert fast is None
         return
     assert fast is None or fast == checked
+
+
+def test_test_rows_keep_their_flag_through_an_examples_batch():
+    from streams.contracts.events import TrainingExample
+    from streams.contracts.example_batches import decode_examples, encode_examples
+
+    exs = [TrainingExample(f"e{i}", 1.7e9, "acme", {"x": i}, i % 2, test=i == 1)
+           for i in range(3)]
+    [(_, raw)] = encode_examples(exs)
+    back, bad = decode_examples(raw)
+    assert not bad and [e.test for e in back] == [False, True, False]
+    [(_, plain)] = encode_examples([exs[0]])
+    assert b'"test"' not in plain  # the column only where a row is a test row
+    forged = orjson.loads(raw)
+    forged["test"] = [False, "yes", False]
+    good, bad = decode_examples(orjson.dumps(forged))
+    assert len(good) == 2 and bad[0][2].field == "examples[1].test"

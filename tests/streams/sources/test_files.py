@@ -73,3 +73,13 @@ def test_rows_keep_the_file_order_or_the_time_columns(tmp_path):
     assert {e.id for e in by_time} == {e.id for e in examples_from_file(path, "y")}
     with pytest.raises(ValueError, match="no time column 'when'"):
         examples_from_file(path, "y", time_column="when")
+
+
+def test_a_test_share_marks_the_same_rows_every_time():
+    exs = examples_from_file(PHISHING, "is_phishing", test_share=0.2)
+    share = sum(e.test for e in exs) / len(exs)
+    assert 0.16 < share < 0.24
+    again = examples_from_file(PHISHING, "is_phishing", test_share=0.2)
+    assert [e.test for e in exs] == [e.test for e in again]
+    with pytest.raises(ValueError, match="test share"):
+        examples_from_file(PHISHING, "is_phishing", test_share=1.0)

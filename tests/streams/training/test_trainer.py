@@ -57,3 +57,35 @@ def test_checkpoint_round_trip_continues_identically():
     for name in ra.predictions:
         np.testing.assert_allclose(ra.predictions[name], rb.predictions[name])
     assert restored.process(exs[:50])["t"].duplicates == 50  # learned ids came along
+
+
+def test_test_rows_are_scored_never_learned_and_reported_apart():
+    tr = Trainer(factory, holdout_fraction=0.1)
+    exs = examples(1000)
+    for ex in exs[::4]:
+        ex.test = True  # 250 test rows
+    res = tr.process(exs)["t"]
+    ms = tr.sets["t"]
+    m = ms.metrics()["ftrl"]
+    assert m["test_examples"] == 250 and 0 < m["test_logloss"] < 1
+    assert m["examples"] + m["holdout_examples"] + m["test_examples"] == 1000
+    assert ms.examples_learned == m["examples"] and int((~res.holdout).sum()) == m["examples"]
+    # the same stream without its test rows learns exactly the same
+    plain = Trainer(factory, holdout_fraction=0.1)
+    plain.process([e for e in exs if not e.test])
+    learned = [e for e in examples(50, start=2000)]
+    np.testing.assert_allclose(tr.process(learned)["t"].predictions["ftrl"],
+                               plain.process(learned)["t"].predictions["ftrl"])
+
+
+def test_a_state_saved_before_test_rows_existed_still_loads():
+    from streams.training.model_set import ModelSet
+
+    tr = Trainer(factory)
+    tr.process(examples(100))
+    state = tr.sets["t"].to_state()
+    del state["test_metrics"]
+    ms = ModelSet.from_state(state)
+    assert ms.test_metrics == {} and ms.examples_learned == 100
+    ms.process(examples(10, start=100))
+    assert ms.metrics()["ftrl"]["test_examples"] == 0
