@@ -215,6 +215,12 @@ class JoinStage:
         same ids, learned once)."""
         await self.released()
         async with self._acking:
+            held = sum(len(q) for q in self.queue.values())
+            if held:
+                log.info("rebalance: %d events held for open windows are let go, to be read "
+                         "again: %s", held, ", ".join(
+                             f"{tp[0]}[{tp[1]}] {q[0][0].message.offset}.."
+                             f"{q[-1][0].message.offset}" for tp, q in self.queue.items() if q))
             self.joiners.clear()
             self.by_tenant.clear()
             self.queue.clear()

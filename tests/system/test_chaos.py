@@ -393,12 +393,26 @@ def test_a_second_worker_joins_mid_replay_then_leaves(chaos, tmp_path):
         except TimeoutError as exc:  # where were they lost: before the examples topic or after
             made = examples_made(s)
             raise AssertionError(f"{exc}; the examples topic holds {len(made)} distinct ids of "
-                                 f"{TENANT}") from None
+                                 f"{TENANT}; requests with none: {unjoined(s, made)}") from None
     finally:
         if b is not None:
             b.stop()
         a.stop()
     learned_once(s, TENANT, 6000, MODELS)
+
+
+def unjoined(s, made: set[str]) -> str:
+    """The requests none of whose examples is on the examples topic, by partition: how many,
+    and their first and last offsets."""
+    rids = {m.split("/", 1)[0] for m in made}
+    msgs = consume_all(s, topic_names(s)["ad-requests"], 1, f"diag-{time.monotonic_ns()}",
+                       timeout=30, idle=2)
+    lost: dict[int, list[int]] = {}
+    for m in msgs:
+        if m.key() is not None and m.key().decode() not in rids:
+            lost.setdefault(m.partition(), []).append(m.offset())
+    return ", ".join(f"p{p}: {len(o)} (offsets {min(o)}..{max(o)})"
+                     for p, o in sorted(lost.items())) or "none"
 
 
 def examples_made(s) -> set[str]:
