@@ -63,6 +63,20 @@ class Consumer(faust_aiokafka.Consumer):
 
     _prefetch: asyncio.Task | None = None
     _prefetch_generation: Any = None
+    _prefetch_seeks: int = 0
+    _seeks: int = 0  # seeks begun or done: a fetch that overlapped one is from the old position
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, counted before and after: a fetch in flight
+        across it read from the positions before it. Delivered, such records would look to
+        Faust like a gap after the committed offset (``_add_gap``), and Faust counts a gap as
+        acknowledged: it would commit past the events the seek meant to read again (seen: 76
+        requests after a rebalance, never joined)."""
+        self._seeks += 1
+        try:
+            await super().perform_seek()
+        finally:
+            self._seeks += 1
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -79,24 +93,28 @@ class Consumer(faust_aiokafka.Consumer):
         the thread (fetching, parsing) and the loop (delivering) wait for each other, and the
         loop waited 60% of a do-nothing agent's time here. So when a fetch brought records,
         the next one starts at once, in the background, and the next call takes its result.
-        A fetch made before a rebalance (another generation) or while flow was suspended is
-        dropped, as Faust drops a batch whose generation changed; Faust then seeks back to
-        the committed offsets."""
-        task, generation = self._prefetch, self._prefetch_generation
+        A fetch made before a rebalance (another generation), while flow was suspended, or
+        across a seek (:meth:`perform_seek`) is dropped, as Faust drops a batch whose
+        generation changed; Faust then seeks back to the committed offsets."""
+        task, generation, seeks = self._prefetch, self._prefetch_generation, self._prefetch_seeks
         self._prefetch = None
         if task is not None:
             result = await task
             if (generation == self.app.consumer_generation_id and self.flow_active
-                    and result[0]):
+                    and seeks == self._seeks and result[0]):
                 self._start_prefetch(timeout)
                 return result
+        seeks = self._seeks
         result = await super()._wait_next_records(timeout)
+        if seeks != self._seeks:  # a seek ran meanwhile: these are from before it
+            return {}, result[1]
         if result[0] and self.flow_active:
             self._start_prefetch(timeout)
         return result
 
     def _start_prefetch(self, timeout: float) -> None:
         self._prefetch_generation = self.app.consumer_generation_id
+        self._prefetch_seeks = self._seeks
         self._prefetch = asyncio.ensure_future(
             faust_aiokafka.Consumer._wait_next_records(self, timeout))
 
@@ -128,7 +146,7 @@ class Consumer(faust_aiokafka.Consumer):
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
                 records, active = await self._wait_next_records(1.0)
-                generation = app.consumer_generation_id
+                generation, seeks = app.consumer_generation_id, self._seeks
                 await self.sleep(0)
                 if records is None or self.should_stop:
                     unset_flag(CONSUMER_FETCHING)
@@ -139,7 +157,8 @@ class Consumer(faust_aiokafka.Consumer):
                 for tp in records:
                     app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 for tp, record in self.scheduler.iterate(records):
-                    if not self.flow_active or app.consumer_generation_id != generation:
+                    if not self.flow_active or app.consumer_generation_id != generation \
+                            or self._seeks != seeks:
                         break  # a rebalance began: the rest is fetched again after it
                     if active is not None and tp not in active and tp not in buffered:
                         continue
