@@ -40,3 +40,16 @@ def test_a_fetch_that_overlapped_a_seek_is_dropped(monkeypatch):
     first, second = asyncio.run(run())
     assert first == ({}, {"tp"})  # dropped: read again from the committed offset
     assert second == ({"tp": ["stale record"]}, {"tp"})  # a fetch with no seek across it
+
+
+def test_a_fetch_across_a_rebalance_is_dropped(monkeypatch):
+    """A fetch begun in one generation and answered in the next: its records are from the
+    positions before the rebalance, whatever generation they would be tagged with now."""
+    c = Bare()
+
+    async def fetch(self, timeout):
+        self.app.consumer_generation_id += 1  # the group rebalanced during the fetch
+        return {"tp": ["stale record"]}, {"tp"}
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "_wait_next_records", fetch)
+    assert asyncio.run(c._wait_next_records(1.0)) == ({}, {"tp"})
