@@ -13,11 +13,14 @@ from tests.helpers import KEY, examples
 from tests.streams.worker.fakes import FakeEvent, fake_events, stage
 
 
+def learning(tmp_path, n: int):
+    """A train stage, ``n`` examples as consumed events, and the list their acks go to."""
+    st, acked, exs = stage(tmp_path), [], examples(n)
+    return st, acked, exs, fake_events(exs, acked)
+
+
 def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
-    st = stage(tmp_path)
-    acked: list[FakeEvent] = []
-    exs = examples(300)
-    events = fake_events(exs, acked)
+    st, acked, exs, events = learning(tmp_path, 300)
 
     async def run():
         await st.handle(events[:100])
@@ -48,10 +51,7 @@ def test_a_checkpoint_acknowledges_only_what_its_state_learned(tmp_path):
 def test_learning_during_a_checkpoint_is_saved_by_the_next(tmp_path):
     """The last batch arrives while a checkpoint is being written; nothing comes after it. The
     next checkpoint on the timer must still save it (the end of a replay)."""
-    st = stage(tmp_path)
-    acked: list[FakeEvent] = []
-    exs = examples(200)
-    events = fake_events(exs, acked)
+    st, acked, exs, events = learning(tmp_path, 200)
 
     async def run():
         await st.handle(events[:100])
