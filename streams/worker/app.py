@@ -239,8 +239,7 @@ def create_app(settings: Settings) -> faust.App:
     async def on_assigned(app_, assigned, **kwargs):
         """A batch of the former generation that reached a stage between the revocation
         and now was not recognisable as stale yet: let go of it too."""
-        await join.on_rebalance()
-        await train.on_rebalance()
+        await let_go()
         rt.metrics.assigned.set(len(assigned))
         if any(tp.topic == names["examples"] for tp in assigned):
             # a trainer restores its tenants now, not at its next example: one that was
@@ -254,9 +253,12 @@ def create_app(settings: Settings) -> faust.App:
         stages hold of them is let go, unacknowledged; whoever gets a partition reads it again
         from its committed offset, and a trainer restores its tenants from their checkpoints
         (an id learned before is skipped)."""
+        await let_go()
+        rt.metrics.rebalances.inc()
+
+    async def let_go() -> None:
         await join.on_rebalance()
         await train.on_rebalance()
-        rt.metrics.rebalances.inc()
 
     @app.page("/metrics")
     async def metrics(web, request):
