@@ -1,19 +1,29 @@
-"""Faust's aiokafka consumer without its per-message task churn: the app's transport driver
-(``aimass://`` broker URLs, registered under the ``faust.transports`` entry point).
+"""Faust's aiokafka consumer without its per-message task churn, and without losing the
+records it fetched but did not deliver: the app's transport driver (``aimass://`` broker
+URLs, registered under the ``faust.transports`` entry point).
 
-Faust's drain loop (``faust/transport/consumer.py``, ``Consumer._drain_messages``) delivers
-every message with ``await self.wait_first(callback(message), self.suspend_flow.wait())``:
-mode's ``Service.wait_first`` wraps both awaitables in tasks, waits on them and cancels the
-loser, several task creations per message. On this machine that was about 40% of a do-nothing
-agent's time. The race exists for one case: a delivery that has to wait (a full stream
-buffer, flow control while the group rebalances) must give up when flow is suspended, so that
-messages of revoked partitions are not delivered.
+**Per-message cost.** Faust's drain loop (``faust/transport/consumer.py``,
+``Consumer._drain_messages``) delivers every message with ``await
+self.wait_first(callback(message), self.suspend_flow.wait())``: mode's ``Service.wait_first``
+wraps both awaitables in tasks, waits on them and cancels the loser, several task creations
+per message; on this machine about 40% of a do-nothing agent's time. The race matters for
+one case: a delivery that has to wait (a full stream buffer) must give up when a rebalance
+suspends flow. :func:`deliver` steps the delivery coroutine eagerly: almost always it
+finishes without waiting and no task is made; only a delivery that does wait is raced
+against the suspension, as Faust does. One fetch is always in flight meanwhile
+(:meth:`Consumer._next_fetch`).
 
-:meth:`Consumer._drain_messages` keeps that semantics and drops the churn: it steps the
-delivery coroutine eagerly (:func:`deliver`). Almost always it finishes without waiting, and
-no task is made; only a delivery that does wait falls back to racing it against the
-suspension, exactly as Faust does. Everything else of the loop is Faust's: read offsets, gap
-tracking for acks, commit every N, yielding to the loop every 100 messages.
+**Nothing fetched is dropped silently.** aiokafka's position is past every record it returned
+(:mod:`streams.worker.fetch`). Faust's loop stops delivering a batch when a rebalance begins
+or the generation changes, and its ``getmany`` breaks off the same way; the records left are
+gone from that assignment, and the next delivered record looks to Faust like a gap after the
+last one it read (``_add_gap``), which it counts as acknowledged and commits past. That lost
+60 to 250 requests per partition in the second-worker chaos test (a contiguous range starting
+at the offset let go at revocation). Here every record not delivered is given back: its
+partition is rewound to it (:func:`undelivered`, :meth:`Consumer._give_back`) while its
+assignment is current; a seek made since (:meth:`Consumer.perform_seek`) or a new
+assignment (which starts from the committed offsets) supersedes the rewind. Fetches, seeks
+and rewinds take turns (one lock), so none of them crosses another.
 
 >>> import asyncio
 >>> async def quick():
@@ -28,12 +38,17 @@ True
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
+
+from streams.worker.fetch import ConsumerThread, Fetched
+
+logger = logging.getLogger(__name__)
 
 
 async def deliver(coro: Coroutine, suspend: asyncio.Event, wait_first) -> bool:
@@ -47,7 +62,9 @@ async def deliver(coro: Coroutine, suspend: asyncio.Event, wait_first) -> bool:
         if waiting is None:  # a bare yield (asyncio.sleep(0))
             await asyncio.sleep(0)
         elif not waiting.done():
-            await wait_first(waiting, suspend.wait())
+            # shielded: mode's wait_first cancels what did not finish, and the delivery's
+            # own future, cancelled, would raise into it instead of letting it be closed
+            await wait_first(asyncio.shield(waiting), suspend.wait())
             if not waiting.done():  # suspended first: give up the delivery
                 coro.close()
                 return False
@@ -57,28 +74,34 @@ async def deliver(coro: Coroutine, suspend: asyncio.Event, wait_first) -> bool:
             return True
 
 
+def undelivered(records: dict, delivered: dict) -> dict:
+    """Per partition, the offset of the first record of a batch not delivered (the batch
+    in fetch order; ``delivered``: the last offset delivered per partition).
+
+    >>> from types import SimpleNamespace as R
+    >>> batch = {"a": [R(offset=5), R(offset=6), R(offset=7)], "b": [R(offset=9)]}
+    >>> undelivered(batch, {"a": 6})
+    {'a': 7, 'b': 9}
+    >>> undelivered(batch, {"a": 7, "b": 9})
+    {}
+    """
+    out = {}
+    for tp, batch in records.items():
+        last = delivered.get(tp)
+        for record in batch:
+            if last is None or record.offset > last:
+                out[tp] = record.offset
+                break
+    return out
+
+
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with the eager delivery of :func:`deliver` and one fetch
-    always in flight (:meth:`_wait_next_records`)."""
+    """Faust's aiokafka consumer with the eager delivery of :func:`deliver`, one fetch always
+    in flight, and undelivered records given back (:meth:`_give_back`)."""
 
-    _prefetch: asyncio.Task | None = None
-    _prefetch_generation: Any = None
-    _prefetch_seeks: int = 0
-    _seeks: int = 0  # seeks begun or done: a fetch that overlapped one is from the old position
-
-    async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, counted before and after: a fetch in flight
-        across it (or across a rebalance, :meth:`_wait_next_records`) read from the positions
-        before it. Delivered, such records look to Faust like a gap after the committed offset
-        (``_add_gap``), Faust counts a gap as acknowledged, and commits past the events the
-        seek meant to read again. (Seen in a diagnostic run: offset 1,322 delivered just after
-        a rebalance, the committed offset being 1,071. These checks did not end that loss: see
-        the expected failure of the second-worker chaos test.)"""
-        self._seeks += 1
-        try:
-            await super().perform_seek()
-        finally:
-            self._seeks += 1
+    _next: asyncio.Task | None = None  # the fetch started while the last batch is delivered
+    _turns: asyncio.Lock | None = None  # fetches, seeks and rewinds, one at a time
+    _seeks: int = 0  # seeks done: a fetch made before one is superseded by it
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -90,99 +113,144 @@ class Consumer(faust_aiokafka.Consumer):
         join asks this before it takes "read to the end" for "nothing more is coming"."""
         return cast(ConsumerThread, self._thread).last_poll(tp)
 
-    async def _wait_next_records(self, timeout: float):
-        """Faust asks the consumer thread for records, then delivers them, then asks again:
-        the thread (fetching, parsing) and the loop (delivering) wait for each other, and the
-        loop waited 60% of a do-nothing agent's time here. So when a fetch brought records,
-        the next one starts at once, in the background, and the next call takes its result.
-        A fetch made before a rebalance (another generation), while flow was suspended, or
-        across a seek (:meth:`perform_seek`) is dropped, as Faust drops a batch whose
-        generation changed; Faust then seeks back to the committed offsets."""
-        task, generation, seeks = self._prefetch, self._prefetch_generation, self._prefetch_seeks
-        self._prefetch = None
-        if task is not None:
-            result = await task
-            if (generation == self.app.consumer_generation_id and self.flow_active
-                    and seeks == self._seeks and result[0]):
-                self._start_prefetch(timeout)
-                return result
-        seeks, generation = self._seeks, self.app.consumer_generation_id
-        result = await super()._wait_next_records(timeout)
-        if seeks != self._seeks or generation != self.app.consumer_generation_id:
-            return {}, result[1]  # a rebalance or a seek came meanwhile: from before it
+    def _lock(self) -> asyncio.Lock:
+        if self._turns is None:
+            self._turns = asyncio.Lock()
+        return self._turns
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, between fetches: a fetch made before it
+        is from the old positions and is not delivered (nor given back: the seek decides)."""
+        async with self._lock():
+            self._seeks += 1
+            await super().perform_seek()
+
+    async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
+        """Faust's, with the read offsets of the assigned partitions forgotten: a new
+        assignment reads from the committed offsets, and a read offset left from before
+        would make Faust drop records under it as duplicates, or call those above it a gap."""
+        for tp in assigned:
+            self._read_offset[tp] = None
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
+        """Faust's gap record (offsets missing between two records read), logged: on a topic
+        that is not compacted a gap means records were skipped, and Faust commits past it."""
+        logger.warning("offsets %d..%d of %s missing between records read (a gap Faust "
+                       "commits past)", offset_from, offset_to - 1, tp)
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    async def _fetch(self, timeout: float):
+        """One fetch, between seeks and rewinds: (records, active partitions, seeks done
+        before it). Waits for flow first, as Faust's ``_wait_next_records`` does."""
+        if not self.flow_active:
+            await self.wait(self.can_resume_flow)
+        async with self._lock():
+            seeks = self._seeks
+            active = None if self.app.client_only else self._get_active_partitions()
+            if active is None or active:
+                records = await self._getmany(active_partitions=active, timeout=timeout)
+                return records, active, seeks
+        await self.sleep(1)  # nothing assigned: as Faust, still let the loop run
+        return Fetched(), active, seeks
+
+    async def _next_fetch(self, timeout: float):
+        """The fetch already in flight, or a new one; when it brought records the next one
+        starts at once, so that the consumer thread fetches while the loop delivers."""
+        task, self._next = self._next, None
+        result = await (task if task is not None else self._fetch(timeout))
         if result[0] and self.flow_active:
-            self._start_prefetch(timeout)
+            self._next = asyncio.ensure_future(self._fetch(timeout))
         return result
 
-    def _start_prefetch(self, timeout: float) -> None:
-        self._prefetch_generation = self.app.consumer_generation_id
-        self._prefetch_seeks = self._seeks
-        self._prefetch = asyncio.ensure_future(
-            faust_aiokafka.Consumer._wait_next_records(self, timeout))
+    async def _give_back(self, records, offsets: dict, seeks: int) -> None:
+        """Rewind ``offsets`` (records of ``records`` not delivered), unless a seek came since
+        the fetch or its assignment is gone. The fetch in flight is taken in first: its records
+        are past the ones given back, and would be read twice, or for other partitions, lost."""
+        task, self._next = self._next, None
+        if task is not None:
+            later, _, later_seeks = await task
+            if later and later_seeks == seeks and later.assignment is records.assignment:
+                offsets = {**undelivered(later, {}), **offsets}
+            elif later and later_seeks == self._seeks:  # its own assignment: give it back
+                await self._give_back(later, undelivered(later, {}), later_seeks)
+        if not offsets:
+            return
+        async with self._lock():
+            if seeks == self._seeks:
+                await cast(ConsumerThread, self._thread).rewind(records.assignment, offsets)
 
-    def _drop_prefetch(self) -> None:
-        if self._prefetch is not None:
-            self._prefetch.cancel()
-            self._prefetch = None
+    async def _deliver_batch(self, records, active, seeks: int) -> dict:
+        """Deliver a fetched batch while flow lasts: the last offset delivered per partition.
+        What ``getmany`` checks per record is checked per record: flow active, the generation
+        and seeks unchanged, the partition active (or buffered)."""
+        app, callback, suspend, wait_first = self.app, self.callback, self.suspend_flow, \
+            self.wait_first
+        get_read_offset, set_read_offset = self._read_offset.__getitem__, \
+            self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for, to_message = app.topics.acks_enabled_for, self._to_message
+        buffered, generation = self._buffered_partitions, app.consumer_generation_id
+        delivered: dict = {}
+        since_yield = 0
+        for tp in records:
+            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or app.consumer_generation_id != generation \
+                    or self._seeks != seeks:
+                break  # a rebalance or a seek began: the rest is given back or read again
+            if active is not None and tp not in active and tp not in buffered:
+                continue  # paused since the fetch: given back
+            message = to_message(tp, record)
+            since_yield += 1
+            if since_yield > 100:
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            r_offset = get_read_offset(tp)
+            if r_offset is not None and offset < r_offset:
+                delivered[tp] = offset  # read before a seek back: Faust drops it too
+                continue
+            gap = offset - (r_offset or 0)
+            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            if suspend.is_set():  # rebalancing: Faust's own race
+                delivery = callback(message)
+                ok = delivery in (await wait_first(delivery, suspend.wait())).done
+            else:
+                ok = await deliver(callback(message), suspend, wait_first)
+            if not ok or app.consumer_generation_id != generation:
+                break
+            delivered[tp] = offset
+            set_read_offset(tp, offset)
+        return delivered
 
-    async def _drain_messages(self, fetcher: Any) -> None:  # noqa: C901 - Faust's loop
-        """Faust's drain loop, reading each fetched batch directly instead of through
-        ``getmany``'s async generator (one coroutine step per record), and the highwater
-        sensor per partition and batch instead of per record. What ``getmany`` checks per
-        record is still checked per record: flow active, the generation unchanged, the
-        partition active (or buffered)."""
-        callback = self.callback
+    async def _drain_once(self) -> None:
+        """One turn of the drain loop: fetch, deliver (:meth:`_deliver_batch`), give back
+        what was not delivered (:meth:`_give_back`)."""
+        records, active, seeks = await self._next_fetch(1.0)
+        await self.sleep(0)
+        if not records or self.should_stop:
+            return
+        delivered = {}
+        if self.flow_active and seeks == self._seeks:
+            delivered = await self._deliver_batch(records, active, seeks)
+        left = undelivered(records, delivered)
+        if left:
+            await self._give_back(records, left, seeks)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's drain loop, one :meth:`_drain_once` per turn."""
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
         set_flag, unset_flag = self.diag.set_flag, self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        suspend, wait_first = self.suspend_flow, self.wait_first
-        to_message = self._to_message
-        app = self.app
-        buffered = self._buffered_partitions
-        yield_every, since_yield = 100, 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
-                records, active = await self._wait_next_records(1.0)
-                generation, seeks = app.consumer_generation_id, self._seeks
-                await self.sleep(0)
-                if records is None or self.should_stop:
-                    unset_flag(CONSUMER_FETCHING)
-                    continue
-                if not self.flow_active:
-                    await self.perform_seek()  # as getmany does: back to the committed
-                    continue
-                for tp in records:
-                    app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                for tp, record in self.scheduler.iterate(records):
-                    if not self.flow_active or app.consumer_generation_id != generation \
-                            or self._seeks != seeks:
-                        break  # a rebalance began: the rest is fetched again after it
-                    if active is not None and tp not in active and tp not in buffered:
-                        continue
-                    message = to_message(tp, record)
-                    since_yield += 1
-                    if since_yield > yield_every:
-                        await asyncio.sleep(0)
-                        since_yield = 0
-                    offset = message.offset
-                    r_offset = get_read_offset(tp)
-                    if r_offset is None or offset >= r_offset:
-                        gap = offset - (r_offset or 0)
-                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                            await self._add_gap(tp, r_offset + 1, offset)
-                        if commit_every is not None and self._n_acked >= commit_every:
-                            self._n_acked = 0
-                            await self.commit()
-                        if suspend.is_set():  # rebalancing: Faust's own race
-                            await wait_first(callback(message), suspend.wait())
-                        else:
-                            await deliver(callback(message), suspend, wait_first)
-                        set_read_offset(tp, offset)
+                await self._drain_once()
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -199,74 +267,9 @@ class Consumer(faust_aiokafka.Consumer):
             raise
         finally:
             unset_flag(CONSUMER_FETCHING)
-            self._drop_prefetch()
-
-
-FETCH_MAX_WAIT_MS = 50
-
-
-class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread, with a short broker-side fetch wait.
-
-    aiokafka keeps one fetch request in flight per broker, for the partitions that have no
-    records buffered. Faust asks the broker to hold a fetch up to 1.5 s for data. A request
-    made only of partitions with nothing new (the assignor's leader topic, which never has
-    a message; a topic nobody produces to now) is held that long, and every partition whose
-    buffer empties meanwhile waits behind it: measured here, fetches of 1.5 s between bursts
-    of 100k-event/s ones. Held 50 ms at most, an idle partition costs a small request 20
-    times a second and delays the others by no more than that."""
-
-    _turn = 0
-
-    def last_poll(self, tp) -> float | None:
-        consumer = self._ensure_consumer()
-        if tp not in consumer.assignment():
-            return None
-        ms = consumer.last_poll_timestamp(tp)
-        return None if ms is None else ms / 1000.0
-
-    def _create_worker_consumer(self, transport):
-        consumer = super()._create_worker_consumer(transport)
-        # a constructor argument aiokafka keeps as given; Faust passes 1500 and has no setting
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        return consumer
-
-    async def _fetch_records(self, consumer, active_partitions, timeout=None,
-                             max_records=None):
-        """Faust's method, fair across partitions. aiokafka's ``fetched_records`` drains its
-        buffers in the order they were filled and stops at ``max_records``: a partition with
-        a backlog stays first and takes every call, and the others starve. Here the records
-        partition after partition get their share, then what is left goes to those that have
-        more; a trainer reading the examples topic
-        learned nothing until the requests and feedback it shares the consumer with ran
-        out (20 s here), and learned as they came with this."""
-        if not self.consumer.flow_active:
-            return {}
-        fetcher = consumer._fetcher  # as Faust's own _fetch_records reads it
-        if consumer._closed or fetcher._closed:
-            raise faust_aiokafka.ConsumerStoppedError()
-        tps = list(active_partitions)
-        if len(tps) <= 1 or not max_records:
-            return await super()._fetch_records(consumer, active_partitions, timeout,
-                                                max_records)
-        self._turn = (self._turn + 1) % len(tps)
-        tps = tps[self._turn:] + tps[:self._turn]
-        share = max(max_records // len(tps), 1)
-        out, left = {}, max_records
-        with fetcher._subscriptions.fetch_context():
-            for limit in (share, max_records):  # each its share, then the rest to whoever has
-                for tp in tps:
-                    if left <= 0:
-                        break
-                    got = await fetcher.fetched_records({tp}, timeout=0,
-                                                        max_records=min(limit, left))
-                    for t, records in got.items():
-                        out.setdefault(t, []).extend(records)
-                        left -= len(records)
-        if out:
-            return out
-        return await super()._fetch_records(consumer, active_partitions, timeout,
-                                            max_records)
+            if self._next is not None:
+                self._next.cancel()
+                self._next = None
 
 
 class Transport(faust_aiokafka.Transport):
