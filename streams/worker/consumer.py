@@ -177,8 +177,11 @@ class Consumer(faust_aiokafka.Consumer):
         if not offsets:
             return
         async with self._lock():
-            if seeks == self._seeks:
-                await cast(ConsumerThread, self._thread).rewind(records.assignment, offsets)
+            done = seeks == self._seeks and await cast(ConsumerThread, self._thread).rewind(
+                records.assignment, offsets)
+        if not done:
+            logger.info("%d partition(s) not rewound: a seek or a new assignment (from the "
+                        "committed offsets) came since their fetch", len(offsets))
 
     async def _deliver_batch(self, records, active, seeks: int) -> dict:
         """Deliver a fetched batch while flow lasts: the last offset delivered per partition.

@@ -371,12 +371,6 @@ def test_a_click_from_a_default_partitioner_client_joins(chaos, tmp_path):
     learned_once(s, TENANT, 800, MODELS)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open data-loss bug (issue 11): in most full-suite runs, a worker that keeps a partition "
-    "across the rebalance loses the requests from the offset it let go at revocation to about "
-    "60-250 offsets later; Faust commits them as a recorded 'gap'. The fetch-generation and "
-    "seek checks in streams/worker/consumer.py did not stop it; the assertion message names the "
-    "lost offsets"))
 def test_a_second_worker_joins_mid_replay_then_leaves(chaos, tmp_path):
     """Scale-out under load: a second worker joins the group while the replay runs (the
     partitions are split between the two, mid-batch), then leaves (they come back); every

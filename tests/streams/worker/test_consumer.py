@@ -126,7 +126,7 @@ class Bare(Consumer):
         done, pending = await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
         for future in pending:
             future.cancel()
-        return SimpleNamespace(done=[w for w, f in zip(waits, futures) if f in done])
+        return SimpleNamespace(done=[w for w, f in zip(waits, futures, strict=True) if f in done])
 
     async def _deliver(self, message):
         if self.rng.random() < 0.03:  # the stream's buffer is full, and a rebalance comes
