@@ -60,6 +60,11 @@ def catalogue(settings: Settings) -> list[TopicSpec]:
                   {"cleanup.policy": "compact", "max.message.bytes": str(CHECKPOINT_MAX_BYTES),
                    "min.cleanable.dirty.ratio": "0.1", "segment.ms": str(3600 * 1000)},
                   "Trainer state per tenant (models, learned ids, metrics); compacted."),
+        TopicSpec("model-specs", "tenant", 1,
+                  {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
+                   "segment.ms": str(3600 * 1000)},
+                  "Tenants' model graphs (signed, versioned), compacted: the newest per "
+                  "tenant survives."),
         TopicSpec("alerts", "model", 1, delete(30),
                   "Model alerts: overfitting, degrading, rollbacks."),
         TopicSpec("dead-letters", "source_topic", 1, delete(30),

@@ -43,6 +43,8 @@ class Ranker:
                 raise LookupError(f"model {asked!r} is not served for tenant {snap.tenant}; "
                                   f"served: {outputs}")
             return asked
+        if snap.serve in outputs:  # the tenant's spec says
+            return snap.serve
         return self.default_output if self.default_output in outputs else outputs[0]
 
     def rank_many(self, reqs: list[AdRequest], model: str | None = None

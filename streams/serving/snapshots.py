@@ -30,6 +30,8 @@ class Snapshot:
     members: list[str]  # member output order the combiners expect
     metrics: dict  # name -> progressive metrics at publication
     compiled: dict = field(default_factory=dict)  # name -> frozen scorer (river linear models)
+    over: dict = field(default_factory=dict)  # ensemble -> member outputs (absent: members)
+    serve: str = ""  # the output the tenant's spec ranks by ("": the replica's setting)
 
     @property
     def label(self) -> str:
@@ -83,16 +85,22 @@ class Snapshot:
                 cols.update(multi(name, m))
         if output in cols:
             return cols[output]
-        comb = self.ensembles[output.removeprefix(ENSEMBLE_PREFIX)]
-        return comb.combine_many(np.column_stack([cols[m] for m in self.members]))
+        name = output.removeprefix(ENSEMBLE_PREFIX)
+        return self.ensembles[name].combine_many(
+            np.column_stack([cols[m] for m in self.over.get(name) or self.members]))
 
 
 def load_snapshot(data: bytes, key: bytes) -> Snapshot:
     """A snapshot from a signed state file, or :class:`StateRejected`."""
     _, s = unseal(key, data, "snapshot")
     fields = {"tenant", "version", "created_at", "models", "ensembles", "members", "metrics"}
-    if not isinstance(s, dict) or set(s) != fields:
+    if not isinstance(s, dict) or not fields <= set(s) <= fields | {"over", "serve"}:
         raise StateRejected("malformed snapshot: not a snapshot's fields")
+    over, serve = s.get("over", {}), s.get("serve", "")
+    if not isinstance(serve, str) or not isinstance(over, dict) or not all(
+            e in s["ensembles"] and isinstance(cols, list) and cols
+            and set(cols) <= set(s["members"]) for e, cols in over.items()):
+        raise StateRejected("malformed snapshot: its ensembles' members are not its members")
     if not all(isinstance(m, Learner) for m in s["models"].values()) or \
             not all(isinstance(c, Combiner) for c in s["ensembles"].values()):
         raise StateRejected("malformed snapshot: a member is not a learner or combiner")

@@ -38,8 +38,9 @@ def seal_model_set(ms: ModelSet, key: bytes, now: float | None = None) -> tuple[
 
 def _snapshot_rest(ms: ModelSet, now: float) -> dict:
     return {"tenant": ms.tenant, "version": ms.version, "created_at": now,
-            "ensembles": ms.ensembles, "members": ms.member_names(ms.owner),
-            "metrics": ms.metrics()}
+            "ensembles": ms.ensembles, "members": ms.member_outputs(),
+            "metrics": ms.metrics(), "serve": ms.serve,
+            "over": {e: ms.ensemble_members(e, ms.member_outputs()) for e in ms.over}}
 
 
 def snapshot_of(ms: ModelSet, key: bytes, now: float | None = None) -> bytes:

@@ -55,7 +55,7 @@ VERSION = 1
 MAC_BYTES = 32
 MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 1 << 31  # 2 GiB uncompressed
-KINDS = ("checkpoint", "snapshot")
+KINDS = ("checkpoint", "snapshot", "model-spec")
 _DTYPES = {np.dtype(t).str for t in ("bool", "int8", "int16", "int32", "int64", "uint8",
                                       "uint16", "uint32", "uint64", "float16", "float32",
                                       "float64")}

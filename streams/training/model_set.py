@@ -25,6 +25,8 @@ from learners.progressive import Progressive
 from learners.state import copy_state, decode, encode
 from streams.contracts.events import TrainingExample
 
+OPTIONAL_STATE = {"test_metrics", "over", "spec", "serve"}
+
 
 def is_holdout(example_id: str, fraction: float) -> bool:
     """Deterministic: the same id is always in or out, in every process."""
@@ -67,6 +69,9 @@ class ModelSet:
     examples_learned: int = 0
     examples_handled: int = 0  # learned or held out
     version: int = 0
+    over: dict[str, list] = field(default_factory=dict)  # ensemble -> its members (absent: all)
+    spec: str = ""  # the tenant's model graph (JSON) this set was built from; "": the default
+    serve: str = ""  # the output serving ranks by; "": the replica's setting
 
     def __post_init__(self):
         for name in self.models:
@@ -114,8 +119,10 @@ class ModelSet:
                     nonfinite[out_name] = int(bad.sum())
                 preds[out_name] = p
         if self.ensembles and len(fresh):
-            members = np.column_stack([preds[m] for m in self.member_names(preds)])
+            names = self.member_names(preds)
             for ename, comb in self.ensembles.items():
+                cols = self.ensemble_members(ename, names)
+                members = np.column_stack([preds[m] for m in cols])
                 preds[ENSEMBLE_PREFIX + ename] = comb.combine_progressive(members, y, learn)
         for out_name, p in preds.items():
             self._metrics_for(out_name)
@@ -134,6 +141,18 @@ class ModelSet:
     @staticmethod
     def member_names(preds: dict) -> list[str]:
         return [n for n in preds if not n.startswith(ENSEMBLE_PREFIX)]
+
+    def member_outputs(self) -> list[str]:
+        """The members' outputs in the order the models are (the order ``process`` gives
+        them to the ensembles), as far as they are known (a multi-output model's, once it
+        has predicted)."""
+        return [o for name in self.models for o, owner in self.owner.items() if owner == name]
+
+    def ensemble_members(self, ensemble: str, outputs: list[str]) -> list[str]:
+        """The member outputs ``ensemble`` combines, in order: those of the models its spec
+        names (``over``), or all of them."""
+        over = self.over.get(ensemble)
+        return outputs if not over else [o for o in outputs if self.owner.get(o, o) in over]
 
     def metrics(self) -> dict[str, dict]:
         """Per output (members and ensembles): progressive and holdout metrics, learn rate."""
@@ -189,13 +208,14 @@ class ModelSet:
             "learn_seconds": self.learn_seconds, "good_states": self.good_states,
             "owner": self.owner, "examples_learned": self.examples_learned,
             "examples_handled": self.examples_handled, "version": self.version,
+            "over": self.over, "spec": self.spec, "serve": self.serve,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> ModelSet:
-        # (a state saved before test rows existed has no test_metrics: they start empty)
+        # (a state saved before test rows or model graphs existed lacks their fields)
         if not isinstance(state, dict) or \
-                not set(cls.__dataclass_fields__) - {"test_metrics"} <= set(state) <= \
+                not set(cls.__dataclass_fields__) - OPTIONAL_STATE <= set(state) <= \
                 set(cls.__dataclass_fields__):
             raise ValueError("not a model set's state")
         models = state["models"]

@@ -233,6 +233,7 @@ def create_app(settings: Settings) -> faust.App:
                 log.info("consumer lag not measured: %s", exc)
         note_unread()
         await join.flush_idle(caught_up)
+        await train.sync_specs()
         await train.maybe_checkpoint()
 
     @app.on_partitions_assigned.connect

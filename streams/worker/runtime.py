@@ -44,6 +44,7 @@ class Runtime:
         self._frozen = False
         self._snapshots: ModelStore | None = None
         self._follower = None
+        self._spec_follower = None
         # the consumer group's generation now (the app sets it; None: not checked)
         self.generation: Callable[[], int | None] = lambda: None
 
@@ -84,6 +85,27 @@ class Runtime:
                 on_reject=lambda code: self.metrics.state_rejected.labels("model-updates",
                                                                           code).inc())
             self._follower.start()
+
+    def spec_records(self) -> dict:
+        """Every tenant's model graph record (:mod:`streams.control.distribution`); empty
+        until :meth:`follow_specs` has read them."""
+        return {} if self._spec_follower is None else self._spec_follower.records
+
+    def follow_specs(self) -> None:
+        """Start the thread that follows the model-specs topic, once, when the agents start;
+        it returns when that topic has been read to its end (or after 10 s), so that a trainer
+        made now builds each tenant's own graph."""
+        if self._spec_follower is None:
+            from streams.control.distribution import SpecFollower
+
+            self._spec_follower = SpecFollower(
+                self.settings, self.state_key,
+                on_reject=lambda code: self.metrics.state_rejected.labels("model-specs",
+                                                                          code).inc())
+            self._spec_follower.start()
+            if not self._spec_follower.caught_up.wait(10.0):
+                log.warning("model-specs not read to its end in 10 s: tenants start on the "
+                            "default graph and are rebuilt when their own arrives")
 
     def started(self) -> None:
         """Once per process, when the agents start: what is alive now lives until exit, out

@@ -71,7 +71,8 @@ class TrainStage:
         with self._restoring:
             while (trainer := self._trainer) is None:
                 generation = self.generation
-                self._trainer = trainer = make_trainer(self.rt.settings, self._restore())
+                self._trainer = trainer = make_trainer(self.rt.settings, self._restore(),
+                                                       specs=self.rt.spec_records)
                 if generation == self.generation:  # (a rebalance sets the count, then None)
                     return trainer
                 self._trainer = None
@@ -117,6 +118,7 @@ class TrainStage:
         trainer = await asyncio.to_thread(lambda: self.trainer)
         if fresh:
             log.info("learning from %s", _offsets(events))
+        self._rebuilt(trainer.sync_specs())
         results = trainer.process(good)
         m = self.rt.metrics
         for tenant, res in results.items():
@@ -155,10 +157,25 @@ class TrainStage:
             dead_letter(encode(e), err, self.rt.topics[role], now=time.time(),
                         key=e.id.encode()) for e in late])
 
+    def _rebuilt(self, changed: dict[str, list[str]]) -> None:
+        for tenant, outputs in changed.items():
+            self.dirty.add(tenant)  # its next checkpoint publishes the new graph's snapshot
+            log.info("tenant %r rebuilt to its model graph: new %s", tenant,
+                     ", ".join(outputs) or "nothing (only the outputs served changed)")
+
+    async def sync_specs(self) -> None:
+        """Rebuild the sets whose tenant's graph changed, between batches (housekeeping)."""
+        if self._trainer is None:
+            return
+        async with self.lock:
+            if self._trainer is not None:
+                self._rebuilt(self._trainer.sync_specs())
+
     async def maybe_checkpoint(self, force: bool = False) -> None:
-        """A checkpoint when one is due and none is being taken."""
+        """A checkpoint when one is due and none is being taken: of events learned, or of
+        sets rebuilt to a new graph."""
         due = time.monotonic() - self.last_checkpoint >= self.rt.settings.checkpoint_interval
-        if self.held and (force or due) and not self._checkpointing.locked():
+        if (self.held or self.dirty) and (force or due) and not self._checkpointing.locked():
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
@@ -171,7 +188,7 @@ class TrainStage:
         async with self._checkpointing:
             started = time.perf_counter()
             async with self.lock:
-                if not self.held:
+                if not self.held and not self.dirty:
                     return
                 held, self.held = self.held, []
                 dirty, self.dirty = sorted(self.dirty), set()
@@ -225,7 +242,8 @@ class TrainStage:
     def warm_up(self) -> None:
         """Before the first batch (a thread): restore the trainer, connect the producers and
         ClickHouse, so that the first checkpoint does not pay for them while the stream
-        flows."""
+        flows. The tenants' model graphs are read first, so that sets are made from them."""
+        self.rt.follow_specs()
         self.trainer  # noqa: B018 - restores on first use
         self.store.connect()
         self.publisher.connect()
@@ -249,7 +267,7 @@ class TrainStage:
                 m.phase.labels(tenant, name).set(model.phase)
         for name, comb in ms.ensembles.items():
             for i, w in enumerate(comb.state().get("weights", [])):
-                members = ms.member_names(ms.owner)
+                members = ms.member_outputs()
                 if i < len(members):
                     m.ensemble_weight.labels(tenant, name, members[i]).set(w)
         for model, s in metrics.items():

@@ -50,6 +50,13 @@ class FakeRuntime:
         self.topics = topic_names(settings)
         self.state_key = KEY
         self.group_generation = 1
+        self.specs: dict = {}  # tenant -> SpecRecord, as the model-specs follower holds them
+
+    def spec_records(self):
+        return self.specs
+
+    def follow_specs(self):
+        pass
 
     def generation(self):
         return self.group_generation

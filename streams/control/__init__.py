@@ -1,0 +1,2 @@
+"""The control plane: what tenants declare (their model graphs) and how it reaches the
+workers and replicas."""
