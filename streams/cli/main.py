@@ -7,7 +7,10 @@ import sys
 
 
 def main() -> None:
+    import faust.cli.faust  # noqa: F401 - Faust's commands first: ours of the same name win
+
     from streams.cli.commands import register
+    from streams.cli.models import register_models
     from streams.settings import Settings
     from streams.worker.app import create_app
 
@@ -19,6 +22,7 @@ def main() -> None:
         ensure_topics(settings)
     app = create_app(settings)
     register(app, settings)
+    register_models(app, settings)  # after Faust's own `models`, which it replaces
     app.main()
 
 

@@ -108,16 +108,16 @@ class SpecFollower(threading.Thread):
         self.records: dict[str, SpecRecord] = {}
         self.caught_up = threading.Event()
         self.errors = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         c = large_consumer(self.settings, "aimass-spec-follower")
         try:
             c.assign([TopicPartition(self.topic, 0, 0)])
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 msgs = c.consume(10, 0.5)
                 if not msgs:
                     self._check_caught_up(c)
@@ -157,3 +157,25 @@ class SpecFollower(threading.Thread):
                 self.caught_up.set()
         except Exception as exc:  # asked again on the next idle poll
             log.info("model-specs position unknown yet: %s", exc)
+
+
+def read_specs(settings, key: bytes, timeout: float = 15.0) -> dict[str, SpecRecord]:
+    """Every tenant's newest spec record, read to the end of the topic (a command's view)."""
+    follower = SpecFollower(settings, key)
+    follower.start()
+    try:
+        if not follower.caught_up.wait(timeout):
+            raise TimeoutError(f"{follower.topic} not read to its end in {timeout:.0f} s")
+        return dict(follower.records)
+    finally:
+        follower.stop()
+        follower.join(5.0)
+
+
+def apply_spec(settings, key: bytes, tenant: str, spec: ModelSpec | None, actor: str,
+               known: dict[str, SpecRecord]) -> SpecRecord | None:
+    """Publish ``spec`` (None: remove) as ``tenant``'s graph, one version after the one in
+    ``known`` (the records read so far)."""
+    current = known.get(tenant)
+    version = (current.version if current is not None else 0) + 1
+    return SpecPublisher(settings, key).publish(tenant, spec, version, actor)

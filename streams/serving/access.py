@@ -8,11 +8,12 @@ endpoint needs a key, a role that allows the action, and the tenant in the key's
 
 Roles (each includes the ones above it):
 
-- ``viewer``: ``GET /models`` (its tenants only), ``GET /metrics`` (a scrape key for
-  Prometheus: a viewer key for ``*``);
+- ``viewer``: ``GET /models`` and ``GET /tenants/{tenant}/models`` (its tenants only),
+  ``GET /metrics`` (a scrape key for Prometheus: a viewer key for ``*``);
 - ``scorer``: ``POST /recommend``, ``/predict``, ``/noop``;
 - ``trainer``: ``POST /examples`` (hand over labelled data);
-- ``admin``: everything, every tenant.
+- ``admin``: everything, every tenant, and ``PUT``/``DELETE /tenants/{tenant}/models`` (a
+  tenant's model graph).
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "keys.json"
@@ -37,10 +38,15 @@ ACTIONS = {  # action -> the least role allowed
     "models": "viewer", "metrics": "viewer",
     "recommend": "scorer", "predict": "scorer", "noop": "scorer",
     "examples": "trainer",
+    "specs": "admin",
 }
 #: the serving API's protected paths and the action each is (every other path is open)
 PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
-             "/models": "models", "/examples": "examples", "/metrics": "metrics"}
+             "/models": "models", "/examples": "examples", "/metrics": "metrics",
+             # a tenant's model graph: shown to viewers, changed by admins
+             ("GET", "/tenants/{tenant}/models"): "models",
+             ("PUT", "/tenants/{tenant}/models"): "specs",
+             ("DELETE", "/tenants/{tenant}/models"): "specs"}
 
 
 class AccessDenied(Exception):

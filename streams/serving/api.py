@@ -32,7 +32,9 @@ from streams.contracts.events import (
     parse_object,
 )
 from streams.producer import DeliveryFailed
-from streams.serving.access import PROTECTED, AccessControl, AccessDenied, Principal
+from streams.serving.access import PROTECTED, AccessControl, AccessDenied
+from streams.serving.graphs import Graphs
+from streams.serving.http import PRINCIPAL, _body, _error, _ok, _read
 from streams.serving.metrics import ServingMetrics, build_serving_metrics
 from streams.serving.openapi import spec
 from streams.serving.quotas import QuotaExceeded, Quotas
@@ -43,35 +45,6 @@ from streams.training.model_set import ENSEMBLE_PREFIX
 log = logging.getLogger(__name__)
 SERVING = web.AppKey("serving", object)
 METRICS = web.AppKey("metrics", ServingMetrics)
-PRINCIPAL = web.RequestKey("principal", Principal)  # the caller's key, set by the middleware
-
-
-def _error(status: int, message: str, field: str | None = None,
-           retry_after: int | None = None) -> web.Response:
-    body = {"error": message, **({"field": field} if field else {})}
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
-                        headers=headers)
-
-
-def _ok(body: dict, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
-
-
-BODY_TIMEOUT = 10.0  # seconds a client may take to send its body
-
-
-async def _read(request: web.Request) -> bytes:
-    """The body, within :data:`BODY_TIMEOUT` (a slow client gets a 408)."""
-    try:
-        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:.0f} s") \
-            from None
-
-
-async def _body(request: web.Request) -> dict:
-    return parse_object(await _read(request), "body")
 
 
 def _check_tenant(request: web.Request, d: dict, action: str) -> str:
@@ -244,7 +217,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
                        default_output: str = ENSEMBLE_PREFIX + "stacking", request_log=None,
                        popularity=None, ready=lambda: True, access: AccessControl | None = None,
                        example_log=None, answer_log=None,
-                       quotas: Quotas | None = None) -> web.Application:
+                       quotas: Quotas | None = None,
+                       graphs: Graphs | None = None) -> web.Application:
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
     s = Serving(store, metrics, default_output, request_log, popularity, example_log,
@@ -254,9 +228,10 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     @web.middleware
     async def errors(request: web.Request, handler):
         # a route's path, never an arbitrary one: unknown paths share one label
-        endpoint = request.path if request.match_info.route.resource is not None else "unknown"
+        resource = request.match_info.route.resource
+        endpoint = resource.canonical if resource is not None else "unknown"
         try:
-            action = PROTECTED.get(endpoint)
+            action = PROTECTED.get((request.method, endpoint)) or PROTECTED.get(endpoint)
             if action is not None:
                 who = access.authenticate(request.headers.get("Authorization"),
                                           request.headers.get("X-API-Key"))
@@ -313,6 +288,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", prom)
+    if graphs is not None:
+        graphs.add_routes(app)
     app[SERVING] = s
     app[METRICS] = metrics
     return app

@@ -40,6 +40,29 @@ PREDICT_REQUEST = {"type": "object", "required": ["tenant", "features"], "proper
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "features": FEATURES, "model": {"type": "string"}}}
 
+MEMBER = {"type": "object", "required": ["kind"], "additionalProperties": False, "properties": {
+    "kind": {"type": "string", "description": "A learner kind: ftrl, fm, river_logreg, "
+             "river_fm, adpredictor, river_ht, forest, deep"},
+    "params": {"type": "object", "description": "Overrides of the kind's parameters"}}}
+ENSEMBLE = {"type": "object", "required": ["kind"], "additionalProperties": False,
+            "properties": {
+                "kind": {"type": "string", "enum": ["average", "weighted", "vote", "stacking"]},
+                "over": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "threshold": {"type": "number", "minimum": 0.5, "maximum": 1},
+                "policy": {"type": "string"}}}
+GRAPH_SPEC = {"type": "object", "required": ["members"], "additionalProperties": False,
+              "properties": {
+                  "members": {"type": "object", "minProperties": 1, "maxProperties": 16,
+                              "additionalProperties": MEMBER},
+                  "ensembles": {"type": "object", "additionalProperties": ENSEMBLE},
+                  "serve": {"type": "string"}}}
+GRAPH_RECORD = {"type": "object", "properties": {
+    "tenant": {"type": "string"}, "version": {"type": "integer"}, "default": {"type": "boolean"},
+    "spec": GRAPH_SPEC, "applied_by": {"type": "string"}, "applied_at": {"type": "number"}}}
+GRAPH_APPLIED = {"type": "object", "properties": {
+    "tenant": {"type": "string"}, "version": {"type": "integer"}, "default": {"type": "boolean"},
+    "applied_by": {"type": "string"}}}
+
 
 def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
@@ -51,11 +74,36 @@ def _secured(paths: dict) -> dict:
               "403": {"description": "The key's role or tenants do not allow it",
                       **_json(ERROR)}}
     for path, ops in paths.items():
-        if path in PROTECTED:
-            for op in ops.values():
+        for method, op in ops.items():
+            if path in PROTECTED or (method.upper(), path) in PROTECTED:
                 op["security"] = [{"apiKey": []}, {"bearer": []}]
                 op["responses"].update(denied)
     return paths
+
+
+def _graph_ops(bad: dict) -> dict:
+    tenant = [{"name": "tenant", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}}]
+    shown = {"description": "The tenant's model graph (default: true when it has none of its "
+                            "own)", **_json(GRAPH_RECORD)}
+    unavailable = {"description": "No model-specs topic, or the broker did not take it",
+                   **_json(ERROR)}
+    return {
+        "get": {"summary": "A tenant's model graph", "parameters": tenant,
+                "responses": {"200": shown, "400": bad}},
+        "put": {"summary": "Apply a model graph (admin): members, ensembles over chosen "
+                           "members, the output served; workers rebuild without a restart",
+                "parameters": tenant,
+                "requestBody": {"required": True, **_json(GRAPH_SPEC)},
+                "responses": {"200": {"description": "Published", **_json(GRAPH_APPLIED)},
+                              "400": bad, "503": unavailable}},
+        "delete": {"summary": "Back to the default model graph (admin)",
+                   "parameters": tenant,
+                   "responses": {"200": {"description": "Published", **_json(GRAPH_APPLIED)},
+                                 "400": bad, "503": unavailable,
+                                 "404": {"description": "The tenant has no graph of its own",
+                                         **_json(ERROR)}}},
+    }
 
 
 def spec() -> dict:
@@ -101,6 +149,7 @@ def spec() -> dict:
             "/readyz": {"get": {"summary": "Ready: has read the model-updates topic",
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "not yet"}}}},
+            "/tenants/{tenant}/models": _graph_ops(bad),
             "/noop": {"post": {"summary": "Parses the body, answers nothing (latency floor)",
                                "responses": {"200": {"description": "ok"},
                                              "400": bad}}},

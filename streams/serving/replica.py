@@ -49,10 +49,13 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     ``reuse_port``: bind with SO_REUSEPORT, beside the other replicas of
     :mod:`streams.serving.supervisor`."""
     from streams.contracts.topics import ensure_topics, topic_names
+    from streams.control.distribution import SpecFollower, SpecPublisher
     from streams.producer import Delivery, EventProducer
+    from streams.serving.graphs import Graphs
     from streams.serving.popularity import Popularity
     from streams.state.model_updates import SnapshotFollower
     from streams.state.statefile import load_key
+    from streams.training.trainer import settings_spec
 
     ensure_topics(settings)
     await asyncio.to_thread(warm_up, settings)
@@ -65,6 +68,10 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     answers_topic = topic_names(settings)["recommendations"]
     training_topic = topic_names(settings)["training"]
     access = AccessControl.from_file(settings.api_keys)
+    key = load_key(settings)
+    specs = SpecFollower(settings, key, on_reject=lambda code: rejected.labels(code).inc())
+    graphs = Graphs(lambda: specs.records, settings_spec(settings),
+                    SpecPublisher(settings, key).publish)
 
     def log_examples(messages: list[tuple[bytes, bytes]]) -> None:
         """Send one call's examples and wait for exactly those (10 s at most): a failure of
@@ -83,13 +90,15 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
         answer_log=lambda k, v: producer.try_send_raw(answers_topic, k, v),
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
         example_log=log_examples,
-        quotas=Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1"))))
+        quotas=Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1"))),
+        graphs=graphs)
     swaps = app[METRICS].swaps
     rejected = app[METRICS].state_rejected
-    follower = SnapshotFollower(settings, store, load_key(settings),
+    follower = SnapshotFollower(settings, store, key,
                                 on_swap=lambda t, v: swaps.labels(t).inc(),
                                 on_reject=lambda code: rejected.labels(code).inc())
     follower.start()
+    specs.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port, reuse_port=reuse_port or None).start()
@@ -99,5 +108,6 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
         await asyncio.Event().wait()
     finally:
         follower.stop()
+        specs.stop()
         producer.flush(5)
         await runner.cleanup()

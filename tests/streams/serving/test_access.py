@@ -169,9 +169,9 @@ def test_a_slow_body_is_timed_out_and_an_aborted_one_counted(secured, monkeypatc
     import socket
     import time
 
-    from streams.serving import api as serving
+    from streams.serving import http
 
-    monkeypatch.setattr(serving, "BODY_TIMEOUT", 0.5)
+    monkeypatch.setattr(http, "BODY_TIMEOUT", 0.5)
     body = orjson.dumps(BODY)
     head = (f"POST /recommend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
             f"{secured.keys['admin']}\r\nContent-Type: application/json\r\n"
