@@ -112,7 +112,12 @@ DEAD_LETTERS = Table("dead_letters", (
     ("event_time", "DateTime"),
 ), "source_topic, partition, offset", "ReplacingMergeTree()")
 
-TABLES = (AD_REQUESTS, FEEDBACK, EXAMPLES, PREDICTIONS, MODEL_METRICS, DEAD_LETTERS)
+AUDIT = Table("audit", (
+    ("audit_id", "String"), ("event_time", "DateTime"), ("actor", "String"),
+    ("action", "String"), ("tenant", "String"), ("detail", "String"), ("ingested_at", "DateTime"),
+), "tenant, event_time, audit_id", "ReplacingMergeTree(ingested_at)")
+
+TABLES = (AD_REQUESTS, FEEDBACK, EXAMPLES, PREDICTIONS, MODEL_METRICS, DEAD_LETTERS, AUDIT)
 
 
 def create_schema(ch: ClickHouse) -> list[str]:

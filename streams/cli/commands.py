@@ -232,25 +232,40 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--tenant", "tenants", type=str, multiple=True,
                         help="A tenant the key may use (repeat; '*' for all)."))
     async def keys(self, action: str, name: str, role: str, tenants: tuple[str, ...]) -> None:
-        """API keys of the serving API: `keys add NAME --role R --tenant T`, `keys list`."""
-        from streams.serving.access import add_key, list_keys
+        """API keys of the serving API: `keys add NAME --role R --tenant T`, `keys revoke
+        NAME`, `keys list`. Adding and revoking are recorded in the audit trail."""
+        import getpass
+
+        from streams.control.audit import AuditEvent, record
+        from streams.serving.access import add_key, list_keys, revoke_key
 
         if settings.api_keys is None:
             _fail("set AIMASS_API_KEYS to the keys file first")
+        actor = f"cli:{getpass.getuser()}"
         if action == "list":
             for k in list_keys(settings.api_keys):
                 print(f"{k['name']:20} {k['role']:8} {','.join(k['tenants'])}")
-        elif action == "add":
+        elif action in ("add", "revoke"):
             if not name:
-                _fail("keys add needs a NAME")
+                _fail(f"keys {action} needs a NAME")
             try:
-                key = add_key(settings.api_keys, name, role, list(tenants))
+                if action == "add":
+                    key = add_key(settings.api_keys, name, role, list(tenants))
+                    was = {"name": name, "role": role, "tenants": sorted(set(tenants))}
+                else:
+                    was = revoke_key(settings.api_keys, name)
             except ValueError as exc:
                 _fail(str(exc))
-            print(f"key {name!r} ({role}; tenants {', '.join(sorted(tenants))}); it is shown "
-                  f"only now:\n{key}")
+            for tenant in was["tenants"]:
+                done = {"add": "key.added", "revoke": "key.revoked"}[action]
+                record(settings, AuditEvent.new(actor, done, tenant, was))
+            if action == "add":
+                print(f"key {name!r} ({role}; tenants {', '.join(sorted(tenants))}); it is "
+                      f"shown only now:\n{key}")
+            else:
+                print(f"key {name!r} revoked; replicas stop taking it when restarted")
         else:
-            _fail(f"unknown action {action!r}: add or list")
+            _fail(f"unknown action {action!r}: add, revoke or list")
 
     @app.command(option("--port", type=int, default=0, help="Port (default AIMASS_SERVING_PORT)."),
                  option("--workers", type=int, default=0,

@@ -19,6 +19,10 @@ def _fail(msg: str) -> None:
     raise SystemExit(2)
 
 
+def _version(known: dict, tenant: str) -> int:
+    return known[tenant].version if tenant in known else 0
+
+
 def register_models(app, settings: Settings) -> None:
     @app.command(argument("action", type=str),
                  argument("file", type=str, required=False, default=""),
@@ -30,6 +34,7 @@ def register_models(app, settings: Settings) -> None:
         `models remove --tenant T` (back to the default graph)."""
         from streams.contracts.fields import InvalidEvent
         from streams.contracts.fields import tenant as valid_tenant
+        from streams.control.audit import AuditEvent, record
         from streams.control.distribution import apply_spec, read_specs
         from streams.control.exceptions import SpecError
         from streams.control.specs import load
@@ -40,7 +45,7 @@ def register_models(app, settings: Settings) -> None:
             valid_tenant({"tenant": tenant})
         except InvalidEvent as exc:
             _fail(f"--tenant {exc}")
-        key = load_key(settings)
+        key, actor = load_key(settings), f"cli:{getpass.getuser()}"
         if action == "apply":
             if not file:
                 _fail("models apply needs a spec file (YAML or JSON)")
@@ -50,8 +55,11 @@ def register_models(app, settings: Settings) -> None:
                 _fail(f"{file}: {exc.strerror}")
             except SpecError as exc:
                 _fail(f"{file}: {exc}")
-            rec = apply_spec(settings, key, tenant, spec, f"cli:{getpass.getuser()}",
-                             read_specs(settings, key))
+            known = read_specs(settings, key)
+            rec = apply_spec(settings, key, tenant, spec, actor, known)
+            record(settings, AuditEvent.new(actor, "spec.applied", tenant, {
+                "version": rec.version, "previous": _version(known, tenant),
+                "spec": spec.to_doc()}))
             print(f"tenant {tenant!r}: model graph v{rec.version} applied "
                   f"({len(spec.members)} members, {len(spec.ensembles)} ensembles)")
         elif action == "show":
@@ -69,7 +77,9 @@ def register_models(app, settings: Settings) -> None:
             known = read_specs(settings, key)
             if tenant not in known:
                 _fail(f"tenant {tenant!r} has no model graph of its own")
-            apply_spec(settings, key, tenant, None, f"cli:{getpass.getuser()}", known)
+            apply_spec(settings, key, tenant, None, actor, known)
+            record(settings, AuditEvent.new(actor, "spec.removed", tenant, {
+                "previous": _version(known, tenant)}))
             print(f"tenant {tenant!r}: back to the default model graph")
         else:
             _fail(f"unknown action {action!r}: apply, show or remove")

@@ -67,6 +67,8 @@ def catalogue(settings: Settings) -> list[TopicSpec]:
                   "tenant survives."),
         TopicSpec("alerts", "model", 1, delete(30),
                   "Model alerts: overfitting, degrading, rollbacks."),
+        TopicSpec("audit", "tenant", 1, delete(365),
+                  "Admin actions: model graphs applied or removed, API keys added or revoked."),
         TopicSpec("dead-letters", "source_topic", 1, delete(30),
                   "Anything malformed, anywhere, with the reason and the raw payload."),
     ]

@@ -142,6 +142,19 @@ def add_key(path: Path, name: str, role: str, tenants: list[str]) -> str:
     return key
 
 
+def revoke_key(path: Path, name: str) -> dict:
+    """Remove the key named ``name`` from ``path``; returns what it was (name, role, tenants).
+    A replica reads the keys file when it starts: restart the replicas to apply it."""
+    path = Path(path)
+    doc = json.loads(path.read_text()) if path.exists() else {"keys": []}
+    gone = [k for k in doc["keys"] if k["name"] == name]
+    if not gone:
+        raise ValueError(f"no key named {name!r}")
+    doc["keys"] = [k for k in doc["keys"] if k["name"] != name]
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return {k: gone[0][k] for k in ("name", "role", "tenants")}
+
+
 def list_keys(path: Path) -> list[dict]:
     """Names, roles and tenants (never digests)."""
     doc = json.loads(Path(path).read_text()) if Path(path).exists() else {"keys": []}

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from streams.contracts.fields import InvalidEvent
 from streams.contracts.fields import tenant as valid_tenant
+from streams.control.audit import AuditEvent
 from streams.control.distribution import SpecRecord
 from streams.control.exceptions import SpecError
 from streams.control.specs import MAX_SPEC_BYTES, ModelSpec, parse
@@ -26,8 +27,10 @@ class Graphs:
     publisher; without one (``publish`` None) a replica shows graphs but takes none."""
 
     def __init__(self, records: Callable[[], dict], default: ModelSpec,
-                 publish: Publish | None = None):
+                 publish: Publish | None = None,
+                 audit: Callable[[AuditEvent], object] | None = None):
         self.records, self.default, self.publish = records, default, publish
+        self.audit = audit  # records an admin action (the audit topic); None: not recorded
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(PATH, self.get)
@@ -81,5 +84,12 @@ class Graphs:
             await asyncio.to_thread(self.publish, tenant, spec, version, actor)
         except Exception as exc:  # the broker away: nothing applied, the caller may retry
             return _error(503, f"the model graph was not published: {exc}", retry_after=5)
+        if self.audit is not None:
+            previous = current.version if current is not None else 0
+            event = AuditEvent.new(actor, "spec.applied", tenant, {
+                "version": version, "previous": previous, "spec": spec.to_doc()}) \
+                if spec is not None else AuditEvent.new(actor, "spec.removed", tenant,
+                                                       {"previous": previous})
+            await asyncio.to_thread(self.audit, event)
         return _ok({"tenant": tenant, "version": version if spec is not None else 0,
                     "default": spec is None, "applied_by": actor})

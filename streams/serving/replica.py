@@ -49,6 +49,7 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     ``reuse_port``: bind with SO_REUSEPORT, beside the other replicas of
     :mod:`streams.serving.supervisor`."""
     from streams.contracts.topics import ensure_topics, topic_names
+    from streams.control.audit import record
     from streams.control.distribution import SpecFollower, SpecPublisher
     from streams.producer import Delivery, EventProducer
     from streams.serving.graphs import Graphs
@@ -71,7 +72,7 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     key = load_key(settings)
     specs = SpecFollower(settings, key, on_reject=lambda code: rejected.labels(code).inc())
     graphs = Graphs(lambda: specs.records, settings_spec(settings),
-                    SpecPublisher(settings, key).publish)
+                    SpecPublisher(settings, key).publish, lambda ev: record(settings, ev))
 
     def log_examples(messages: list[tuple[bytes, bytes]]) -> None:
         """Send one call's examples and wait for exactly those (10 s at most): a failure of

@@ -29,10 +29,12 @@ import faust
 from faust.transport.drivers import TRANSPORTS
 from prometheus_client import generate_latest
 
+from sinks import schema
 from streams.contracts import batches
 from streams.contracts.events import TrainingExample
 from streams.contracts.example_batches import encode_examples
 from streams.contracts.topics import catalogue, topic_names
+from streams.control.audit import AuditEvent, audit_rows
 from streams.settings import Settings
 from streams.worker.consumer import Consumer as DriverConsumer
 from streams.worker.ingest import IngestStage
@@ -166,6 +168,17 @@ def create_app(settings: Settings) -> faust.App:
             await rt.dead_letters("training", bad)
             await rt.produce("examples", encode_examples(good))
             rt.metrics.consumed.labels("training").inc(len(batch))
+
+    @app.agent(topics["audit"], name="audit")
+    @crash_worker(app, rt, "audit")
+    async def audit_trail(stream):
+        """Admin actions, into ClickHouse's audit table."""
+        async for batch in rt.waited("audit", stream.take_events(**take)):
+            good, bad = batches.decode_batch(AuditEvent, [batches.Raw.of(e) for e in batch],
+                                             time.time())
+            await rt.dead_letters("audit", bad)
+            await rt.write(schema.AUDIT, audit_rows(good, int(time.time())))
+            rt.metrics.consumed.labels("audit").inc(len(batch))
 
     @app.agent(topics["examples"], name="train")
     @crash_worker(app, rt, "train")

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from ops.harness import WorkerProcess, settings_env
+from sinks.clickhouse import connect
 from tests.helpers import PHISHING, aimass
 
 pytestmark = pytest.mark.services
@@ -77,6 +78,18 @@ def test_a_graph_applied_while_the_worker_runs_reaches_serving(fresh, tmp_path):
         assert res.returncode == 2 and "members.lr.params.alfa" in res.stderr
         assert worker.proc.poll() is None and replica.proc.poll() is None
         assert "rebuilt to its model graph" in worker.log.read_text()
+        # the audit trail reaches ClickHouse through the worker
+        deadline = time.monotonic() + 60
+        while worker.counter("aimass_events_consumed_total", topic="audit") < 1:
+            assert time.monotonic() < deadline, "the audit event was not consumed"
+            time.sleep(0.5)
     finally:
         replica.stop()
         worker.stop()
+    ch = connect(s.clickhouse_dsn)
+    try:
+        rows = ch.query("SELECT actor, action, tenant, detail FROM audit")
+    finally:
+        ch.close()
+    assert len(rows) == 1 and rows[0][1:3] == ("spec.applied", "sec")
+    assert rows[0][0].startswith("cli:") and orjson.loads(rows[0][3])["version"] == 1

@@ -196,3 +196,19 @@ def test_a_score_that_is_not_finite_is_a_400_naming_the_field():
     with pytest.raises(InvalidEvent) as err:
         _finite(np.array([0.2, np.nan]), "candidates[{}].features")
     assert err.value.field == "candidates[1].features"
+
+
+def test_a_revoked_key_is_gone_from_the_file(tmp_path):
+    from streams.serving.access import list_keys, revoke_key
+
+    path = tmp_path / "keys.json"
+    key = add_key(path, "old", "scorer", ["acme"])
+    add_key(path, "new", "viewer", ["*"])
+    assert revoke_key(path, "old") == {"name": "old", "role": "scorer", "tenants": ["acme"]}
+    assert [k["name"] for k in list_keys(path)] == ["new"]
+    from streams.serving.access import AccessDenied
+
+    with pytest.raises(AccessDenied):
+        AccessControl.from_file(path).authenticate(f"Bearer {key}")
+    with pytest.raises(ValueError, match="no key named 'old'"):
+        revoke_key(path, "old")

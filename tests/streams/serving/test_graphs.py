@@ -53,10 +53,11 @@ def api(tmp_path):
         else:
             records[tenant] = SpecRecord(tenant, version, spec, actor, 1.0)
 
-    graphs = Graphs(lambda: records, default_spec(["ftrl"], ["average"]), publish)
+    audit: list = []
+    graphs = Graphs(lambda: records, default_spec(["ftrl"], ["average"]), publish, audit.append)
     app = create_serving_app(ModelStore(), access=AccessControl.from_file(path), graphs=graphs)
     with ServerThread(app) as srv:
-        srv.keys, srv.published = keys, published
+        srv.keys, srv.published, srv.audit = keys, published, audit
         yield srv
 
 
@@ -88,6 +89,12 @@ def test_an_admin_applies_then_removes_a_graph(api):
     assert call(url, "DELETE", key=admin)[0] == 404
     assert call(url, key=admin)[1]["default"] is True
     assert [v for _, v, _ in api.published] == [1, 2, 3]
+    trail = [(e.actor, e.action, e.tenant, e.detail.get("version"), e.detail["previous"])
+             for e in api.audit]
+    assert trail == [("api:ops", "spec.applied", "acme", 1, 0),
+                     ("api:ops", "spec.applied", "acme", 2, 1),
+                     ("api:ops", "spec.removed", "acme", None, 2)]
+    assert api.audit[0].detail["spec"]["serve"] == "ensemble_pair"
 
 
 @pytest.mark.parametrize(("spec", "field"), [
