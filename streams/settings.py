@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     serving_port: int = Field(6067, description="Serving API port (aimass serve).")
     serving_model: str = Field("ensemble_stacking", description="Output /recommend ranks by "
                                "(a member or ensemble_<strategy>).")
+    cluster_workers: str = Field("", description="Workers' web URLs (comma-separated) that "
+                                 "GET /cluster asks for trainers; default this machine's.")
     api_keys: Path | None = Field(None, description="API keys file (aimass keys add); unset: "
                                   "the serving API is open.")
     tenants: Path | None = Field(None, description="Tenants file (JSON): per-tenant quotas "
@@ -118,6 +120,10 @@ class Settings(BaseSettings):
         if self.rebalance_timeout is not None:
             return self.rebalance_timeout
         return 3.0 if self.embedded else 10.0
+
+    def cluster_worker_urls(self) -> list[str]:
+        urls = [u.strip() for u in self.cluster_workers.split(",") if u.strip()]
+        return urls or [f"http://127.0.0.1:{self.web_port}"]
 
     @property
     def model_names(self) -> list[str]:

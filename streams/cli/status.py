@@ -89,6 +89,14 @@ def _models(url: str, timeout: float = 3.0) -> dict | None:
 
 
 def cluster_view(settings: Settings, workers: list[str], replicas: list[str]) -> dict:
+    view = group_and_trainers(settings, workers)
+    view["replicas"] = [{"url": u, "answering": (m := _models(u)) is not None,
+                         "versions": m or {}} for u in replicas]
+    return view
+
+
+def group_and_trainers(settings: Settings, workers: list[str]) -> dict:
+    """The group view, with the workers (answering or not) and each tenant's trainer."""
     view = group_view(settings)
     examples = topic_names(settings)["examples"]
     owner = {p: m["client"] for m in view["members"] for p in m["partitions"]}
@@ -104,8 +112,6 @@ def cluster_view(settings: Settings, workers: list[str], replicas: list[str]) ->
                 t.update(figures)
     view["workers"] = [{"url": u, "answering": t is not None} for u, t in scraped.items()]
     view["tenants"] = sorted(trainers.values(), key=lambda t: t["tenant"])
-    view["replicas"] = [{"url": u, "answering": (m := _models(u)) is not None,
-                         "versions": m or {}} for u in replicas]
     return view
 
 

@@ -8,7 +8,8 @@ endpoint needs a key, a role that allows the action, and the tenant in the key's
 
 Roles (each includes the ones above it):
 
-- ``viewer``: ``GET /models`` and ``GET /tenants/{tenant}/models`` (its tenants only),
+- ``viewer``: ``GET /models``, ``GET /tenants/{tenant}/models`` and ``GET /cluster`` (its
+  tenants only),
   ``GET /metrics`` (a scrape key for Prometheus: a viewer key for ``*``);
 - ``scorer``: ``POST /recommend``, ``/predict``, ``/noop``;
 - ``trainer``: ``POST /examples`` (hand over labelled data);
@@ -35,7 +36,7 @@ from pathlib import Path
 
 ROLES = ("viewer", "scorer", "trainer", "admin")
 ACTIONS = {  # action -> the least role allowed
-    "models": "viewer", "metrics": "viewer",
+    "models": "viewer", "metrics": "viewer", "cluster": "viewer",
     "recommend": "scorer", "predict": "scorer", "noop": "scorer",
     "examples": "trainer",
     "specs": "admin",
@@ -43,6 +44,7 @@ ACTIONS = {  # action -> the least role allowed
 #: the serving API's protected paths and the action each is (every other path is open)
 PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
              "/models": "models", "/examples": "examples", "/metrics": "metrics",
+             "/cluster": "cluster",
              # a tenant's model graph: shown to viewers, changed by admins
              ("GET", "/tenants/{tenant}/models"): "models",
              ("PUT", "/tenants/{tenant}/models"): "specs",

@@ -33,6 +33,7 @@ from streams.contracts.events import (
 )
 from streams.producer import DeliveryFailed
 from streams.serving.access import PROTECTED, AccessControl, AccessDenied
+from streams.serving.cluster import ClusterView
 from streams.serving.graphs import Graphs
 from streams.serving.http import PRINCIPAL, _body, _error, _ok, _read
 from streams.serving.metrics import ServingMetrics, build_serving_metrics
@@ -218,7 +219,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
                        popularity=None, ready=lambda: True, access: AccessControl | None = None,
                        example_log=None, answer_log=None,
                        quotas: Quotas | None = None,
-                       graphs: Graphs | None = None) -> web.Application:
+                       graphs: Graphs | None = None,
+                       cluster: ClusterView | None = None) -> web.Application:
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
     s = Serving(store, metrics, default_output, request_log, popularity, example_log,
@@ -290,6 +292,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     app.router.add_get("/metrics", prom)
     if graphs is not None:
         graphs.add_routes(app)
+    if cluster is not None:
+        app.router.add_get("/cluster", cluster.get)
     app[SERVING] = s
     app[METRICS] = metrics
     return app

@@ -150,6 +150,17 @@ def spec() -> dict:
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "not yet"}}}},
             "/tenants/{tenant}/models": _graph_ops(bad),
+            "/cluster": {"get": {
+                "summary": "The worker group, its partitions and lag, each tenant's trainer, "
+                           "and this replica's served versions (as aimass status --json)",
+                "responses": {"200": {"description": "The cluster view", **_json({
+                    "type": "object", "properties": {
+                        "group": {"type": "string"}, "state": {"type": "string"},
+                        "members": {"type": "array"}, "lag": {"type": "array"},
+                        "workers": {"type": "array"}, "tenants": {"type": "array"},
+                        "replica": {"type": "object"}}})},
+                              "503": {"description": "The broker cannot be read now",
+                                      **_json(ERROR)}}}},
             "/noop": {"post": {"summary": "Parses the body, answers nothing (latency floor)",
                                "responses": {"200": {"description": "ok"},
                                              "400": bad}}},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -48,10 +49,12 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     """`aimass serve`: follow model updates, log requests to Kafka, answer HTTP until stopped.
     ``reuse_port``: bind with SO_REUSEPORT, beside the other replicas of
     :mod:`streams.serving.supervisor`."""
+    from streams.cli.status import group_and_trainers
     from streams.contracts.topics import ensure_topics, topic_names
     from streams.control.audit import record
     from streams.control.distribution import SpecFollower, SpecPublisher
     from streams.producer import Delivery, EventProducer
+    from streams.serving.cluster import ClusterView
     from streams.serving.graphs import Graphs
     from streams.serving.popularity import Popularity
     from streams.state.model_updates import SnapshotFollower
@@ -92,7 +95,9 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
         example_log=log_examples,
         quotas=Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1"))),
-        graphs=graphs)
+        graphs=graphs, cluster=ClusterView(
+            lambda: group_and_trainers(settings, settings.cluster_worker_urls()), store,
+            f"{socket.gethostname()}:{port}/{os.getpid()}"))
     swaps = app[METRICS].swaps
     rejected = app[METRICS].state_rejected
     follower = SnapshotFollower(settings, store, key,

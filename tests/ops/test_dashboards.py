@@ -38,7 +38,7 @@ def prom_query(port: int, expr: str) -> list:
 def test_dashboard_is_valid_grafana_json():
     dash = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
-    assert rows == ["Traffic", "Latency", "Model quality", "Health"]
+    assert rows == ["Traffic", "Latency", "Model quality", "Health", "Cluster"]
     assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
     assert all(t["datasource"]["uid"] == "aimass-prometheus" for p in dash["panels"]
                if p["type"] != "row" for t in p["targets"])

@@ -78,6 +78,12 @@ def test_a_graph_applied_while_the_worker_runs_reaches_serving(fresh, tmp_path):
         assert res.returncode == 2 and "members.lr.params.alfa" in res.stderr
         assert worker.proc.poll() is None and replica.proc.poll() is None
         assert "rebuilt to its model graph" in worker.log.read_text()
+        if not s.embedded:  # (Tansu lists no group members)
+            view = orjson.loads(urllib.request.urlopen(
+                f"http://127.0.0.1:{s.serving_port}/cluster", timeout=15).read())
+            assert len(view["members"]) == 1 and view["replica"]["versions"]["sec"]
+            sec = next(t for t in view["tenants"] if t["tenant"] == "sec")
+            assert sec["trainer"] == view["members"][0]["client"] and sec["version"] >= 1
         # the audit trail reaches ClickHouse through the worker
         deadline = time.monotonic() + 60
         while worker.counter("aimass_events_consumed_total", topic="audit") < 1:
