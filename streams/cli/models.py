@@ -38,6 +38,7 @@ def register_models(app, settings: Settings) -> None:
         from streams.control.distribution import apply_spec, read_specs
         from streams.control.exceptions import SpecError
         from streams.control.specs import load
+        from streams.serving.quotas import Quotas
         from streams.state.statefile import load_key
         from streams.training.trainer import settings_spec
 
@@ -55,6 +56,10 @@ def register_models(app, settings: Settings) -> None:
                 _fail(f"{file}: {exc.strerror}")
             except SpecError as exc:
                 _fail(f"{file}: {exc}")
+            cap = Quotas.from_file(settings.tenants).limit(tenant, "max_models")
+            if cap is not None and len(spec.members) > cap:
+                _fail(f"{file}: members: {len(spec.members)} members, over the tenant's "
+                      f"max_models quota ({int(cap)})")
             known = read_specs(settings, key)
             rec = apply_spec(settings, key, tenant, spec, actor, known)
             record(settings, AuditEvent.new(actor, "spec.applied", tenant, {

@@ -106,6 +106,7 @@ class SpecFollower(threading.Thread):
         self.on_change, self.on_reject = on_change, on_reject
         self.topic = topic_names(settings)["model-specs"]
         self.records: dict[str, SpecRecord] = {}
+        self.quotas: dict[str, dict] = {}  # tenant -> the quotas its graph declares
         self.caught_up = threading.Event()
         self.errors = 0
         self._halt = threading.Event()
@@ -131,8 +132,11 @@ class SpecFollower(threading.Thread):
         """One record of the topic (a tombstone: the tenant is back to the default)."""
         tenant = (key or b"").decode("utf-8", "replace")
         if value is None:
-            if self.records.pop(tenant, None) is not None and self.on_change:
-                self.on_change(tenant, None)
+            if tenant in self.records:
+                self.records = {t: r for t, r in self.records.items() if t != tenant}
+                self.quotas = {t: q for t, q in self.quotas.items() if t != tenant}
+                if self.on_change:
+                    self.on_change(tenant, None)
             return
         try:
             rec = open_record(self.key, value, tenant)
@@ -144,6 +148,8 @@ class SpecFollower(threading.Thread):
                 self.on_reject(exc.code)
             return
         self.records = {**self.records, tenant: rec}  # readers in other threads see one map
+        self.quotas = {**{t: q for t, q in self.quotas.items() if t != tenant},
+                       **({tenant: rec.spec.quotas} if rec.spec.quotas else {})}
         if self.on_change:
             self.on_change(tenant, rec)
 

@@ -40,6 +40,7 @@ ENSEMBLE_KINDS = ("average", "weighted", "vote", "stacking")
 VOTE_POLICIES = POLICIES
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_MEMBERS = 16
+QUOTAS = ("requests_per_s", "examples_per_s", "max_models")
 MAX_SPEC_BYTES = 64 * 1024
 # parameters that are counts or rates: a nonpositive value is refused by name
 POSITIVE = {"lr", "alpha", "beta", "n_factors", "bits", "n_trees", "max_depth", "grace",
@@ -66,6 +67,7 @@ class ModelSpec:
     members: dict[str, MemberSpec]
     ensembles: dict[str, EnsembleSpec] = field(default_factory=dict)
     serve: str | None = None  # the output /recommend ranks by; None: the replica's setting
+    quotas: dict = field(default_factory=dict)  # requests_per_s, examples_per_s, max_models
 
     def outputs(self) -> list[str]:
         return list(self.members) + [ENSEMBLE_PREFIX + e for e in self.ensembles]
@@ -79,6 +81,8 @@ class ModelSpec:
                             for n, e in self.ensembles.items()}
         if self.serve is not None:
             doc["serve"] = self.serve
+        if self.quotas:
+            doc["quotas"] = dict(self.quotas)
         return doc
 
     def encode(self) -> bytes:
@@ -198,9 +202,10 @@ def _ensemble(doc, path: str, members: dict, ensembles: dict) -> EnsembleSpec:
 def parse(doc) -> ModelSpec:
     """A validated :class:`ModelSpec` from a JSON/YAML document, or :class:`SpecError`."""
     doc = _object(doc, "")
-    extra = sorted(set(doc) - {"members", "ensembles", "serve"})
+    extra = sorted(set(doc) - {"members", "ensembles", "serve", "quotas"})
     if extra:
-        raise SpecError(extra[0], "unknown field; a spec has members, ensembles and serve")
+        raise SpecError(extra[0], "unknown field; a spec has members, ensembles, serve and "
+                                  "quotas")
     members_doc = _object(doc.get("members"), "members") if "members" in doc else None
     if not members_doc:
         raise SpecError("members", "at least one member is needed")
@@ -216,11 +221,28 @@ def parse(doc) -> ModelSpec:
     ensembles = {n: _ensemble(e, f"ensembles.{n}", members, ens_doc)
                  for n, e in ens_doc.items()}
     serve = doc.get("serve")
-    spec = ModelSpec(members, ensembles, serve)
+    quotas = _quotas(doc.get("quotas") or {}, len(members))
+    spec = ModelSpec(members, ensembles, serve, quotas)
     if serve is not None and serve not in spec.outputs():
         raise SpecError("serve", f"{serve!r} is not an output; outputs: "
                                  f"{', '.join(spec.outputs())}")
     return spec
+
+
+def _quotas(doc, members: int) -> dict:
+    doc = _object(doc, "quotas")
+    out = {}
+    for key, value in doc.items():
+        if key not in QUOTAS:
+            raise SpecError(f"quotas.{key}", f"unknown quota; known: {', '.join(QUOTAS)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value) or not 0 < value <= 1e9:
+            raise SpecError(f"quotas.{key}", f"must be a positive number (got {value!r})")
+        if key == "max_models" and (value != int(value) or value < members):
+            raise SpecError("quotas.max_models", f"must be a whole number of at least the "
+                                                 f"{members} members declared (got {value!r})")
+        out[key] = int(value) if key == "max_models" else float(value)
+    return out
 
 
 def load(text: str | bytes) -> ModelSpec:

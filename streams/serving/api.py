@@ -252,7 +252,7 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
             resp = _error(400, str(exc), exc.field)
         except QuotaExceeded as exc:
             resp = _error(429, str(exc), retry_after=exc.retry_after)
-            label = exc.tenant if exc.tenant in s.quotas.rates else "*"
+            label = exc.tenant if s.quotas.named(exc.tenant) else "*"
             metrics.over_quota.labels(label, exc.quota).inc()
         except LookupError as exc:
             resp = _error(404, str(exc), "model")

@@ -28,9 +28,11 @@ class Graphs:
 
     def __init__(self, records: Callable[[], dict], default: ModelSpec,
                  publish: Publish | None = None,
-                 audit: Callable[[AuditEvent], object] | None = None):
+                 audit: Callable[[AuditEvent], object] | None = None,
+                 max_models: Callable[[str], float | None] = lambda tenant: None):
         self.records, self.default, self.publish = records, default, publish
         self.audit = audit  # records an admin action (the audit topic); None: not recorded
+        self.max_models = max_models  # the tenants file's cap on a tenant's members
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(PATH, self.get)
@@ -65,6 +67,10 @@ class Graphs:
         except SpecError as exc:
             field = "spec" + (f".{exc.path}" if exc.path else "")
             return _error(400, f"{field}: {exc.problem}", field)
+        cap = self.max_models(tenant)
+        if cap is not None and len(spec.members) > cap:
+            return _error(400, f"spec.members: {len(spec.members)} members, over the tenant's "
+                               f"max_models quota ({int(cap)})", "spec.members")
         return await self._publish(request, tenant, spec)
 
     async def delete(self, request: web.Request) -> web.Response:

@@ -1,11 +1,15 @@
 """Per-tenant quotas of the serving API: requests/s on ``/recommend`` and ``/predict``,
-examples/s on ``POST /examples``.
+examples/s on ``POST /examples``, and the most models a tenant's graph may declare.
 
 Quotas are declared per tenant in the tenants file (``AIMASS_TENANTS``, JSON), ``"*"`` giving
 the default of tenants not named; a quota left out is unlimited::
 
-    {"acme": {"quotas": {"requests_per_s": 200, "examples_per_s": 5000}},
+    {"acme": {"quotas": {"requests_per_s": 200, "examples_per_s": 5000, "max_models": 8}},
      "*":    {"quotas": {"requests_per_s": 50}}}
+
+A tenant's model graph may carry ``quotas`` too (:mod:`streams.control.specs`, applied by an
+admin): each one it names replaces the file's for that tenant, as soon as the replica reads it.
+``max_models`` of the file caps the graphs an admin may apply for the tenant.
 
 Each quota is a token bucket (rate ``r`` per second, one second's worth of burst): a call that
 finds too few tokens is refused with 429 and ``Retry-After`` (the whole seconds until it would
@@ -34,7 +38,8 @@ from pathlib import Path
 
 import orjson
 
-KINDS = ("requests_per_s", "examples_per_s")
+KINDS = ("requests_per_s", "examples_per_s")  # rates, enforced per call
+LIMITS = ("max_models",)  # counts, checked when a model graph is applied
 
 
 class QuotaExceeded(Exception):
@@ -46,8 +51,10 @@ class QuotaExceeded(Exception):
 
 class Quotas:
     def __init__(self, spec: dict | None = None, replicas: int = 1,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 overrides: Callable[[], dict] | None = None):
         self.rates = self.parse(spec or {})
+        self.overrides = overrides or dict  # tenant -> quotas of its model graph
         self.replicas = max(1, replicas)
         self.clock = clock
         self._buckets: dict[tuple[str, str], list[float]] = {}  # -> [tokens, last refill]
@@ -64,9 +71,9 @@ class Quotas:
             if not isinstance(quotas, dict):
                 raise ValueError(f"tenants file: {tenant}.quotas must be an object")
             for kind, rate in quotas.items():
-                if kind not in KINDS:
+                if kind not in KINDS + LIMITS:
                     raise ValueError(f"tenants file: {tenant}.quotas.{kind} is not a quota; "
-                                     f"known: {', '.join(KINDS)}")
+                                     f"known: {', '.join(KINDS + LIMITS)}")
                 if isinstance(rate, bool) or not isinstance(rate, int | float) or \
                         not math.isfinite(rate) or rate <= 0:
                     raise ValueError(f"tenants file: {tenant}.quotas.{kind} must be a positive "
@@ -84,9 +91,17 @@ class Quotas:
             raise ValueError(f"tenants file {path}: {exc}") from None
         return cls(spec, replicas)
 
+    def named(self, tenant: str) -> bool:
+        """Is ``tenant`` named by the file or its graph (its own metric label)?"""
+        return tenant in self.rates or tenant in self.overrides()
+
+    def limit(self, tenant: str, kind: str) -> float | None:
+        """The file's quota ``kind`` for ``tenant`` (its own, else ``"*"``'s), or None."""
+        return self.rates.get(tenant, self.rates.get("*", {})).get(kind)
+
     def rate(self, tenant: str, kind: str) -> float | None:
-        conf = self.rates.get(tenant, self.rates.get("*", {}))
-        r = conf.get(kind)
+        own = self.overrides().get(tenant)
+        r = own.get(kind) if own and kind in own else self.limit(tenant, kind)
         return None if r is None else r / self.replicas
 
     def take(self, tenant: str, kind: str, n: int = 1) -> int | None:

@@ -74,8 +74,11 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     access = AccessControl.from_file(settings.api_keys)
     key = load_key(settings)
     specs = SpecFollower(settings, key, on_reject=lambda code: rejected.labels(code).inc())
+    quotas = Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1")))
+    quotas.overrides = lambda: specs.quotas
     graphs = Graphs(lambda: specs.records, settings_spec(settings),
-                    SpecPublisher(settings, key).publish, lambda ev: record(settings, ev))
+                    SpecPublisher(settings, key).publish, lambda ev: record(settings, ev),
+                    max_models=lambda tenant: quotas.limit(tenant, "max_models"))
 
     def log_examples(messages: list[tuple[bytes, bytes]]) -> None:
         """Send one call's examples and wait for exactly those (10 s at most): a failure of
@@ -94,7 +97,7 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
         answer_log=lambda k, v: producer.try_send_raw(answers_topic, k, v),
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
         example_log=log_examples,
-        quotas=Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1"))),
+        quotas=quotas,
         graphs=graphs, cluster=ClusterView(
             lambda: group_and_trainers(settings, settings.cluster_worker_urls()), store,
             f"{socket.gethostname()}:{port}/{os.getpid()}"))

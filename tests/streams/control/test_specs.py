@@ -40,6 +40,11 @@ REFUSED = [
     ({"members": {"fm": FM}, "ensembles": {"v": {"kind": "vote", "policy": "coin"}}},
      "ensembles.v.policy", "unknown vote policy"),
     ({"members": {"fm": FM}, "serve": "ensemble_x"}, "serve", "is not an output"),
+    ({"members": {"fm": FM}, "quotas": {"qps": 5}}, "quotas.qps", "unknown quota"),
+    ({"members": {"fm": FM}, "quotas": {"requests_per_s": -5}}, "quotas.requests_per_s",
+     "positive number"),
+    ({"members": {"fm": FM, "lr": {"kind": "ftrl"}}, "quotas": {"max_models": 1}},
+     "quotas.max_models", "at least the 2 members"),
 ]
 
 
@@ -61,10 +66,12 @@ ensembles:
   blend: {kind: stacking, over: [fast, trees]}
   poll: {kind: vote, over: [fast, fm, trees], threshold: 0.7, policy: abstain}
 serve: ensemble_blend
+quotas: {requests_per_s: 200, examples_per_s: 5000, max_models: 4}
 """)
     assert parse(spec.to_doc()) == spec
     assert spec.outputs() == ["fast", "fm", "trees", "ensemble_blend", "ensemble_poll"]
     assert spec.build_member("fast").alpha == 0.1
+    assert spec.quotas == {"requests_per_s": 200.0, "examples_per_s": 5000.0, "max_models": 4}
 
 
 def test_yaml_that_would_build_objects_is_refused():

@@ -54,7 +54,8 @@ def api(tmp_path):
             records[tenant] = SpecRecord(tenant, version, spec, actor, 1.0)
 
     audit: list = []
-    graphs = Graphs(lambda: records, default_spec(["ftrl"], ["average"]), publish, audit.append)
+    graphs = Graphs(lambda: records, default_spec(["ftrl"], ["average"]), publish, audit.append,
+                    max_models=lambda tenant: 2 if tenant == "small" else None)
     app = create_serving_app(ModelStore(), access=AccessControl.from_file(path), graphs=graphs)
     with ServerThread(app) as srv:
         srv.keys, srv.published, srv.audit = keys, published, audit
@@ -120,3 +121,10 @@ def test_the_openapi_document_describes_the_graph_routes():
 def test_a_tenant_that_is_not_a_tenant_name_is_a_400(api):
     status, body = call(api.url("/tenants/a%20b/models"), key=api.keys["admin"])
     assert status == 400 and body["field"] == "tenant"
+
+
+def test_a_graph_over_the_tenant_max_models_quota_is_a_400(api):
+    three = {"members": {"a": {"kind": "ftrl"}, "b": {"kind": "fm"}, "c": {"kind": "forest"}}}
+    status, body = call(api.url("/tenants/small/models"), "PUT", three, api.keys["admin"])
+    assert status == 400 and body["field"] == "spec.members" and "max_models" in body["error"]
+    assert call(api.url("/tenants/acme/models"), "PUT", three, api.keys["admin"])[0] == 200

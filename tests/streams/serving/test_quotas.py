@@ -71,3 +71,31 @@ def test_examples_count_against_their_own_quota(server):
 def test_a_bad_tenants_file_names_the_path(spec, path):
     with pytest.raises(ValueError, match=path.replace(".", r"\.")):
         Quotas(spec)
+
+
+def test_a_tenant_graph_quota_replaces_the_file_one_for_that_tenant_only():
+    from streams.serving.quotas import Quotas
+
+    graphs: dict = {}
+    q = Quotas({"*": {"quotas": {"requests_per_s": 100, "max_models": 3}}}, replicas=2,
+               clock=lambda: 0.0, overrides=lambda: graphs)
+    assert q.rate("acme", "requests_per_s") == 50 and not q.named("acme")
+    graphs["acme"] = {"requests_per_s": 10.0}
+    assert q.rate("acme", "requests_per_s") == 5 and q.named("acme")
+    assert q.rate("globex", "requests_per_s") == 50  # the file's, still
+    assert q.rate("acme", "examples_per_s") is None and q.limit("acme", "max_models") == 3
+
+
+def test_the_follower_keeps_each_tenant_graph_quotas():
+    from streams.control.distribution import SpecFollower, SpecRecord, seal_record
+    from streams.control.specs import parse
+    from streams.settings import Settings
+
+    f = SpecFollower(Settings(), KEY)
+    spec = parse({"members": {"fm": {"kind": "fm"}}, "quotas": {"requests_per_s": 7}})
+    f.take(b"acme", seal_record(KEY, SpecRecord("acme", 1, spec, "t", 0.0)))
+    assert f.quotas == {"acme": {"requests_per_s": 7.0}}
+    f.take(b"acme", None)  # removed: back to the file's
+    assert f.quotas == {} and f.records == {}
+    f.take(b"acme", b"garbage")
+    assert f.errors == 1 and f.records == {}
