@@ -11,6 +11,7 @@ def main() -> None:
 
     from streams.cli.commands import register
     from streams.cli.models import register_models
+    from streams.cli.tasks import register_tasks
     from streams.settings import Settings
     from streams.worker.app import create_app
 
@@ -23,6 +24,7 @@ def main() -> None:
     app = create_app(settings)
     register(app, settings)
     register_models(app, settings)  # after Faust's own `models`, which it replaces
+    register_tasks(app, settings)
     app.main()
 
 

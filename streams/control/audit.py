@@ -28,7 +28,8 @@ from streams.contracts.fields import InvalidEvent, choice, string, timestamp
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("key.added", "key.revoked", "spec.applied", "spec.removed")
+ACTIONS = ("key.added", "key.revoked", "spec.applied", "spec.removed", "task.submitted",
+           "task.cancelled")
 MAX_DETAIL = 64 * 1024
 
 

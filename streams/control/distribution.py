@@ -21,17 +21,15 @@ streams.state.statefile.StateRejected: bad signature: not signed with this key
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import TopicPartition
-
 from streams.contracts.topics import topic_names
 from streams.control.exceptions import SpecError
+from streams.control.follower import Follower
 from streams.control.specs import ModelSpec, parse
-from streams.state.checkpoints import large_consumer, large_producer
+from streams.state.checkpoints import large_producer
 from streams.state.statefile import StateRejected, seal, unseal
 
 log = logging.getLogger(__name__)
@@ -94,39 +92,19 @@ class SpecPublisher:
         return rec
 
 
-class SpecFollower(threading.Thread):
-    """Background thread: every tenant's newest spec record, read from the beginning of the
-    topic with no consumer group (each process sees all of them)."""
+class SpecFollower(Follower):
+    """Background thread: every tenant's newest spec record."""
+
+    role = "model-specs"
 
     def __init__(self, settings, key: bytes,
                  on_change: Callable[[str, SpecRecord | None], None] | None = None,
                  on_reject: Callable[[str], None] | None = None):
-        super().__init__(daemon=True, name="model-specs")
-        self.settings, self.key = settings, key
-        self.on_change, self.on_reject = on_change, on_reject
-        self.topic = topic_names(settings)["model-specs"]
+        super().__init__(settings)
+        self.key, self.on_change, self.on_reject = key, on_change, on_reject
         self.records: dict[str, SpecRecord] = {}
         self.quotas: dict[str, dict] = {}  # tenant -> the quotas its graph declares
-        self.caught_up = threading.Event()
         self.errors = 0
-        self._halt = threading.Event()
-
-    def stop(self) -> None:
-        self._halt.set()
-
-    def run(self) -> None:
-        c = large_consumer(self.settings, "aimass-spec-follower")
-        try:
-            c.assign([TopicPartition(self.topic, 0, 0)])
-            while not self._halt.is_set():
-                msgs = c.consume(10, 0.5)
-                if not msgs:
-                    self._check_caught_up(c)
-                for m in msgs:
-                    if not m.error():
-                        self.take(m.key(), m.value(), m.offset())
-        finally:
-            c.close()
 
     def take(self, key: bytes | None, value: bytes | None, offset: int = -1) -> None:
         """One record of the topic (a tombstone: the tenant is back to the default)."""
@@ -153,29 +131,12 @@ class SpecFollower(threading.Thread):
         if self.on_change:
             self.on_change(tenant, rec)
 
-    def _check_caught_up(self, c) -> None:
-        if self.caught_up.is_set():
-            return
-        try:
-            _, high = c.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=2)
-            pos = c.position([TopicPartition(self.topic, 0)])[0].offset
-            if high == 0 or pos >= high:
-                self.caught_up.set()
-        except Exception as exc:  # asked again on the next idle poll
-            log.info("model-specs position unknown yet: %s", exc)
-
 
 def read_specs(settings, key: bytes, timeout: float = 15.0) -> dict[str, SpecRecord]:
     """Every tenant's newest spec record, read to the end of the topic (a command's view)."""
     follower = SpecFollower(settings, key)
-    follower.start()
-    try:
-        if not follower.caught_up.wait(timeout):
-            raise TimeoutError(f"{follower.topic} not read to its end in {timeout:.0f} s")
-        return dict(follower.records)
-    finally:
-        follower.stop()
-        follower.join(5.0)
+    follower.read_all(timeout)
+    return dict(follower.records)
 
 
 def apply_spec(settings, key: bytes, tenant: str, spec: ModelSpec | None, actor: str,

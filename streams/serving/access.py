@@ -8,11 +8,12 @@ endpoint needs a key, a role that allows the action, and the tenant in the key's
 
 Roles (each includes the ones above it):
 
-- ``viewer``: ``GET /models``, ``GET /tenants/{tenant}/models`` and ``GET /cluster`` (its
-  tenants only),
+- ``viewer``: ``GET /models``, ``GET /tenants/{tenant}/models``, ``GET /cluster``,
+  ``GET /tasks`` and ``GET /tasks/{id}`` (its tenants only),
   ``GET /metrics`` (a scrape key for Prometheus: a viewer key for ``*``);
 - ``scorer``: ``POST /recommend``, ``/predict``, ``/noop``;
-- ``trainer``: ``POST /examples`` (hand over labelled data);
+- ``trainer``: ``POST /examples`` (hand over labelled data), ``POST /tasks`` and
+  ``POST /tasks/{id}/cancel`` (backfills and exports of its tenants);
 - ``admin``: everything, every tenant, and ``PUT``/``DELETE /tenants/{tenant}/models`` (a
   tenant's model graph).
 
@@ -38,13 +39,16 @@ ROLES = ("viewer", "scorer", "trainer", "admin")
 ACTIONS = {  # action -> the least role allowed
     "models": "viewer", "metrics": "viewer", "cluster": "viewer",
     "recommend": "scorer", "predict": "scorer", "noop": "scorer",
-    "examples": "trainer",
+    "examples": "trainer", "tasks": "trainer",
     "specs": "admin",
 }
 #: the serving API's protected paths and the action each is (every other path is open)
 PROTECTED = {"/recommend": "recommend", "/predict": "predict", "/noop": "noop",
              "/models": "models", "/examples": "examples", "/metrics": "metrics",
              "/cluster": "cluster",
+             # tasks: submitted and cancelled by trainers, seen by viewers (of the tenant)
+             ("POST", "/tasks"): "tasks", ("GET", "/tasks"): "models",
+             ("GET", "/tasks/{id}"): "models", ("POST", "/tasks/{id}/cancel"): "tasks",
              # a tenant's model graph: shown to viewers, changed by admins
              ("GET", "/tenants/{tenant}/models"): "models",
              ("PUT", "/tenants/{tenant}/models"): "specs",

@@ -41,6 +41,7 @@ from streams.serving.openapi import spec
 from streams.serving.quotas import QuotaExceeded, Quotas
 from streams.serving.ranking import Ranker
 from streams.serving.snapshots import ModelStore
+from streams.serving.tasks_api import TaskRoutes
 from streams.training.model_set import ENSEMBLE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
                        example_log=None, answer_log=None,
                        quotas: Quotas | None = None,
                        graphs: Graphs | None = None,
-                       cluster: ClusterView | None = None) -> web.Application:
+                       cluster: ClusterView | None = None,
+                       tasks: TaskRoutes | None = None) -> web.Application:
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
     s = Serving(store, metrics, default_output, request_log, popularity, example_log,
@@ -255,7 +257,7 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
             label = exc.tenant if s.quotas.named(exc.tenant) else "*"
             metrics.over_quota.labels(label, exc.quota).inc()
         except LookupError as exc:
-            resp = _error(404, str(exc), "model")
+            resp = _error(404, str(exc), getattr(exc, "field", "model"))
         except web.HTTPException as exc:
             resp = _error(exc.status, exc.reason or "error")
         metrics.requests.labels(endpoint, str(resp.status)).inc()
@@ -294,6 +296,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
         graphs.add_routes(app)
     if cluster is not None:
         app.router.add_get("/cluster", cluster.get)
+    if tasks is not None:
+        tasks.add_routes(app)
     app[SERVING] = s
     app[METRICS] = metrics
     return app

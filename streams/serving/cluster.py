@@ -1,7 +1,8 @@
 """``GET /cluster`` (viewer role): what ``aimass status --json`` shows, from a replica: the
 worker group and its partitions, lag per partition, the trainer of each tenant (the caller's
 tenants only) from the workers' ``/metrics`` (``AIMASS_CLUSTER_WORKERS``, default this
-machine's worker), and this replica with the version it serves per tenant. Gathered in a
+machine's worker), this replica with the version it serves per tenant, and the tasks queued
+or running. Gathered in a
 thread, at most once every two seconds; the broker away is a 503."""
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ CACHE_S = 2.0
 
 
 class ClusterView:
-    def __init__(self, gather: Callable[[], dict], store: ModelStore, name: str):
-        self.gather, self.store, self.name = gather, store, name
+    def __init__(self, gather: Callable[[], dict], store: ModelStore, name: str,
+                 tasks: Callable[[], list] = list):
+        self.gather, self.store, self.name, self.tasks = gather, store, name, tasks
         self._view: dict | None = None
         self._at = 0.0
         self._lock = asyncio.Lock()
@@ -41,4 +43,6 @@ class ClusterView:
         served = {t: s.label for t, s in self.store.all().items() if who.sees(t)}
         return _ok({**view, "tenants": [t for t in view.get("tenants", [])
                                         if who.sees(t["tenant"])],
-                    "replica": {"name": self.name, "versions": served}})
+                    "replica": {"name": self.name, "versions": served},
+                    "tasks": [t.to_doc() for t in self.tasks()
+                              if t.state in ("queued", "running") and who.sees(t.tenant)]})

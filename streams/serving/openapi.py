@@ -81,6 +81,54 @@ def _secured(paths: dict) -> dict:
     return paths
 
 
+TASK = {"type": "object", "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string"}, "tenant": {"type": "string"},
+    "params": {"type": "object"}, "priority": {"type": "integer"},
+    "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+    "done": {"type": "integer"}, "total": {"type": ["integer", "null"]},
+    "error": {"type": "string"}, "submitted_by": {"type": "string"},
+    "submitted_at": {"type": "number"}, "updated_at": {"type": "number"},
+    "worker": {"type": "string"}}}
+TASK_REQUEST = {"type": "object", "required": ["kind", "tenant"], "properties": {
+    "kind": {"type": "string", "enum": ["train-file", "backfill", "export"]},
+    "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
+    "params": {"type": "object", "description": "train-file: path, label (positive, "
+               "time_column, test_share); backfill: url, query, label (id_column, "
+               "time_column); export: path"},
+    "priority": {"type": "integer", "minimum": -10, "maximum": 10}}}
+
+
+def _task_ops(bad: dict) -> dict:
+    task_id = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    missing = {"description": "No such task", **_json(ERROR)}
+    return {
+        "/tasks": {
+            "post": {"summary": "Submit a task (trainer): a file or a query to learn, or an "
+                                "export of the tenant's models; a worker runs it",
+                     "requestBody": {"required": True, **_json(TASK_REQUEST)},
+                     "responses": {"202": {"description": "Queued", **_json(TASK)},
+                                   "400": bad, "503": {"description": "Not queued",
+                                                       **_json(ERROR)}}},
+            "get": {"summary": "Tasks of the caller's tenants, newest first",
+                    "parameters": [{"name": "state", "in": "query", "required": False,
+                                    "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "Tasks", **_json({
+                        "type": "object", "properties": {"tasks": {"type": "array",
+                                                                   "items": TASK}}})},
+                                  "400": bad}}},
+        "/tasks/{id}": {"get": {"summary": "A task's state, progress and error",
+                                "parameters": task_id,
+                                "responses": {"200": {"description": "The task",
+                                                      **_json(TASK)}, "404": missing}}},
+        "/tasks/{id}/cancel": {"post": {
+            "summary": "Cancel a task (trainer); a running one stops at its next chunk",
+            "parameters": task_id,
+            "responses": {"202": {"description": "Cancel requested"}, "404": missing,
+                          "409": {"description": "Done, failed or cancelled already",
+                                  **_json(ERROR)}}}},
+    }
+
+
 def _graph_ops(bad: dict) -> dict:
     tenant = [{"name": "tenant", "in": "path", "required": True,
                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"}}]
@@ -150,6 +198,7 @@ def spec() -> dict:
                                 "responses": {"200": {"description": "ready"},
                                               "503": {"description": "not yet"}}}},
             "/tenants/{tenant}/models": _graph_ops(bad),
+            **_task_ops(bad),
             "/cluster": {"get": {
                 "summary": "The worker group, its partitions and lag, each tenant's trainer, "
                            "and this replica's served versions (as aimass status --json)",

@@ -53,10 +53,12 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     from streams.contracts.topics import ensure_topics, topic_names
     from streams.control.audit import record
     from streams.control.distribution import SpecFollower, SpecPublisher
+    from streams.control.tasks import TaskBoard, TaskLog
     from streams.producer import Delivery, EventProducer
     from streams.serving.cluster import ClusterView
     from streams.serving.graphs import Graphs
     from streams.serving.popularity import Popularity
+    from streams.serving.tasks_api import TaskRoutes
     from streams.state.model_updates import SnapshotFollower
     from streams.state.statefile import load_key
     from streams.training.trainer import settings_spec
@@ -74,6 +76,7 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     access = AccessControl.from_file(settings.api_keys)
     key = load_key(settings)
     specs = SpecFollower(settings, key, on_reject=lambda code: rejected.labels(code).inc())
+    board = TaskBoard(settings)
     quotas = Quotas.from_file(settings.tenants, int(os.environ.get("AIMASS_REPLICAS", "1")))
     quotas.overrides = lambda: specs.quotas
     graphs = Graphs(lambda: specs.records, settings_spec(settings),
@@ -100,7 +103,8 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
         quotas=quotas,
         graphs=graphs, cluster=ClusterView(
             lambda: group_and_trainers(settings, settings.cluster_worker_urls()), store,
-            f"{socket.gethostname()}:{port}/{os.getpid()}"))
+            f"{socket.gethostname()}:{port}/{os.getpid()}", board.all),
+        tasks=TaskRoutes(board, TaskLog(settings), lambda ev: record(settings, ev)))
     swaps = app[METRICS].swaps
     rejected = app[METRICS].state_rejected
     follower = SnapshotFollower(settings, store, key,
@@ -108,6 +112,7 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
                                 on_reject=lambda code: rejected.labels(code).inc())
     follower.start()
     specs.start()
+    board.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port, reuse_port=reuse_port or None).start()
@@ -118,5 +123,6 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     finally:
         follower.stop()
         specs.stop()
+        board.stop()
         producer.flush(5)
         await runner.cleanup()

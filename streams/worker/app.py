@@ -255,6 +255,8 @@ def create_app(settings: Settings) -> faust.App:
         and now was not recognisable as stale yet: let go of it too."""
         await let_go()
         rt.metrics.assigned.set(len(assigned))
+        rt.examples_partitions = {tp.partition for tp in assigned
+                                  if tp.topic == names["examples"]}
         if any(tp.topic == names["examples"] for tp in assigned):
             # a trainer restores its tenants now, not at its next example: one that was
             # handed tenants whose examples were all learned says so (gauges, status) at once
@@ -267,6 +269,7 @@ def create_app(settings: Settings) -> faust.App:
         stages hold of them is let go, unacknowledged; whoever gets a partition reads it again
         from its committed offset, and a trainer restores its tenants from their checkpoints
         (an id learned before is skipped)."""
+        rt.examples_partitions = set()  # tasks stop at their next chunk, unmarked
         await let_go()
         rt.metrics.rebalances.inc()
 

@@ -45,6 +45,8 @@ class Runtime:
         self._snapshots: ModelStore | None = None
         self._follower = None
         self._spec_follower = None
+        self._tasks = None
+        self.examples_partitions: set[int] = set()  # of the examples topic, assigned here
         # the consumer group's generation now (the app sets it; None: not checked)
         self.generation: Callable[[], int | None] = lambda: None
 
@@ -106,6 +108,28 @@ class Runtime:
             if not self._spec_follower.caught_up.wait(10.0):
                 log.warning("model-specs not read to its end in 10 s: tenants start on the "
                             "default graph and are rebuilt when their own arrives")
+
+    def run_tasks(self) -> None:
+        """Start, once, the thread that runs the tasks this worker owns: those whose id falls
+        on an examples partition assigned here (:mod:`streams.control.runner`)."""
+        if self._tasks is not None:
+            return
+        import os
+        import socket
+
+        from streams.contracts.topics import partition_for
+        from streams.control.jobs import handlers
+        from streams.control.runner import TaskRunner
+        from streams.control.tasks import TaskBoard, TaskLog
+
+        board = TaskBoard(self.settings)
+        board.start()
+        parts = self.settings.partitions
+        self._tasks = TaskRunner(
+            board, TaskLog(self.settings),
+            lambda t: partition_for(t.id.encode(), parts) in self.examples_partitions,
+            handlers(self.settings, self.state_key), f"{socket.gethostname()}/{os.getpid()}")
+        self._tasks.start()
 
     def started(self) -> None:
         """Once per process, when the agents start: what is alive now lives until exit, out

@@ -244,6 +244,7 @@ class TrainStage:
         ClickHouse, so that the first checkpoint does not pay for them while the stream
         flows. The tenants' model graphs are read first, so that sets are made from them."""
         self.rt.follow_specs()
+        self.rt.run_tasks()
         self.trainer  # noqa: B018 - restores on first use
         self.store.connect()
         self.publisher.connect()

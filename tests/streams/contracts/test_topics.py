@@ -24,7 +24,7 @@ def test_catalogue_declares_every_role_once():
     s = Settings(topic_prefix="x")
     roles = [t.role for t in catalogue(s)]
     assert roles == ["ad-requests", "feedback", "training", "examples", "recommendations",
-                     "model-updates", "checkpoints", "model-specs", "alerts", "audit",
+                     "model-updates", "checkpoints", "model-specs", "alerts", "tasks", "audit",
                      "dead-letters"]
     by_role = {t.role: t for t in catalogue(s)}
     assert by_role["model-updates"].configs["cleanup.policy"] == "compact"

@@ -36,8 +36,12 @@ def api(tmp_path):
             raise RuntimeError("KafkaError: broker transport failure")
         return VIEW
 
+    from streams.control.tasks import Task
+
+    tasks = [Task("t1", "export", "acme", {}, state="running"),
+             Task("t2", "export", "globex", {}), Task("t3", "export", "acme", {}, state="done")]
     app = create_serving_app(store, access=AccessControl.from_file(path),
-                             cluster=ClusterView(gather, store, "replica-1"))
+                             cluster=ClusterView(gather, store, "replica-1", lambda: tasks))
     with ServerThread(app) as srv:
         srv.keys, srv.state = keys, state
         yield srv
@@ -48,6 +52,7 @@ def test_a_viewer_sees_the_cluster_with_its_tenants_only(api):
     assert status == 200 and view["members"] == VIEW["members"] and view["lag"] == VIEW["lag"]
     assert [t["tenant"] for t in view["tenants"]] == ["acme"]
     assert list(view["replica"]["versions"]) == ["acme"]
+    assert [t["id"] for t in view["tasks"]] == ["t1"]  # its tenant's, queued or running
     status, view = call(api.url("/cluster"), key=api.keys["ops"])
     assert [t["tenant"] for t in view["tenants"]] == ["acme", "globex"]
     assert api.state["calls"] == 1  # the second call within 2 s shared the first's view

@@ -58,6 +58,9 @@ class FakeRuntime:
     def follow_specs(self):
         pass
 
+    def run_tasks(self):
+        pass
+
     def generation(self):
         return self.group_generation
 

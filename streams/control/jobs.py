@@ -1,0 +1,95 @@
+"""What each kind of task does (:mod:`streams.control.runner` runs them): send a labelled file
+or a database query's rows to the training topic, or write a tenant's model snapshot to a
+file. Each resumes from the rows already done (ids are stable, and learning is idempotent by
+id, so a chunk sent twice is learned once) and reports progress after every chunk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from streams.contracts.events import encode
+from streams.contracts.topics import topic_names
+
+CHUNK = 2000
+
+
+def handlers(settings, key: bytes) -> dict:
+    return {"train-file": lambda t, s, p: train_file(settings, t, s, p),
+            "backfill": lambda t, s, p: backfill(settings, t, s, p),
+            "export": lambda t, s, p: export(settings, key, t, s, p)}
+
+
+def _send(settings, tenant: str, examples) -> None:
+    from streams.producer import EventProducer
+
+    producer = EventProducer(settings)
+    topic = topic_names(settings)["training"]
+    for ex in examples:
+        producer.send(topic, tenant, ex)  # one partition per tenant: the order holds
+    producer.flush(what="task examples")
+
+
+def train_file(settings, task, start: int, progress) -> int:
+    from streams.sources.files import examples_from_file
+
+    p = task.params
+    path = Path(p["path"])
+    if not path.exists():
+        raise ValueError(f"{path}: no such file on the worker")
+    examples = examples_from_file(path, p["label"], task.tenant, positive=p.get("positive"),
+                                  time_column=p.get("time_column"),
+                                  test_share=float(p.get("test_share", 0.0)))
+    total = len(examples)
+    progress(start, total)
+    for i in range(start, total, CHUNK):
+        _send(settings, task.tenant, examples[i:i + CHUNK])
+        progress(min(i + CHUNK, total), total)
+    return total
+
+
+def backfill(settings, task, start: int, progress) -> int:
+    import hashlib
+
+    from streams.producer import EventProducer
+    from streams.sources.backfill import RowConverter, read_rows, source_name
+
+    p = task.params
+    conv = RowConverter(p["label"], task.tenant, source_name(p["url"]), p.get("id_column"),
+                        p.get("time_column"), hashlib.sha1(p["query"].encode()).hexdigest()[:10])
+    dead = EventProducer(settings)
+    rows_done = 0
+    for rows in read_rows(p["url"], p["query"], CHUNK):
+        first = rows_done
+        rows_done += len(rows)
+        if rows_done <= start:
+            continue  # done before a restart
+        rows = rows[max(start - first, 0):]
+        good, bad = conv.convert(rows, max(first, start))
+        if good:
+            _send(settings, task.tenant, good)
+        for d in bad:
+            dead.send_raw(topic_names(settings)["dead-letters"], d.kafka_key, encode(d))
+        dead.flush(what="dead letters")
+        progress(rows_done, None)
+    return rows_done
+
+
+def export(settings, key: bytes, task, start: int, progress) -> int:
+    """The tenant's last checkpointed models, as a signed snapshot file (what serving loads;
+    ``aimass`` reads it back with the same state key)."""
+    from streams.state.checkpoints import CheckpointStore
+    from streams.state.model_sets import load_checkpoint, snapshot_of
+
+    progress(0, 1)
+    states, _ = CheckpointStore(settings, key).load()
+    if task.tenant not in states:
+        raise ValueError(f"tenant {task.tenant!r} has no checkpoint yet")
+    data = snapshot_of(load_checkpoint(states[task.tenant], key), key)
+    path = Path(task.params["path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # whole or not at all
+    progress(1, 1)
+    return 1
