@@ -4,6 +4,7 @@ they name, the output the spec serves; a rebuild keeps what did not change."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streams.control.apply import build_model_set, rebuild
 from streams.control.specs import parse
@@ -18,6 +19,8 @@ GRAPH = {"members": {"lr": {"kind": "ftrl"}, "fm": {"kind": "fm"},
          "ensembles": {"pair": {"kind": "average", "over": ["lr", "fm"]},
                        "all": {"kind": "stacking"}},
          "serve": "ensemble_pair"}
+
+pytestmark = pytest.mark.control
 
 
 def test_an_ensemble_combines_only_the_members_it_names():

@@ -14,16 +14,17 @@ from ops.harness import WorkerProcess, settings_env
 from sinks.clickhouse import connect
 from tests.helpers import PHISHING, aimass
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.control]
 
 SPEC = """
 members:
-  lr: {kind: ftrl, params: {alpha: 0.1}}
+  ftrl: {kind: ftrl}              # as in the default graph: it keeps what it learned
   ad: {kind: adpredictor}
 ensembles:
-  pair: {kind: average, over: [lr, ad]}
+  pair: {kind: average, over: [ftrl, ad]}
 serve: ensemble_pair
 """
+LIVE_WITHIN = 10.0  # seconds from `models apply` to the new graph served (issue 14)
 
 
 def served(settings, tenant: str) -> dict | None:
@@ -59,11 +60,29 @@ def test_a_graph_applied_while_the_worker_runs_reaches_serving(fresh, tmp_path):
 
         spec = tmp_path / "sec.yaml"
         spec.write_text(SPEC)
+        learned = before["metrics"]["ftrl"]["examples"]
+        assert learned > 1000
+        applied = time.monotonic()  # (the command's own start-up counted too: an upper bound)
         res = aimass("models", "apply", str(spec), "--tenant", "sec", env=env)
         assert res.returncode == 0, res.stderr
         assert "model graph v1 applied" in res.stdout
-        after = wait_served(s, "sec", ["lr", "ad", "ensemble_pair"])
+        after = wait_served(s, "sec", ["ftrl", "ad", "ensemble_pair"])
+        took = time.monotonic() - applied
+        print(f"new graph served {took:.1f} s after apply ({s.kafka_bootstrap})")
+        assert took <= LIVE_WITHIN, f"served {took:.1f} s after apply"
         assert after["default"] == "ensemble_pair"
+        assert after["metrics"]["ftrl"]["examples"] >= learned  # kept, not reset
+        # and it learns on: the same rows again are new ids for the file's second copy
+        copy = tmp_path / "phishing-again.csv.gz"
+        copy.write_bytes(PHISHING.read_bytes())
+        res = aimass("train", str(copy), "--label", "is_phishing", "--tenant", "sec", env=env)
+        assert res.returncode == 0, res.stderr
+        deadline = time.monotonic() + 120
+        while (now := served(s, "sec")) is None or \
+                now["metrics"].get("ad", {}).get("examples", 0) < 1000:
+            assert time.monotonic() < deadline, now
+            time.sleep(0.5)
+        assert now["metrics"]["ftrl"]["examples"] >= learned + 1000
 
         res = aimass("models", "show", "--tenant", "sec", "--json", env=env)
         shown = orjson.loads(res.stdout)
@@ -76,6 +95,7 @@ def test_a_graph_applied_while_the_worker_runs_reaches_serving(fresh, tmp_path):
         bad.write_text("members: {lr: {kind: ftrl, params: {alfa: 1}}}")
         res = aimass("models", "apply", str(bad), "--tenant", "sec", env=env)
         assert res.returncode == 2 and "members.lr.params.alfa" in res.stderr
+        assert served(s, "sec")["outputs"] == ["ftrl", "ad", "ensemble_pair"]  # unchanged
         assert worker.proc.poll() is None and replica.proc.poll() is None
         assert "rebuilt to its model graph" in worker.log.read_text()
         if not s.embedded:  # (Tansu lists no group members)

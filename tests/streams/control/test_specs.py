@@ -47,6 +47,8 @@ REFUSED = [
      "quotas.max_models", "at least the 2 members"),
 ]
 
+pytestmark = pytest.mark.control
+
 
 @pytest.mark.parametrize(("doc", "path", "problem"), REFUSED)
 def test_a_bad_spec_is_refused_naming_its_path(doc, path, problem):

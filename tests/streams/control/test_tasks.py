@@ -13,6 +13,8 @@ from streams.control.runner import TaskRunner
 from streams.control.tasks import CANCEL, Task, TaskBoard, submission
 from streams.settings import Settings
 
+pytestmark = pytest.mark.control
+
 
 class Log:
     def __init__(self, board, lag=False):

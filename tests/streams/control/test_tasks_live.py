@@ -11,7 +11,7 @@ from streams.serving.snapshots import load_snapshot
 from streams.state.statefile import load_key
 from tests.helpers import PHISHING, aimass
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.control]
 
 
 def test_the_worker_runs_submitted_tasks(fresh, tmp_path):

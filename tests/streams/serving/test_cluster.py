@@ -19,6 +19,8 @@ VIEW = {"group": "aimass", "state": "STABLE",
         "workers": [{"url": "http://w1", "answering": True}],
         "tenants": [{"tenant": "acme", "trainer": "w1"}, {"tenant": "globex", "trainer": "w1"}]}
 
+pytestmark = pytest.mark.control
+
 
 @pytest.fixture()
 def api(tmp_path):

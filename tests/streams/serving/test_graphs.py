@@ -23,6 +23,8 @@ GRAPH = {"members": {"lr": {"kind": "ftrl", "params": {"alpha": 0.1}}, "fm": {"k
          "ensembles": {"pair": {"kind": "average", "over": ["lr", "fm"]}},
          "serve": "ensemble_pair"}
 
+pytestmark = pytest.mark.control
+
 
 def call(url, method="GET", body=None, key=None):
     data = None if body is None else orjson.dumps(body)

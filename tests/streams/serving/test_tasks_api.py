@@ -16,6 +16,8 @@ from tests.streams.serving.test_graphs import call
 
 EXPORT = {"kind": "export", "tenant": "acme", "params": {"path": "/tmp/acme.snap"}}
 
+pytestmark = pytest.mark.control
+
 
 class Log:
     def __init__(self, board):

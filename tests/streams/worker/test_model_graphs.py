@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from streams.control.distribution import SpecRecord
 from streams.control.specs import parse
 from streams.serving.snapshots import load_snapshot
@@ -15,6 +17,8 @@ from tests.streams.worker.fakes import fake_events, stage
 
 GRAPH = parse({"members": {"ftrl": {"kind": "ftrl"}, "ad": {"kind": "adpredictor"}},
                "ensembles": {"blend": {"kind": "average"}}, "serve": "ensemble_blend"})
+
+pytestmark = pytest.mark.control
 
 
 def record(tenant, spec, version=1):
