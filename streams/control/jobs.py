@@ -20,14 +20,23 @@ def handlers(settings, key: bytes) -> dict:
             "export": lambda t, s, p: export(settings, key, t, s, p)}
 
 
-def _send(settings, tenant: str, examples) -> None:
-    from streams.producer import EventProducer
+class Sender:
+    """Examples to the training topic, one producer per task, confirmed chunk by chunk (the
+    progress recorded after a chunk is what the broker has)."""
 
-    producer = EventProducer(settings)
-    topic = topic_names(settings)["training"]
-    for ex in examples:
-        producer.send(topic, tenant, ex)  # one partition per tenant: the order holds
-    producer.flush(what="task examples")
+    def __init__(self, settings):
+        from streams.producer import EventProducer
+
+        self.producer = EventProducer(settings)
+        self.topic = topic_names(settings)["training"]
+        self.dead = topic_names(settings)["dead-letters"]
+
+    def send(self, tenant: str, examples, dead_letters=()) -> None:
+        for ex in examples:
+            self.producer.send(self.topic, tenant, ex)  # one partition per tenant: in order
+        for d in dead_letters:
+            self.producer.send_raw(self.dead, d.kafka_key, encode(d))
+        self.producer.flush(what="task examples")
 
 
 def train_file(settings, task, start: int, progress) -> int:
@@ -40,10 +49,10 @@ def train_file(settings, task, start: int, progress) -> int:
     examples = examples_from_file(path, p["label"], task.tenant, positive=p.get("positive"),
                                   time_column=p.get("time_column"),
                                   test_share=float(p.get("test_share", 0.0)))
-    total = len(examples)
+    total, out = len(examples), Sender(settings)
     progress(start, total)
     for i in range(start, total, CHUNK):
-        _send(settings, task.tenant, examples[i:i + CHUNK])
+        out.send(task.tenant, examples[i:i + CHUNK])
         progress(min(i + CHUNK, total), total)
     return total
 
@@ -51,14 +60,12 @@ def train_file(settings, task, start: int, progress) -> int:
 def backfill(settings, task, start: int, progress) -> int:
     import hashlib
 
-    from streams.producer import EventProducer
     from streams.sources.backfill import RowConverter, read_rows, source_name
 
     p = task.params
     conv = RowConverter(p["label"], task.tenant, source_name(p["url"]), p.get("id_column"),
                         p.get("time_column"), hashlib.sha1(p["query"].encode()).hexdigest()[:10])
-    dead = EventProducer(settings)
-    rows_done = 0
+    out, rows_done = Sender(settings), 0
     for rows in read_rows(p["url"], p["query"], CHUNK):
         first = rows_done
         rows_done += len(rows)
@@ -66,11 +73,7 @@ def backfill(settings, task, start: int, progress) -> int:
             continue  # done before a restart
         rows = rows[max(start - first, 0):]
         good, bad = conv.convert(rows, max(first, start))
-        if good:
-            _send(settings, task.tenant, good)
-        for d in bad:
-            dead.send_raw(topic_names(settings)["dead-letters"], d.kafka_key, encode(d))
-        dead.flush(what="dead letters")
+        out.send(task.tenant, good, bad)
         progress(rows_done, None)
     return rows_done
 
