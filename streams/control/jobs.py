@@ -1,7 +1,9 @@
 """What each kind of task does (:mod:`streams.control.runner` runs them): send a labelled file
-or a database query's rows to the training topic, or write a tenant's model snapshot to a
-file. Each resumes from the rows already done (ids are stable, and learning is idempotent by
-id, so a chunk sent twice is learned once) and reports progress after every chunk."""
+or a database query's rows to the training topic, score a labelled file with the tenant's
+models without learning it (every row a test row: its figures are the ``test_*`` metrics), or
+write a tenant's model snapshot to a file. Each resumes from the rows already done (ids are
+stable, and learning is idempotent by id, so a chunk sent twice is learned once) and reports
+progress after every chunk."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ CHUNK = 2000
 
 def handlers(settings, key: bytes) -> dict:
     return {"train-file": lambda t, s, p: train_file(settings, t, s, p),
+            "evaluate": lambda t, s, p: train_file(settings, t, s, p, evaluate=True),
             "backfill": lambda t, s, p: backfill(settings, t, s, p),
             "export": lambda t, s, p: export(settings, key, t, s, p)}
 
@@ -39,7 +42,9 @@ class Sender:
         self.producer.flush(what="task examples")
 
 
-def train_file(settings, task, start: int, progress) -> int:
+def train_file(settings, task, start: int, progress, evaluate: bool = False) -> int:
+    from dataclasses import replace
+
     from streams.sources.files import examples_from_file
 
     p = task.params
@@ -49,6 +54,8 @@ def train_file(settings, task, start: int, progress) -> int:
     examples = examples_from_file(path, p["label"], task.tenant, positive=p.get("positive"),
                                   time_column=p.get("time_column"),
                                   test_share=float(p.get("test_share", 0.0)))
+    if evaluate:  # scored by every model, learned by none; ids of their own
+        examples = [replace(e, id=f"eval-{task.id}-{e.id}", test=True) for e in examples]
     total, out = len(examples), Sender(settings)
     progress(start, total)
     for i in range(start, total, CHUNK):

@@ -34,6 +34,7 @@ FINAL = ("done", "failed", "cancelled")
 # kind -> (required params, optional params); every value a string or a number
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "train-file": (("path", "label"), ("positive", "time_column", "test_share")),
+    "evaluate": (("path", "label"), ("positive", "time_column")),
     "backfill": (("url", "query", "label"), ("id_column", "time_column")),
     "export": (("path",), ()),
 }
