@@ -7,6 +7,7 @@ progress after every chunk."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def handlers(settings, key: bytes) -> dict:
     return {"train-file": lambda t, s, p: train_file(settings, t, s, p),
             "evaluate": lambda t, s, p: train_file(settings, t, s, p, evaluate=True),
             "backfill": lambda t, s, p: backfill(settings, t, s, p),
-            "export": lambda t, s, p: export(settings, key, t, s, p)}
+            "export": lambda t, s, p: export(settings, key, t, s, p),
+            "replay": lambda t, s, p: replay(settings, t, s, p)}
 
 
 class Sender:
@@ -65,8 +67,6 @@ def train_file(settings, task, start: int, progress, evaluate: bool = False) -> 
 
 
 def backfill(settings, task, start: int, progress) -> int:
-    import hashlib
-
     from streams.sources.backfill import RowConverter, read_rows, source_name
 
     p = task.params
@@ -103,3 +103,62 @@ def export(settings, key: bytes, task, start: int, progress) -> int:
     os.replace(tmp, path)  # whole or not at all
     progress(1, 1)
     return 1
+
+
+def _reader(settings, partition: int, offset: int):
+    from confluent_kafka import TopicPartition
+
+    from streams.state.checkpoints import large_consumer
+
+    c = large_consumer(settings, "aimass-task-replay")
+    c.assign([TopicPartition(topic_names(settings)["training"], partition, offset)])
+    return c
+
+
+def replay(settings, task, start: int, progress, reader=_reader) -> int:
+    """Offsets ``start``..``end`` (exclusive) of a partition of the training topic learned again
+    by the task's tenant (of ``source_tenant`` only, if given): each row re-sent under the
+    tenant and an id of its own (``replay-<task>-<id>``), so it is learned once more, once.
+    Progress is in offsets of the range; a row that does not decode is skipped."""
+    from dataclasses import replace
+
+    from streams.contracts.events import TrainingExample, decode
+
+    p = task.params
+    first, end, source = int(p["start"]), int(p["end"]), p.get("source_tenant")
+    total = max(end - first, 0)
+    progress(start, total)
+    if start >= total:
+        return total
+    out, c = Sender(settings), reader(settings, int(p["partition"]), first + start)
+    at, idle = first + start, 0
+    try:
+        while at < end:
+            msgs = [m for m in c.consume(CHUNK, 1.0) if not m.error()]
+            if not msgs:
+                idle += 1
+                if idle >= 10:
+                    raise ValueError(f"offsets up to {end} not there: the partition ends "
+                                     f"at {at}")
+                continue
+            idle, rows = 0, []
+            for m in msgs:
+                if m.offset() >= end:
+                    break
+                at = m.offset() + 1
+                try:
+                    ex = decode(TrainingExample, m.value())
+                except ValueError:
+                    continue
+                if source is None or ex.tenant == source:
+                    new_id = f"replay-{task.id}-{ex.id}"
+                    if len(new_id) > 128:  # (ids are at most 128 characters)
+                        new_id = f"replay-{task.id}-{hashlib.sha1(ex.id.encode()).hexdigest()}"
+                    rows.append(replace(ex, tenant=task.tenant, id=new_id))
+            out.send(task.tenant, rows)
+            progress(min(at, end) - first, total)
+            if msgs[-1].offset() >= end - 1:
+                break
+    finally:
+        c.close()
+    return total

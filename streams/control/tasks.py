@@ -37,8 +37,10 @@ KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "evaluate": (("path", "label"), ("positive", "time_column")),
     "backfill": (("url", "query", "label"), ("id_column", "time_column")),
     "export": (("path",), ()),
+    "replay": (("partition", "start", "end"), ("source_tenant",)),
 }
 CANCEL = "cancel:"
+OFFSETS = ("partition", "start", "end")  # whole numbers, at least 0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ def _params(kind: str, params) -> dict:
                 (isinstance(value, str) and len(value) > 10_000):
             raise InvalidEvent(f"params.{name}", "must be a string (under 10,000 characters) "
                                                  "or a number")
+        if name in OFFSETS and (not isinstance(value, int) or value < 0):
+            raise InvalidEvent(f"params.{name}", "must be a whole number, at least 0")
+    if kind == "replay" and params["end"] <= params["start"]:
+        raise InvalidEvent("params.end", "must be past start")
     return dict(params)
 
 

@@ -90,11 +90,13 @@ TASK = {"type": "object", "properties": {
     "submitted_at": {"type": "number"}, "updated_at": {"type": "number"},
     "worker": {"type": "string"}}}
 TASK_REQUEST = {"type": "object", "required": ["kind", "tenant"], "properties": {
-    "kind": {"type": "string", "enum": ["train-file", "backfill", "export"]},
+    "kind": {"type": "string",
+             "enum": ["train-file", "backfill", "evaluate", "replay", "export"]},
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "params": {"type": "object", "description": "train-file: path, label (positive, "
                "time_column, test_share); backfill: url, query, label (id_column, "
-               "time_column); export: path"},
+               "time_column); evaluate: path, label; replay: partition, start, end "
+               "(source_tenant); export: path"},
     "priority": {"type": "integer", "minimum": -10, "maximum": 10}}}
 
 

@@ -160,3 +160,14 @@ def test_a_task_is_run_once_though_the_board_lags_behind_its_records():
     while r.step():
         pass
     assert runs == ["t1"] and [t.state for t in r.out.records] == ["running", "done"]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"partition": 0, "start": 5, "end": 5}, "params.end"),
+    ({"partition": -1, "start": 0, "end": 5}, "params.partition"),
+    ({"partition": 0, "start": "0", "end": 5}, "params.start"),
+])
+def test_a_replay_range_must_be_offsets(params, field):
+    with pytest.raises(InvalidEvent) as err:
+        submission({"kind": "replay", "tenant": "a", "params": params}, "x")
+    assert err.value.field == field
