@@ -55,8 +55,11 @@ def test_status_shows_the_group_lag_and_each_tenants_trainer(fresh, tmp_path):
         w.stop()
     assert view["group"] == fresh.app_id and len(view["members"]) == 1
     member = view["members"][0]
-    inputs = [p for p in member["partitions"] if "__assignor" not in p]  # (Faust's own topic)
-    assert len(inputs) == 4 * fresh.partitions  # it reads every input partition
+    roles = [p.split("[")[0].rsplit(".", 1)[-1] for p in member["partitions"]
+             if "__assignor" not in p]  # (Faust's own topic)
+    assert sum(r in ("ad-requests", "feedback", "training", "examples") for r in roles) == \
+        4 * fresh.partitions  # it reads every input partition
+    assert roles.count("audit") == 1  # and the audit trail
     assert len(view["lag"]) == 4 * fresh.partitions
     [sec] = view["tenants"]
     assert sec["tenant"] == "sec" and sec["trainer"] == member["client"]
