@@ -15,7 +15,7 @@ from streams.control.tasks import TaskBoard
 from tests.helpers import aimass
 
 pytestmark = [pytest.mark.services, pytest.mark.control]
-ROWS = 40_000
+ROWS = 100_000  # several seconds of sending here: room to kill it midway
 
 
 def write_rows(path, n: int, seed: int = 5) -> None:
@@ -31,6 +31,14 @@ def task_state(settings, task_id: str):
     return board.get(task_id)
 
 
+def watch(settings) -> TaskBoard:
+    """A board that follows the topic as the worker writes it (progress about every second)."""
+    board = TaskBoard(settings)
+    board.start()
+    assert board.caught_up.wait(30)
+    return board
+
+
 def test_a_task_resumes_after_its_worker_is_killed(fresh, tmp_path):
     s = fresh.model_copy(update={"models": "ftrl", "ensembles": "", "checkpoint_interval": 1.0,
                                  "holdout_fraction": 0.0})
@@ -38,7 +46,7 @@ def test_a_task_resumes_after_its_worker_is_killed(fresh, tmp_path):
     data = tmp_path / "rows.csv"
     write_rows(data, ROWS)
     first = WorkerProcess(s, tmp_path / "worker-1.log", loglevel="info")
-    second = None
+    second, board = None, watch(s)
     try:
         first.wait_ready()
         res = aimass("tasks", "submit", "train-file", "--tenant", "big", "--param",
@@ -46,10 +54,10 @@ def test_a_task_resumes_after_its_worker_is_killed(fresh, tmp_path):
         assert res.returncode == 0, res.stderr
         task_id = res.stdout.split()[1]
         deadline = time.monotonic() + 120
-        while (t := task_state(s, task_id)) is None or t.done < 6000:
+        while (t := board.get(task_id)) is None or t.done < ROWS // 10:
             assert time.monotonic() < deadline, t
             assert t is None or t.state in ("queued", "running"), t
-            time.sleep(0.3)
+            time.sleep(0.05)
         first.stop(kill=True)  # mid-task: the record says running, with its progress
         assert task_state(s, task_id).state == "running"
 
@@ -64,6 +72,7 @@ def test_a_task_resumes_after_its_worker_is_killed(fresh, tmp_path):
         time.sleep(3)  # a checkpoint more: nothing learned twice shows as more than ROWS
         assert second.counter("aimass_checkpoint_examples", tenant="big") == ROWS
     finally:
+        board.stop()
         if second is not None:
             second.stop()
         if first.proc.poll() is None:
