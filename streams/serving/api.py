@@ -260,6 +260,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
             resp = _error(404, str(exc), getattr(exc, "field", "model"))
         except web.HTTPException as exc:
             resp = _error(exc.status, exc.reason or "error")
+            if "Allow" in exc.headers:  # a 405 says which methods the path takes
+                resp.headers["Allow"] = exc.headers["Allow"]
         metrics.requests.labels(endpoint, str(resp.status)).inc()
         return resp
 
@@ -272,7 +274,7 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
         return _error(503, "not ready: still reading the model-updates topic")
 
     async def openapi(request):
-        return _ok(spec())
+        return _ok(spec(secured=not access.open))
 
     async def prom(request):
         now = time.time()

@@ -68,8 +68,11 @@ def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _secured(paths: dict) -> dict:
-    """Every protected operation: the API key, and the 401/403 answers."""
+def _secured(paths: dict, secured: bool = True) -> dict:
+    """Every protected operation: the API key, and the 401/403 answers (none of it for a
+    replica without a keys file: its API is open)."""
+    if not secured:
+        return paths
     denied = {"401": {"description": "No or unknown API key", **_json(ERROR)},
               "403": {"description": "The key's role or tenants do not allow it",
                       **_json(ERROR)}}
@@ -156,7 +159,7 @@ def _graph_ops(bad: dict) -> dict:
     }
 
 
-def spec() -> dict:
+def spec(secured: bool = True) -> dict:
     bad = {"description": "Invalid body; the message names the field", **_json(ERROR)}
     quota = {"description": "The tenant is over its quota (see Retry-After)", **_json(ERROR)}
     return {
@@ -213,7 +216,8 @@ def spec() -> dict:
                               "503": {"description": "The broker cannot be read now",
                                       **_json(ERROR)}}}},
             "/noop": {"post": {"summary": "Parses the body, answers nothing (latency floor)",
+                               "requestBody": {"required": True, **_json({"type": "object"})},
                                "responses": {"200": {"description": "ok"},
                                              "400": bad}}},
-        }),
+        }, secured),
     }

@@ -90,6 +90,22 @@ def test_openapi_is_served_and_valid(server):
     assert status == 200
     validate(doc)
     assert {"/recommend", "/predict", "/models", "/healthz", "/readyz"} <= set(doc["paths"])
+    # an open replica (no keys file) declares no security and no 401/403 answers
+    assert all("security" not in op and "401" not in op["responses"]
+               for ops in doc["paths"].values() for op in ops.values())
+    assert "requestBody" in doc["paths"]["/noop"]["post"]  # it refuses an empty body
+
+
+def test_a_wrong_method_is_a_405_that_says_which_ones_the_path_takes(server):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(server.url("/recommend"), method="GET")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("a GET of /recommend was answered")
+    except urllib.error.HTTPError as e:
+        assert e.code == 405 and "POST" in e.headers["Allow"]
 
 
 def call_text(url):
