@@ -274,7 +274,8 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
         return _error(503, "not ready: still reading the model-updates topic")
 
     async def openapi(request):
-        return _ok(spec(secured=not access.open))
+        return _ok(spec(secured=not access.open, graphs=graphs is not None,
+                        tasks=tasks is not None, cluster=cluster is not None))
 
     async def prom(request):
         now = time.time()

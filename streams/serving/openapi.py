@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import time
+
+from streams.contracts.fields import (
+    MAX_CLOCK_SKEW,
+    MAX_DEADLINE_AHEAD,
+    MAX_FEATURES,
+    MAX_INT,
+    MAX_MAGNITUDE,
+    MAX_NAME,
+    MAX_STRING,
+)
 from streams.serving.access import PROTECTED
 
-FEATURES = {"type": "object", "additionalProperties": {
-    "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}}
+FEATURES = {"type": "object", "maxProperties": MAX_FEATURES,
+            "propertyNames": {"maxLength": MAX_NAME},
+            "additionalProperties": {"anyOf": [
+                {"type": "string", "maxLength": MAX_STRING},
+                {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT},
+                {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE},
+                {"type": "boolean"}, {"type": "null"}]}}
+ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 128},
+               {"type": "integer", "minimum": -MAX_INT - 1, "maximum": 2**64 - 1}]}
 ERROR = {"type": "object", "required": ["error"],
          "properties": {"error": {"type": "string"}, "field": {"type": "string"}}}
 CANDIDATE = {"type": "object", "required": ["ad_id"],
-             "properties": {"ad_id": {"type": "string", "minLength": 1, "maxLength": 128},
+             "properties": {"ad_id": ID,
                             "features": FEATURES}}
 RECOMMEND_REQUEST = {
     "type": "object", "required": ["tenant", "user", "candidates"],
     "properties": {
         "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
-        "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "request_id": ID,
         "user": FEATURES, "context": FEATURES,
         "candidates": {"type": "array", "minItems": 1, "maxItems": 1000, "items": CANDIDATE},
         "model": {"type": "string"},
-        "deadline": {"type": "number", "description": "Unix time (s) after which the answer is "
-                     "of no use: a request still unscored then is answered 503, not scored"},
+        "deadline": {"type": ["number", "null"], "minimum": 0,
+                     "description": "Unix time (s) after which the answer is of no use: a "
+                     "request still unscored then is answered 503, not scored; at most a day "
+                     "ahead"},
     },
 }
 RANKED = {"type": "array", "items": {"type": "object", "properties": {
@@ -30,9 +50,10 @@ RECOMMEND_RESPONSE = {"type": "object", "properties": {
     "model_version": {"type": "string"}, "model": {"type": "string"},
     "fallback": {"type": "boolean"}, "ranked": RANKED, "took_ms": {"type": "number"}}}
 EXAMPLE = {"type": "object", "required": ["features", "label"], "properties": {
-    "id": {"type": "string", "minLength": 1, "maxLength": 128},
-    "event_time": {"type": "number", "minimum": 0},
-    "features": FEATURES, "label": {"type": "integer", "enum": [0, 1]}}}
+    "id": ID,
+    "event_time": {"type": "number", "minimum": 0, "description": "Unix seconds, at most "
+                   f"{MAX_CLOCK_SKEW:.0f} s ahead of the replica's clock"},
+    "features": FEATURES, "label": {"enum": [0, 1, False, True]}}}
 EXAMPLES_REQUEST = {"type": "object", "required": ["tenant", "examples"], "properties": {
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "examples": {"type": "array", "minItems": 1, "maxItems": 10000, "items": EXAMPLE}}}
@@ -159,7 +180,35 @@ def _graph_ops(bad: dict) -> dict:
     }
 
 
-def spec(secured: bool = True) -> dict:
+def _now_bounded(doc: dict, now: float) -> dict:
+    """The times' upper bounds as of ``now`` (the document is made per request)."""
+    examples = doc["paths"]["/examples"]["post"]["requestBody"]["content"]
+    item = examples["application/json"]["schema"]["properties"]["examples"]["items"]
+    item["properties"]["event_time"] = {**item["properties"]["event_time"],
+                                        "maximum": now + MAX_CLOCK_SKEW}
+    rec = doc["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"]
+    props = rec["schema"]["properties"]
+    # a deadline already past is shed with a 503 (see the response): not a request to make
+    props["deadline"] = {**props["deadline"], "minimum": now,
+                         "maximum": now + MAX_DEADLINE_AHEAD}
+    return doc
+
+
+def spec(secured: bool = True, graphs: bool = True, tasks: bool = True,
+         cluster: bool = True) -> dict:
+    """The document of a replica: its protected operations secured when it has keys, the
+    optional routes (model graphs, tasks, cluster) when it serves them."""
+    doc = _spec(secured)
+    for flag, paths in ((graphs, ("/tenants/{tenant}/models",)),
+                        (tasks, ("/tasks", "/tasks/{id}", "/tasks/{id}/cancel")),
+                        (cluster, ("/cluster",))):
+        if not flag:
+            for path in paths:
+                doc["paths"].pop(path, None)
+    return _now_bounded(doc, time.time())
+
+
+def _spec(secured: bool) -> dict:
     bad = {"description": "Invalid body; the message names the field", **_json(ERROR)}
     quota = {"description": "The tenant is over its quota (see Retry-After)", **_json(ERROR)}
     return {

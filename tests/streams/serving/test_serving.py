@@ -94,6 +94,15 @@ def test_openapi_is_served_and_valid(server):
     assert all("security" not in op and "401" not in op["responses"]
                for ops in doc["paths"].values() for op in ops.values())
     assert "requestBody" in doc["paths"]["/noop"]["post"]  # it refuses an empty body
+    # only the routes this replica serves, and the limits its validation applies
+    assert not {"/tasks", "/cluster", "/tenants/{tenant}/models"} & set(doc["paths"])
+    import time
+
+    body = doc["paths"]["/examples"]["post"]["requestBody"]["content"]["application/json"]
+    example = body["schema"]["properties"]["examples"]["items"]["properties"]
+    assert abs(example["event_time"]["maximum"] - (time.time() + 300)) < 60
+    values = example["features"]["additionalProperties"]["anyOf"]
+    assert {"type": "number", "minimum": -1e15, "maximum": 1e15} in values
 
 
 def test_a_wrong_method_is_a_405_that_says_which_ones_the_path_takes(server):
