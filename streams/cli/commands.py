@@ -152,9 +152,13 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         in that order."""
         from streams.contracts.topics import ensure_topics, topic_names
         from streams.producer import EventProducer
+        from streams.sources import webhdfs
         from streams.sources.files import examples_from_file
 
-        path = Path(file)
+        try:  # a file on HDFS (hdfs://namenode:9870/path) is fetched over WebHDFS first
+            path = webhdfs.fetch(file) if webhdfs.is_hdfs(file) else Path(file)
+        except ValueError as exc:
+            _fail(str(exc))
         if not path.exists():
             _fail(f"{file}: no such file")
         try:
