@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 from streams.contracts.topics import topic_names
 from streams.control.exceptions import SpecError
-from streams.control.follower import Follower
 from streams.control.specs import ModelSpec, parse
 from streams.state.checkpoints import large_producer
+from streams.state.follower import Follower
 from streams.state.statefile import StateRejected, seal, unseal
 
 log = logging.getLogger(__name__)

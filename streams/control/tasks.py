@@ -27,7 +27,7 @@ import orjson
 
 from streams.contracts.fields import InvalidEvent
 from streams.contracts.fields import tenant as valid_tenant
-from streams.control.follower import Follower
+from streams.state.follower import Follower
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")

@@ -10,15 +10,13 @@ executed."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-
-from confluent_kafka import Consumer, TopicPartition
 
 from streams.contracts.topics import topic_names
 from streams.serving.snapshots import ModelStore, load_snapshot
 from streams.settings import Settings
-from streams.state.checkpoints import large_consumer, large_producer
+from streams.state.checkpoints import large_producer
+from streams.state.follower import Follower
 from streams.state.statefile import StateRejected
 
 log = logging.getLogger(__name__)
@@ -40,67 +38,39 @@ class SnapshotPublisher:
         self._p.flush(what="model updates")
 
 
-class SnapshotFollower(threading.Thread):
+class SnapshotFollower(Follower):
     """Background thread: load every snapshot that arrives and swap it into ``store``."""
+
+    role = "model-updates"
 
     def __init__(self, settings: Settings, store: ModelStore, key: bytes,
                  on_swap: Callable[[str, int], None] | None = None,
                  on_reject: Callable[[str], None] | None = None):
-        super().__init__(daemon=True, name="model-updates")
-        self.settings, self.store, self.on_swap = settings, store, on_swap
+        super().__init__(settings)
+        self.store, self.on_swap = store, on_swap
         self.key, self.on_reject = key, on_reject
-        self.topic = topic_names(settings)["model-updates"]
-        self._stop = threading.Event()
-        self.caught_up = threading.Event()
         self.errors = 0
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        c = large_consumer(self.settings, "aimass-serving-follower")
+    def take(self, key: bytes | None, value: bytes | None, offset: int = -1) -> None:
+        if value is None:  # a tombstone: nothing to swap in
+            return
+        tenant = (key or b"").decode("utf-8", "replace")
         try:
-            c.assign([TopicPartition(self.topic, 0, 0)])
-            while not self._stop.is_set():
-                msgs = c.consume(10, 0.5)
-                if not msgs:
-                    self._check_caught_up(c)
-                for m in msgs:
-                    if m.error() or m.value() is None:
-                        continue
-                    self._load(m)
-        finally:
-            c.close()
-
-    def _load(self, m) -> None:
-        tenant = (m.key() or b"").decode("utf-8", "replace")
-        try:
-            snap = load_snapshot(m.value(), self.key)
+            snap = load_snapshot(value, self.key)
             if snap.tenant != tenant:
                 raise StateRejected(f"signed for tenant {snap.tenant!r}, keyed {tenant!r}")
         except StateRejected as exc:  # never executed, never swapped in
             self.errors += 1
-            log.error("model update at offset %s (key %r) not read: %s", m.offset(), tenant,
+            log.error("model update at offset %s (key %r) not read: %s", offset, tenant,
                       exc.reason)
             if self.on_reject:
                 self.on_reject(exc.code)
             return
         except Exception as exc:  # a bug of ours: logged and counted, the replica goes on
             self.errors += 1
-            log.exception("model update at offset %s failed to load", m.offset())
+            log.exception("model update at offset %s failed to load", offset)
             if self.on_reject:
                 self.on_reject(type(exc).__name__)
             return
         if self.store.swap(snap) and self.on_swap:
             self.on_swap(snap.tenant, snap.version)
-
-    def _check_caught_up(self, c: Consumer) -> None:
-        if self.caught_up.is_set():
-            return
-        try:
-            _, high = c.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=2)
-            pos = c.position([TopicPartition(self.topic, 0)])[0].offset
-            if high == 0 or pos >= high:
-                self.caught_up.set()
-        except Exception as exc:  # asked again on the next idle poll
-            log.info("model-updates position unknown yet: %s", exc)

@@ -1,5 +1,6 @@
-"""A thread that reads a compacted control topic from its beginning, with no consumer group
-(every process sees every record), and hands each record to :meth:`Follower.take`."""
+"""A thread that reads a compacted topic (model updates, model specs, tasks) from its beginning,
+with no consumer group (every process sees every record), and hands each record to
+:meth:`Follower.take`."""
 
 from __future__ import annotations
 
