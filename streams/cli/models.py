@@ -19,10 +19,6 @@ def _fail(msg: str) -> None:
     raise SystemExit(2)
 
 
-def _version(known: dict, tenant: str) -> int:
-    return known[tenant].version if tenant in known else 0
-
-
 def register_models(app, settings: Settings) -> None:
     @app.command(argument("action", type=str),
                  argument("file", type=str, required=False, default=""),
@@ -34,8 +30,8 @@ def register_models(app, settings: Settings) -> None:
         `models remove --tenant T` (back to the default graph)."""
         from streams.contracts.fields import InvalidEvent
         from streams.contracts.fields import tenant as valid_tenant
-        from streams.control.audit import AuditEvent, record
-        from streams.control.distribution import apply_spec, read_specs
+        from streams.control.audit import record, spec_event
+        from streams.control.distribution import apply_spec, read_specs, version_of
         from streams.control.exceptions import SpecError
         from streams.control.specs import load
         from streams.serving.quotas import Quotas
@@ -62,9 +58,8 @@ def register_models(app, settings: Settings) -> None:
                       f"max_models quota ({int(cap)})")
             known = read_specs(settings, key)
             rec = apply_spec(settings, key, tenant, spec, actor, known)
-            record(settings, AuditEvent.new(actor, "spec.applied", tenant, {
-                "version": rec.version, "previous": _version(known, tenant),
-                "spec": spec.to_doc()}))
+            record(settings, spec_event(actor, tenant, spec, rec.version,
+                                        version_of(known, tenant)))
             print(f"tenant {tenant!r}: model graph v{rec.version} applied "
                   f"({len(spec.members)} members, {len(spec.ensembles)} ensembles)")
         elif action == "show":
@@ -83,8 +78,7 @@ def register_models(app, settings: Settings) -> None:
             if tenant not in known:
                 _fail(f"tenant {tenant!r} has no model graph of its own")
             apply_spec(settings, key, tenant, None, actor, known)
-            record(settings, AuditEvent.new(actor, "spec.removed", tenant, {
-                "previous": _version(known, tenant)}))
+            record(settings, spec_event(actor, tenant, None, 0, version_of(known, tenant)))
             print(f"tenant {tenant!r}: back to the default model graph")
         else:
             _fail(f"unknown action {action!r}: apply, show or remove")

@@ -51,7 +51,7 @@ def register_tasks(app, settings: Settings) -> None:
         `tasks show ID`, `tasks cancel ID`."""
         from streams.contracts.fields import InvalidEvent
         from streams.contracts.topics import ensure_topics
-        from streams.control.audit import AuditEvent, record
+        from streams.control.audit import record, task_event
         from streams.control.tasks import FINAL, TaskBoard, TaskLog, submission
 
         actor = f"cli:{getpass.getuser()}"
@@ -73,18 +73,19 @@ def register_tasks(app, settings: Settings) -> None:
             except InvalidEvent as exc:
                 _fail(f"{exc.field}: {exc.reason}")
             TaskLog(settings).write(task)
-            record(settings, AuditEvent.new(actor, "task.submitted", task.tenant, {
-                "task": task.id, "kind": task.kind, "params": task.params,
-                "priority": task.priority}))
+            record(settings, task_event(actor, "task.submitted", task))
             print(f"task {task.id} queued ({task.kind}, tenant {task.tenant})")
-            while wait:
-                time.sleep(1.0)
-                seen = board().get(task.id)
-                if seen is not None and seen.state in FINAL:
-                    print(_line(seen.to_doc()))
-                    if seen.state != "done":
-                        raise SystemExit(1)
-                    break
+            if wait:  # one board, following the topic as the worker writes the task's state
+                follower = TaskBoard(settings)
+                follower.start()
+                try:
+                    while (seen := follower.get(task.id)) is None or seen.state not in FINAL:
+                        time.sleep(0.5)
+                finally:
+                    follower.stop()
+                print(_line(seen.to_doc()))
+                if seen.state != "done":
+                    raise SystemExit(1)
         elif action == "list":
             docs = sorted((t.to_doc() for t in board().all()),
                           key=lambda t: t["submitted_at"], reverse=True)
@@ -104,8 +105,7 @@ def register_tasks(app, settings: Settings) -> None:
                 _fail(f"task {task.id} is {task.state} already")
             else:
                 TaskLog(settings).cancel(task.id)
-                record(settings, AuditEvent.new(actor, "task.cancelled", task.tenant,
-                                                {"task": task.id, "kind": task.kind}))
+                record(settings, task_event(actor, "task.cancelled", task))
                 print(f"task {task.id}: cancel requested")
         else:
             _fail(f"unknown action {action!r}: submit, list, show or cancel")

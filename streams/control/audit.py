@@ -59,6 +59,22 @@ class AuditEvent:
         return asdict(self)
 
 
+def spec_event(actor: str, tenant: str, spec, version: int, previous: int) -> AuditEvent:
+    """A model graph applied (``spec``, now ``version``) or removed (``spec`` None)."""
+    if spec is None:
+        return AuditEvent.new(actor, "spec.removed", tenant, {"previous": previous})
+    return AuditEvent.new(actor, "spec.applied", tenant, {
+        "version": version, "previous": previous, "spec": spec.to_doc()})
+
+
+def task_event(actor: str, action: str, task) -> AuditEvent:
+    """A task submitted (with what it does) or cancelled."""
+    detail = {"task": task.id, "kind": task.kind}
+    if action == "task.submitted":
+        detail.update(params=task.params, priority=task.priority)
+    return AuditEvent.new(actor, action, task.tenant, detail)
+
+
 def audit_rows(events: list[AuditEvent], now: int) -> list[dict]:
     return [{"audit_id": e.id, "event_time": int(e.event_time), "actor": e.actor,
              "action": e.action, "tenant": e.tenant, "detail": orjson.dumps(e.detail).decode(),

@@ -139,10 +139,15 @@ def read_specs(settings, key: bytes, timeout: float = 15.0) -> dict[str, SpecRec
     return dict(follower.records)
 
 
+def version_of(known: dict[str, SpecRecord], tenant: str) -> int:
+    """The version of ``tenant``'s graph in ``known`` (0: the default); the next is one more."""
+    current = known.get(tenant)
+    return current.version if current is not None else 0
+
+
 def apply_spec(settings, key: bytes, tenant: str, spec: ModelSpec | None, actor: str,
                known: dict[str, SpecRecord]) -> SpecRecord | None:
     """Publish ``spec`` (None: remove) as ``tenant``'s graph, one version after the one in
     ``known`` (the records read so far)."""
-    current = known.get(tenant)
-    version = (current.version if current is not None else 0) + 1
-    return SpecPublisher(settings, key).publish(tenant, spec, version, actor)
+    return SpecPublisher(settings, key).publish(tenant, spec, version_of(known, tenant) + 1,
+                                                actor)

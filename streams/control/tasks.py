@@ -20,6 +20,7 @@ streams.contracts.fields.InvalidEvent: params.path: is required
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 
@@ -28,6 +29,8 @@ import orjson
 from streams.contracts.fields import InvalidEvent
 from streams.contracts.fields import tenant as valid_tenant
 from streams.state.follower import Follower
+
+log = logging.getLogger(__name__)
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
@@ -157,7 +160,7 @@ class TaskBoard(Follower):
             task = Task.decode(value)
         except (ValueError, TypeError) as exc:
             self.errors += 1
-            log_bad(k, offset, exc)
+            log.error("task record at offset %s (key %r) not read: %s", offset, k, exc)
             return
         self.tasks = {**self.tasks, task.id: task}
 
@@ -169,13 +172,6 @@ class TaskBoard(Follower):
 
     def all(self) -> list[Task]:
         return [t for tid in self.tasks if (t := self.get(tid)) is not None]
-
-
-def log_bad(key: str, offset: int, exc: Exception) -> None:
-    import logging
-
-    logging.getLogger(__name__).error("task record at offset %s (key %r) not read: %s",
-                                      offset, key, exc)
 
 
 @dataclass

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from streams.contracts.fields import InvalidEvent
 from streams.contracts.fields import tenant as valid_tenant
-from streams.control.audit import AuditEvent
-from streams.control.distribution import SpecRecord
+from streams.control.audit import AuditEvent, spec_event
+from streams.control.distribution import SpecRecord, version_of
 from streams.control.exceptions import SpecError
 from streams.control.specs import MAX_SPEC_BYTES, ModelSpec, parse
 from streams.serving.http import PRINCIPAL, _body, _error, _ok
@@ -83,19 +83,15 @@ class Graphs:
                        spec: ModelSpec | None) -> web.Response:
         if self.publish is None:
             return _error(503, "this replica takes no model graphs (no model-specs topic)")
-        current = self.records().get(tenant)
-        version = (current.version if current is not None else 0) + 1
+        previous = version_of(self.records(), tenant)
+        version = previous + 1
         actor = f"api:{request[PRINCIPAL].name}"
         try:
             await asyncio.to_thread(self.publish, tenant, spec, version, actor)
         except Exception as exc:  # the broker away: nothing applied, the caller may retry
             return _error(503, f"the model graph was not published: {exc}", retry_after=5)
         if self.audit is not None:
-            previous = current.version if current is not None else 0
-            event = AuditEvent.new(actor, "spec.applied", tenant, {
-                "version": version, "previous": previous, "spec": spec.to_doc()}) \
-                if spec is not None else AuditEvent.new(actor, "spec.removed", tenant,
-                                                       {"previous": previous})
-            await asyncio.to_thread(self.audit, event)
+            await asyncio.to_thread(self.audit, spec_event(actor, tenant, spec, version,
+                                                           previous))
         return _ok({"tenant": tenant, "version": version if spec is not None else 0,
                     "default": spec is None, "applied_by": actor})

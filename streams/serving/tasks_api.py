@@ -12,7 +12,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from streams.contracts.fields import InvalidEvent
-from streams.control.audit import AuditEvent
+from streams.control.audit import AuditEvent, task_event
 from streams.control.tasks import FINAL, TaskBoard, TaskLog, submission
 from streams.serving.http import PRINCIPAL, _body, _error, _ok
 
@@ -45,9 +45,7 @@ class TaskRoutes:
             await asyncio.to_thread(self.out.write, task)
         except Exception as exc:  # the broker away: nothing queued
             return _error(503, f"the task was not queued: {exc}", retry_after=5)
-        await self._record(AuditEvent.new(task.submitted_by, "task.submitted", task.tenant,
-                                          {"task": task.id, "kind": task.kind,
-                                           "params": task.params, "priority": task.priority}))
+        await self._record(task_event(task.submitted_by, "task.submitted", task))
         return _ok(task.to_doc(), status=202)
 
     def _task(self, request: web.Request, action: str):
@@ -77,6 +75,6 @@ class TaskRoutes:
         if task.state in FINAL:
             return _error(409, f"task {task.id} is {task.state} already", "id")
         await asyncio.to_thread(self.out.cancel, task.id)
-        await self._record(AuditEvent.new(f"api:{request[PRINCIPAL].name}", "task.cancelled",
-                                          task.tenant, {"task": task.id, "kind": task.kind}))
+        await self._record(task_event(f"api:{request[PRINCIPAL].name}", "task.cancelled",
+                                      task))
         return _ok({"id": task.id, "cancel_requested": True}, status=202)
