@@ -156,14 +156,11 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         from streams.sources.files import examples_from_file
 
         try:  # a file on HDFS (hdfs://namenode:9870/path) is fetched over WebHDFS first
-            path = webhdfs.fetch(file) if webhdfs.is_hdfs(file) else Path(file)
-        except ValueError as exc:
-            _fail(str(exc))
-        if not path.exists():
-            _fail(f"{file}: no such file")
-        try:
-            examples = examples_from_file(path, label, tenant, positive=positive,
-                                          time_column=time_column, test_share=test_share)
+            with webhdfs.local_file(file) as path:
+                if not path.exists():
+                    _fail(f"{file}: no such file")
+                examples = examples_from_file(path, label, tenant, positive=positive,
+                                              time_column=time_column, test_share=test_share)
         except ValueError as exc:
             _fail(str(exc))
         ensure_topics(settings)

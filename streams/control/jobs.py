@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from streams.contracts.events import encode
@@ -52,17 +51,12 @@ def train_file(settings, task, start: int, progress, evaluate: bool = False) -> 
     from streams.sources.files import examples_from_file
 
     p = task.params
-    remote = webhdfs.is_hdfs(p["path"])
-    path = webhdfs.fetch(p["path"]) if remote else Path(p["path"])
-    if not path.exists():
-        raise ValueError(f"{path}: no such file on the worker")
-    try:  # ids come from the file's bytes: a copy fetched again after a restart has the same
+    with webhdfs.local_file(p["path"]) as path:  # ids come from the file's bytes: a copy
+        if not path.exists():                    # fetched again after a restart has the same
+            raise ValueError(f"{path}: no such file on the worker")
         examples = examples_from_file(path, p["label"], task.tenant, positive=p.get("positive"),
                                       time_column=p.get("time_column"),
                                       test_share=float(p.get("test_share", 0.0)))
-    finally:
-        if remote:
-            shutil.rmtree(path.parent, ignore_errors=True)
     if evaluate:  # scored by every model, learned by none; ids of their own
         examples = [replace(e, id=f"eval-{task.id}-{e.id}", test=True) for e in examples]
     total, out = len(examples), Sender(settings)

@@ -10,6 +10,7 @@ file readers (:mod:`streams.sources.files`) take. ``user.name`` is the HDFS user
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -49,3 +50,16 @@ def fetch(url: str, into: Path | None = None, timeout: float = 60.0) -> Path:
     except OSError as exc:
         raise ValueError(f"{url}: cannot reach the namenode: {exc}") from None
     return target
+
+
+@contextlib.contextmanager
+def local_file(path: str):
+    """``path`` as a local file: itself, or for an HDFS URL a fetched copy, removed after."""
+    if not is_hdfs(path):
+        yield Path(path)
+        return
+    copy = fetch(path)
+    try:
+        yield copy
+    finally:
+        shutil.rmtree(copy.parent, ignore_errors=True)

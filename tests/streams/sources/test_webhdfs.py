@@ -75,3 +75,11 @@ def test_a_task_learns_a_file_on_hdfs(hdfs, monkeypatch):
     assert jobs.train_file(Settings(), task, 0, lambda d, t: None) == 7
     assert [e.label for e in sent] == [0, 1, 0, 1, 0, 1, 0]
     assert all(e.id.startswith("rows-") for e in sent)
+
+
+def test_a_fetched_copy_is_removed_once_read(hdfs):
+    with webhdfs.local_file(f"{hdfs.base}/data/rows.csv") as path:
+        assert path.read_bytes() == CSV
+    assert not path.exists() and not path.parent.exists()
+    with webhdfs.local_file("/some/local.csv") as local:  # a local path is itself
+        assert str(local) == "/some/local.csv"
