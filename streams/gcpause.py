@@ -11,6 +11,15 @@ dozen container objects (its weights are numpy arrays), so swaps need no new fre
 worker the same freeze took a do-nothing Faust agent from 43k to 71k events/s here: every
 event allocates a few objects, and the collections that allocation triggers walked the whole
 startup heap.
+
+**Full collections on a clock, not on allocation.** A stream processor holds much in-flight
+state that lives just long enough to reach the oldest generation: requests waiting for their
+clicks, batches between stages, records fetched ahead. CPython starts a full collection after
+about 70,000 net allocations once that generation grew by a quarter, so it walks the same
+in-flight state again and again: in the worker, through Kafka on the MovieLens stream, 30 full
+collections took 5.3 s of a 25 s run (about 175 ms each), while the young generations took
+1.0 s. Young collections stay as CPython runs them; :class:`TimedFullCollections` runs the full
+ones every ``every`` seconds from a thread instead (any cyclic garbage waits at most that long).
 :func:`observe_pauses` records every collection's duration, per generation, for Grafana.
 
 >>> import gc
@@ -26,11 +35,13 @@ True
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 from prometheus_client import CollectorRegistry, Histogram
 
 PAUSE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+NEVER = 2**31 - 1  # a generation-1 count no process reaches: no allocation-triggered full pass
 
 
 def freeze_startup() -> int:
@@ -62,3 +73,51 @@ def observe_pauses(registry: CollectorRegistry):
 def stop_observing(callback) -> None:
     if callback in gc.callbacks:
         gc.callbacks.remove(callback)
+
+
+class TimedFullCollections:
+    """Full (generation 2) collections every ``every`` seconds, none triggered by allocation.
+
+    >>> timed = TimedFullCollections(every=0.05).start()
+    >>> gc.get_threshold()[2] == NEVER
+    True
+    >>> class Node:
+    ...     pass
+    >>> a, b = Node(), Node()
+    >>> a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+    >>> gone = threading.Event()
+    >>> import weakref
+    >>> _ = weakref.finalize(a, gone.set)
+    >>> del a, b
+    >>> gone.wait(5.0)
+    True
+    >>> timed.stop()
+    >>> gc.get_threshold()[2] == NEVER
+    False
+    """
+
+    def __init__(self, every: float = 30.0):
+        if not every > 0:
+            raise ValueError(f"every must be > 0 seconds, got {every!r}")
+        self.every = every
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._threshold = gc.get_threshold()
+
+    def start(self) -> TimedFullCollections:
+        self._threshold = gc.get_threshold()
+        gc.set_threshold(self._threshold[0], self._threshold[1], NEVER)
+        self._thread = threading.Thread(target=self._run, name="gc-full", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every):
+            gc.collect(2)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        gc.set_threshold(*self._threshold)

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
                                     "scored, never learned (validation/test).")
     checkpoint_interval: float = Field(5.0, description="Seconds between trainer checkpoints "
                                        "(offsets are committed only up to a checkpoint).")
+    gc_full_every: float = Field(30.0, gt=0, description="Seconds between full garbage "
+                                 "collections in workers and replicas (none triggered by "
+                                 "allocation: see streams.gcpause).")
     batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
     state_key: str | None = Field(None, description="Key that signs model state on Kafka "
                                   "(HMAC-SHA256); default: the state key file.")

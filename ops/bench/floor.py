@@ -27,7 +27,6 @@ from streams.contracts import batches
 from streams.contracts.events import TrainingExample
 from streams.contracts.example_batches import encode_examples
 from streams.contracts.topics import topic_names
-from streams.gcpause import freeze_startup
 from streams.settings import Settings
 from streams.worker.ingest import IngestStage
 from streams.worker.join import JoinStage
@@ -114,7 +113,7 @@ async def run(s: Settings) -> None:
         max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     await asyncio.to_thread(train.warm_up)
-    freeze_startup()
+    rt.started()  # the worker's garbage-collector policy (streams.gcpause)
     rt.metrics.assigned.set(1)
     inputs = {names["ad-requests"], names["feedback"]}
 

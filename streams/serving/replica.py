@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from learners.hashing import FeatureHasher
 from streams.contracts.events import TrainingExample
 from streams.contracts.features import request_features
-from streams.gcpause import freeze_startup, observe_pauses
+from streams.gcpause import TimedFullCollections, freeze_startup, observe_pauses
 from streams.serving.access import AccessControl
 from streams.serving.api import METRICS, create_serving_app
 from streams.serving.quotas import Quotas
@@ -117,6 +117,7 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port, reuse_port=reuse_port or None).start()
     freeze_startup()  # what lives from here on is out of the collector's way (streams.gcpause)
+    TimedFullCollections(settings.gc_full_every).start()
     log.info("serving on http://%s:%d (openapi: /openapi.json)", settings.bind_host, port)
     try:
         await asyncio.Event().wait()

@@ -20,7 +20,7 @@ from sinks.table import TableSink
 from streams.contracts import batches
 from streams.contracts.events import DeadLetter, encode
 from streams.contracts.topics import topic_names
-from streams.gcpause import freeze_startup
+from streams.gcpause import TimedFullCollections, freeze_startup, observe_pauses
 from streams.producer import Delivery, EventProducer
 from streams.serving.snapshots import ModelStore
 from streams.settings import Settings
@@ -133,10 +133,13 @@ class Runtime:
 
     def started(self) -> None:
         """Once per process, when the agents start: what is alive now lives until exit, out
-        of the garbage collector's way (streams.gcpause)."""
+        of the garbage collector's way, and full collections run on a clock, timed for
+        Grafana (streams.gcpause)."""
         if not self._frozen:
             self._frozen = True
+            observe_pauses(self.registry)
             freeze_startup()
+            TimedFullCollections(self.settings.gc_full_every).start()
 
     @property
     def producer(self) -> EventProducer:
