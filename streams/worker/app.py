@@ -41,6 +41,7 @@ from streams.worker.ingest import IngestStage
 from streams.worker.join import JoinStage
 from streams.worker.lag import BrokerLag
 from streams.worker.runtime import Runtime
+from streams.worker.schema import Schema as RawSchema
 from streams.worker.score import ScoreStage
 from streams.worker.stream import Stream as BatchStream
 from streams.worker.train import TrainStage
@@ -97,6 +98,8 @@ def _faust_app(settings: Settings) -> faust.App:
         broker=[f"{settings.faust_driver}://{b}" for b in settings.kafka_bootstrap.split(",")],
         # batch agents take their batches in one pass (streams/worker/stream.py)
         Stream=BatchStream if settings.faust_driver == "aimass" else faust.Stream,
+        # raw topics decode to their bytes without the serializer registry (schema.py)
+        Schema=RawSchema if settings.faust_driver == "aimass" else faust.Schema,
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
