@@ -113,6 +113,7 @@ async def run(s: Settings) -> None:
         max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     await asyncio.to_thread(train.warm_up)
+    rt.follow_snapshots()  # the score stage ranks with the trainer's snapshots, as the worker's
     rt.started()  # the worker's garbage-collector policy (streams.gcpause)
     rt.metrics.assigned.set(1)
     inputs = {names["ad-requests"], names["feedback"]}
