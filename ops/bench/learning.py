@@ -9,6 +9,7 @@ and Vowpal Wabbit on the same features in the same run.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -44,8 +45,9 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     """Replay to Kafka with ``workers`` worker processes (one consumer group) whose model set
     is just ``name``, or the framework-free floor (``floor``: ops/bench/floor.py, one
     process); read the predictions back from ClickHouse. examples_per_s is end to end: from
-    the first request produced to the last example learned; train_stage_examples_per_s
-    counts the train stage's own time."""
+    the first request produced to the last example learned; steady_examples_per_s over the
+    middle of the stream (:func:`steady_rate`); train_stage_examples_per_s counts the train
+    stage's own time."""
     from ops.harness import WorkerProcess
     from sinks.clickhouse import connect
     from streams.contracts.topics import ensure_topics
@@ -82,14 +84,28 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
                 time.sleep(0.2)
             time.sleep(s.group_rebalance_timeout)
         t0 = time.perf_counter()
-        run_replay(s.model_copy(update={"data_dir": settings.cache_dir.parent}), limit)
-        produced = time.perf_counter() - t0
-        deadline = time.monotonic() + 1800
-        while total("aimass_examples_learned_total") < expected:
-            if time.monotonic() > deadline or any(p.proc.poll() is not None for p in procs):
-                raise RuntimeError(f"learned {total('aimass_examples_learned_total'):.0f} of "
-                                   f"{expected}; see {log_dir}")
-            time.sleep(0.1)
+        samples: list[tuple[float, float]] = []  # (seconds since t0, examples learned)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.2):
+                samples.append((time.perf_counter() - t0,
+                                total("aimass_examples_learned_total")))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            run_replay(s.model_copy(update={"data_dir": settings.cache_dir.parent}), limit)
+            produced = time.perf_counter() - t0
+            deadline = time.monotonic() + 1800
+            while total("aimass_examples_learned_total") < expected:
+                if time.monotonic() > deadline or any(p.proc.poll() is not None for p in procs):
+                    raise RuntimeError(f"learned {total('aimass_examples_learned_total'):.0f} "
+                                       f"of {expected}; see {log_dir}")
+                time.sleep(0.1)
+        finally:
+            done.set()
+            sampler.join()
         e2e = time.perf_counter() - t0
         stages = {st: total("aimass_batch_seconds_sum", stage=st) for st in STAGES}
         stage = stages["train"]
@@ -114,9 +130,26 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
             "name": name, "mode": "floor" if floor else "kafka", "workers": workers,
             "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
             "examples": len(rows), "examples_per_s": len(rows) / e2e,
+            "steady_examples_per_s": steady_rate(samples, expected),
             "train_stage_examples_per_s": len(rows) / stage if stage else float("nan"),
             "replay_seconds": produced, "e2e_seconds": e2e,
             **{f"{st}_seconds": secs for st, secs in stages.items()}}
+
+
+def steady_rate(samples: list[tuple[float, float]], expected: int,
+                lo: float = 0.2, hi: float = 0.8) -> float:
+    """Examples/s while the middle of the stream was learned (from ``lo`` to ``hi`` of it):
+    what a continuous stream gets, without the start (partitions assigned, first fetches) and
+    the tail (the last windows close only once the join has been idle ``join_idle_flush``).
+
+    >>> steady_rate([(1.0, 0), (2.0, 100), (3.0, 400), (4.0, 800), (9.0, 1000)], 1000)
+    400.0
+    """
+    first = next(((t, n) for t, n in samples if n >= lo * expected), None)
+    last = next(((t, n) for t, n in samples if n >= hi * expected), None)
+    if first is None or last is None or last[0] <= first[0]:
+        return float("nan")
+    return (last[1] - first[1]) / (last[0] - first[0])
 
 
 def examples_in_stream_order(settings, tenant: str = "movielens") -> list:
@@ -219,8 +252,9 @@ def main() -> None:
         if floor and r["mode"] == "kafka":
             r["rate_vs_floor"] = r["examples_per_s"] / floor["examples_per_s"]
     print_table(rows, ["name", "mode", "workers", "examples", "logloss", "auc",
-                       "examples_per_s", "train_stage_examples_per_s", "logloss_vs_in_process",
-                       "logloss_vs_same_order", "rate_vs_in_process", "rate_vs_floor"])
+                       "examples_per_s", "steady_examples_per_s", "train_stage_examples_per_s",
+                       "logloss_vs_in_process", "logloss_vs_same_order", "rate_vs_in_process",
+                       "rate_vs_floor"])
     write_json(args.json, rows, examples=len(exs))
 
 
