@@ -9,6 +9,11 @@ longer than :data:`MAX_STRING` characters, more than :data:`MAX_FEATURES` featur
 Traceback (most recent call last):
 ...
 streams.contracts.fields.InvalidEvent: f.price: magnitude beyond 1e+15
+
+An id may be a string or a whole number (its digits), however JSON writes it:
+
+>>> string({"id": 42}, "id"), string({"id": 42.0}, "id")
+('42', '42')
 """
 
 from __future__ import annotations
@@ -53,8 +58,8 @@ def required(d: dict, name: str, prefix: str = "") -> Any:
 
 def string(d: dict, name: str, prefix: str = "", max_len: int = MAX_ID) -> str:
     v = required(d, name, prefix)
-    if isinstance(v, int) and not isinstance(v, bool):
-        v = str(v)
+    if isinstance(v, int) and not isinstance(v, bool) or _whole(v):
+        v = str(int(v))
     if not isinstance(v, str) or not v:
         raise InvalidEvent(prefix + name, f"must be a non-empty string, got {v!r}")
     if len(v) > max_len:
@@ -96,6 +101,11 @@ def features(d: dict, name: str, prefix: str = "", required: bool = True) -> Fea
     if not values_ok(v):
         _feature_error(v, name, prefix)
     return v
+
+
+def _whole(x) -> bool:
+    """A float with no fraction within :data:`MAX_INT`: an integer as JSON may write it."""
+    return x.__class__ is float and x.is_integer() and -MAX_INT <= x <= MAX_INT
 
 
 def values_ok(v: dict) -> bool:

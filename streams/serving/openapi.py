@@ -19,8 +19,11 @@ FEATURES = {"type": "object", "maxProperties": MAX_FEATURES,
             "propertyNames": {"maxLength": MAX_NAME},
             "additionalProperties": {"anyOf": [
                 {"type": "string", "maxLength": MAX_STRING},
-                {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT},
-                {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE},
+                # an integer written as one (no fraction, no exponent) may reach 2^63 - 1;
+                # JSON Schema cannot tell it from a float, which stops at 1e15
+                {"type": "number", "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE,
+                 "description": f"at most {MAX_MAGNITUDE:g} in magnitude; an integer written "
+                 f"without fraction or exponent may reach {MAX_INT}"},
                 {"type": "boolean"}, {"type": "null"}]}}
 ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 128},
                {"type": "integer", "minimum": -MAX_INT - 1, "maximum": 2**64 - 1}]}
