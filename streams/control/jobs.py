@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from streams.contracts.events import encode
@@ -60,11 +61,39 @@ def train_file(settings, task, start: int, progress, evaluate: bool = False) -> 
     if evaluate:  # scored by every model, learned by none; ids of their own
         examples = [replace(e, id=f"eval-{task.id}-{e.id}", test=True) for e in examples]
     total, out = len(examples), Sender(settings)
+    pace = Pace(p.get("rate"))
     progress(start, total)
     for i in range(start, total, CHUNK):
         out.send(task.tenant, examples[i:i + CHUNK])
         progress(min(i + CHUNK, total), total)
+        pace.sent(min(CHUNK, total - i))
     return total
+
+
+class Pace:
+    """At most ``rate`` rows per second on average (None: as fast as the broker takes them),
+    so a large file learned beside live traffic leaves the workers room for it.
+
+    >>> import time
+    >>> pace, t = Pace(4000), time.monotonic()
+    >>> for _ in range(3):
+    ...     pace.sent(1000)
+    >>> time.monotonic() - t >= 3000 / 4000  # never ahead of the rate
+    True
+    """
+
+    def __init__(self, rate: float | None):
+        self.rate = rate
+        self.started = time.monotonic()
+        self.rows = 0
+
+    def sent(self, rows: int) -> None:
+        if self.rate is None:
+            return
+        self.rows += rows
+        ahead = self.rows / self.rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 def backfill(settings, task, start: int, progress) -> int:

@@ -36,8 +36,8 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
 # kind -> (required params, optional params); every value a string or a number
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "train-file": (("path", "label"), ("positive", "time_column", "test_share")),
-    "evaluate": (("path", "label"), ("positive", "time_column")),
+    "train-file": (("path", "label"), ("positive", "time_column", "test_share", "rate")),
+    "evaluate": (("path", "label"), ("positive", "time_column", "rate")),
     "backfill": (("url", "query", "label"), ("id_column", "time_column")),
     "export": (("path",), ()),
     "replay": (("partition", "start", "end"), ("source_tenant",)),
@@ -100,6 +100,8 @@ def _params(kind: str, params) -> dict:
                                                  "or a number")
         if name in OFFSETS and (not isinstance(value, int) or value < 0):
             raise InvalidEvent(f"params.{name}", "must be a whole number, at least 0")
+        if name == "rate" and (isinstance(value, str) or not 0 < value < float("inf")):
+            raise InvalidEvent(f"params.{name}", "must be a number of rows per second, above 0")
     if kind == "replay" and params["end"] <= params["start"]:
         raise InvalidEvent("params.end", "must be past start")
     return dict(params)

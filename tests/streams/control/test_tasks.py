@@ -47,6 +47,12 @@ def task(tid, tenant="a", **kw):
     ({"kind": "export", "tenant": "a", "params": {"path": "/x", "rm": 1}}, "params.rm"),
     ({"kind": "export", "tenant": "a", "params": {"path": ["/x"]}}, "params.path"),
     ({"kind": "export", "tenant": "a", "params": {"path": "/x"}, "priority": 99}, "priority"),
+    ({"kind": "train-file", "tenant": "a", "params": {"path": "/x", "label": "y", "rate": 0}},
+     "params.rate"),
+    ({"kind": "train-file", "tenant": "a", "params": {"path": "/x", "label": "y",
+                                                     "rate": "fast"}}, "params.rate"),
+    ({"kind": "evaluate", "tenant": "a", "params": {"path": "/x", "label": "y",
+                                                   "rate": float("inf")}}, "params.rate"),
 ])
 def test_a_bad_submission_names_its_field(doc, field):
     with pytest.raises(InvalidEvent) as err:

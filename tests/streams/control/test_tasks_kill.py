@@ -15,7 +15,8 @@ from streams.control.tasks import TaskBoard
 from tests.helpers import aimass
 
 pytestmark = [pytest.mark.services, pytest.mark.control]
-ROWS = 100_000  # several seconds of sending here: room to kill it midway
+ROWS = 100_000
+RATE = 20_000  # rows/s: the task sends for 5 s, room to kill it midway
 
 
 def write_rows(path, n: int, seed: int = 5) -> None:
@@ -50,7 +51,8 @@ def test_a_task_resumes_after_its_worker_is_killed(fresh, tmp_path):
     try:
         first.wait_ready()
         res = aimass("tasks", "submit", "train-file", "--tenant", "big", "--param",
-                     f"path={data}", "--param", "label=clicked", env=env)
+                     f"path={data}", "--param", "label=clicked", "--param", f"rate={RATE}",
+                     env=env)
         assert res.returncode == 0, res.stderr
         task_id = res.stdout.split()[1]
         deadline = time.monotonic() + 120
