@@ -29,11 +29,17 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
-def status(url: str, body: dict | None) -> int:
+def status(url: str, body: dict | None, why: list | None = None) -> int:
     try:
         return call(url, body)[0]
-    except OSError:  # reset (it was queued at a replica that died), or no answer in 10 s
+    except OSError as exc:  # reset (it was queued at a replica that died), or no answer in 10 s
+        if why is not None:
+            why.append(f"{type(exc).__name__}: {exc}")
         return 0
+
+
+def tail(path: Path, n: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
 
 
 @pytest.mark.services
@@ -48,18 +54,23 @@ def test_replicas_share_a_port_and_one_that_dies_is_replaced(fresh, tmp_path):
         first = wait_until(lambda: len(children(serve.proc.pid)) == 2 and
                            children(serve.proc.pid), 60, "two replicas")
         wait_http(url + "/readyz", 90)
-        # each call is a new connection, spread over both: both must be up and caught up
+        # each call is a new connection, spread over both: both must be up and caught up,
+        # and have answered a first /recommend (a slow machine may take a while over it)
         wait_until(lambda: all(status(url + "/readyz", None) == 200 for _ in range(20)), 90,
                    "both replicas ready")
-        statuses = [status(url + "/recommend", body) for _ in range(100)]
-        assert statuses == [200] * 100, statuses
+        wait_until(lambda: all(status(url + "/recommend", body) == 200 for _ in range(20)), 90,
+                   "both replicas answering /recommend")
+        why: list[str] = []
+        statuses = [status(url + "/recommend", body, why) for _ in range(100)]
+        assert statuses == [200] * 100, (statuses, why[:5], tail(tmp_path / "serve.log"))
         wait_until(lambda: serve.counter("aimass_http_requests_total", endpoint="/recommend")
                    >= 100, 10, "the requests of both replicas counted together")
 
         os.kill(first[0], signal.SIGKILL)
-        statuses = [status(url + "/recommend", body) for _ in range(100)]
+        why = []
+        statuses = [status(url + "/recommend", body, why) for _ in range(100)]
         # connections the dead one had queued are reset; the others are answered
-        assert statuses[-80:] == [200] * 80, statuses
+        assert statuses[-80:] == [200] * 80, (statuses, why[:5], tail(tmp_path / "serve.log"))
         again = wait_until(lambda: len(children(serve.proc.pid)) == 2 and
                            children(serve.proc.pid), 60, "the replica started again")
         assert first[0] not in again and first[1] in again
