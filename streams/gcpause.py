@@ -22,11 +22,20 @@ collections took 5.3 s of a 25 s run (about 175 ms each), while the young genera
 ones every ``every`` seconds from a thread instead (any cyclic garbage waits at most that long).
 :func:`observe_pauses` records every collection's duration, per generation, for Grafana.
 
+**Never a metric inside a collection.** A collection runs wherever an allocation sets it off,
+also inside prometheus-client's own code: in multi-process mode (``aimass serve --workers N``)
+every value of the process shares one lock that is not re-entrant, held while a new labelled
+series is made (which allocates). A pause observed from the collector's callback there took that
+lock again, in the thread that held it, and the replica's loop waited forever: CI saw half the
+calls to two replicas go unanswered. The callback only appends to a queue; a thread moves the
+pauses into the histogram every second (:meth:`PauseObserver.flush`).
+
 >>> import gc
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
 >>> pauses = observe_pauses(registry)
 >>> _ = gc.collect()
+>>> pauses.flush()
 >>> registry.get_sample_value("aimass_gc_pause_seconds_count", {"generation": "2"}) >= 1
 True
 >>> stop_observing(pauses)
@@ -37,6 +46,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections import deque
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -52,27 +62,57 @@ def freeze_startup() -> int:
     return gc.get_freeze_count()
 
 
-def observe_pauses(registry: CollectorRegistry):
-    """Time each collection into ``aimass_gc_pause_seconds{generation}``; returns the callback
-    (pass it to :func:`stop_observing`)."""
-    hist = Histogram("aimass_gc_pause_seconds", "Cyclic garbage collector pauses",
-                     ["generation"], buckets=PAUSE_BUCKETS, registry=registry)
-    children = {g: hist.labels(str(g)) for g in (0, 1, 2)}
-    started = [0.0]
+def observe_pauses(registry: CollectorRegistry, every: float = 1.0) -> PauseObserver:
+    """Time each collection into ``aimass_gc_pause_seconds{generation}``; returns the
+    observer (pass it to :func:`stop_observing`)."""
+    return PauseObserver(registry, every)
 
-    def callback(phase: str, info: dict) -> None:
+
+def stop_observing(observer: PauseObserver) -> None:
+    observer.stop()
+
+
+class PauseObserver:
+    """Times every collection from ``gc.callbacks``, queues it, and observes it into the
+    histogram from a thread of its own, outside any collection."""
+
+    def __init__(self, registry: CollectorRegistry, every: float = 1.0):
+        hist = Histogram("aimass_gc_pause_seconds", "Cyclic garbage collector pauses",
+                         ["generation"], buckets=PAUSE_BUCKETS, registry=registry)
+        self._children = {g: hist.labels(str(g)) for g in (0, 1, 2)}
+        self._pending: deque = deque(maxlen=100_000)  # appended to without a lock
+        self._started = 0.0
+        self._stopped = threading.Event()
+        gc.callbacks.append(self._callback)
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True,
+                                        name="gc-pauses")
+        self._thread.start()
+
+    def _callback(self, phase: str, info: dict) -> None:
         if phase == "start":
-            started[0] = time.perf_counter()
+            self._started = time.perf_counter()
         else:
-            children[info["generation"]].observe(time.perf_counter() - started[0])
+            self._pending.append((info["generation"], time.perf_counter() - self._started))
 
-    gc.callbacks.append(callback)
-    return callback
+    def flush(self) -> None:
+        """Observe the pauses queued so far."""
+        while True:
+            try:
+                generation, seconds = self._pending.popleft()
+            except IndexError:
+                return
+            self._children[generation].observe(seconds)
 
+    def _run(self, every: float) -> None:
+        while not self._stopped.wait(every):
+            self.flush()
 
-def stop_observing(callback) -> None:
-    if callback in gc.callbacks:
-        gc.callbacks.remove(callback)
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+        self._stopped.set()
+        self._thread.join()
+        self.flush()
 
 
 class TimedFullCollections:

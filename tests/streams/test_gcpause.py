@@ -1,7 +1,11 @@
 """The worker's and the replica's garbage-collector policy: full collections on a clock."""
 
 import gc
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from streams.gcpause import TimedFullCollections
 
@@ -58,3 +62,28 @@ def test_the_clock_runs_full_passes():
         timed.stop()
         gc.callbacks.remove(callback)
     assert len(seen) >= 2
+
+
+def test_a_collection_inside_a_metric_update_does_not_hang(tmp_path):
+    """In prometheus-client's multi-process mode every value shares one lock that is not
+    re-entrant; a collection set off while it is held (a new labelled series allocates) must
+    not take it again. With a collection at nearly every allocation, a new series each time."""
+    script = (
+        "import gc\n"
+        "from prometheus_client import CollectorRegistry, Counter\n"
+        "from streams.gcpause import observe_pauses, stop_observing\n"
+        "registry = CollectorRegistry()\n"
+        "pauses = observe_pauses(registry)\n"
+        "c = Counter('x_total', 'x', ['a'], registry=registry)\n"
+        "gc.set_threshold(1)\n"
+        "for i in range(300):\n"
+        "    c.labels(str(i)).inc()\n"
+        "gc.set_threshold(700, 10, 10)\n"
+        "stop_observing(pauses)\n"
+        "print(registry.get_sample_value('aimass_gc_pause_seconds_count',"
+        " {'generation': '0'}) > 0)\n")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=60, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
