@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from streams.contracts.events import encode
+from streams.contracts.fields import MAX_ID
 from streams.contracts.topics import topic_names
 
 CHUNK = 2000
@@ -182,7 +183,7 @@ def replay(settings, task, start: int, progress, reader=_reader) -> int:
                     continue
                 if source is None or ex.tenant == source:
                     new_id = f"replay-{task.id}-{ex.id}"
-                    if len(new_id) > 128:  # (ids are at most 128 characters)
+                    if len(new_id) > MAX_ID:
                         new_id = f"replay-{task.id}-{hashlib.sha1(ex.id.encode()).hexdigest()}"
                     rows.append(replace(ex, tenant=task.tenant, id=new_id))
             out.send(task.tenant, rows)

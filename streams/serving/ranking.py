@@ -112,7 +112,5 @@ def ranked(req: AdRequest, scores) -> list[dict]:
     """
     s = scores.tolist() if isinstance(scores, np.ndarray) else [float(x) for x in scores]
     cands = req.candidates
-    if len(s) == 1:
-        return [{"ad_id": cands[0].ad_id, "score": round(s[0], 6)}]
     order = sorted(range(len(s)), key=lambda i: (s[i] != s[i], -s[i]))
     return [{"ad_id": cands[i].ad_id, "score": round(s[i], 6)} for i in order]

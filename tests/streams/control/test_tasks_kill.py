@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-import pandas as pd
 import pytest
 
+from ops.bench.tasks import state, write_rows
 from ops.harness import WorkerProcess, settings_env
 from streams.control.tasks import TaskBoard
 from tests.helpers import aimass
@@ -17,19 +16,6 @@ from tests.helpers import aimass
 pytestmark = [pytest.mark.services, pytest.mark.control]
 ROWS = 100_000
 RATE = 20_000  # rows/s: the task sends for 5 s, room to kill it midway
-
-
-def write_rows(path, n: int, seed: int = 5) -> None:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    pd.DataFrame({"site": rng.choice([f"s{i}" for i in range(50)], n), "x": x.round(4),
-                  "clicked": (x + rng.normal(size=n) > 0).astype(int)}).to_csv(path, index=False)
-
-
-def task_state(settings, task_id: str):
-    board = TaskBoard(settings)
-    board.read_all()
-    return board.get(task_id)
 
 
 def watch(settings) -> TaskBoard:
@@ -61,11 +47,11 @@ def test_a_task_resumes_after_its_worker_is_killed(fresh, tmp_path):
             assert t is None or t.state in ("queued", "running"), t
             time.sleep(0.05)
         first.stop(kill=True)  # mid-task: the record says running, with its progress
-        assert task_state(s, task_id).state == "running"
+        assert state(s, task_id).state == "running"
 
         second = WorkerProcess(s, tmp_path / "worker-2.log", loglevel="info")
         deadline = time.monotonic() + 300
-        while (t := task_state(s, task_id)).state != "done":
+        while (t := state(s, task_id)).state != "done":
             assert time.monotonic() < deadline and t.state in ("queued", "running"), t
             time.sleep(1.0)
         assert (t.done, t.total) == (ROWS, ROWS) and t.worker != ""

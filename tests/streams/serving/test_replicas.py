@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ops.harness import WorkerProcess
-from tests.helpers import BODY, call, wait_http, wait_until
+from tests.helpers import BODY, call, log_tail, wait_http, wait_until
 
 
 def children(pid: int) -> list[int]:
@@ -38,10 +38,6 @@ def status(url: str, body: dict | None, why: list | None = None) -> int:
         return 0
 
 
-def tail(path: Path, n: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
-
-
 @pytest.mark.services
 def test_replicas_share_a_port_and_one_that_dies_is_replaced(fresh, tmp_path):
     if fresh.embedded:
@@ -62,7 +58,7 @@ def test_replicas_share_a_port_and_one_that_dies_is_replaced(fresh, tmp_path):
                    "both replicas answering /recommend")
         why: list[str] = []
         statuses = [status(url + "/recommend", body, why) for _ in range(100)]
-        assert statuses == [200] * 100, (statuses, why[:5], tail(tmp_path / "serve.log"))
+        assert statuses == [200] * 100, (statuses, why[:5], log_tail(tmp_path / "serve.log"))
         wait_until(lambda: serve.counter("aimass_http_requests_total", endpoint="/recommend")
                    >= 100, 10, "the requests of both replicas counted together")
 
@@ -70,7 +66,7 @@ def test_replicas_share_a_port_and_one_that_dies_is_replaced(fresh, tmp_path):
         why = []
         statuses = [status(url + "/recommend", body, why) for _ in range(100)]
         # connections the dead one had queued are reset; the others are answered
-        assert statuses[-80:] == [200] * 80, (statuses, why[:5], tail(tmp_path / "serve.log"))
+        assert statuses[-80:] == [200] * 80, (statuses, why[:5], log_tail(tmp_path / "serve.log"))
         again = wait_until(lambda: len(children(serve.proc.pid)) == 2 and
                            children(serve.proc.pid), 60, "the replica started again")
         assert first[0] not in again and first[1] in again
