@@ -100,8 +100,9 @@ def _params(kind: str, params) -> dict:
                                                  "or a number")
         if name in OFFSETS and (not isinstance(value, int) or value < 0):
             raise InvalidEvent(f"params.{name}", "must be a whole number, at least 0")
-        if name == "rate" and (isinstance(value, str) or not 0 < value < float("inf")):
-            raise InvalidEvent(f"params.{name}", "must be a number of rows per second, above 0")
+        if name == "rate" and (isinstance(value, str) or not 1 <= value < float("inf")):
+            raise InvalidEvent(f"params.{name}", "must be a number of rows per second, at "
+                                                 "least 1")
     if kind == "replay" and params["end"] <= params["start"]:
         raise InvalidEvent("params.end", "must be past start")
     return dict(params)

@@ -50,6 +50,8 @@ def task(tid, tenant="a", **kw):
     ({"kind": "train-file", "tenant": "a", "params": {"path": "/x", "label": "y", "rate": 0}},
      "params.rate"),
     ({"kind": "train-file", "tenant": "a", "params": {"path": "/x", "label": "y",
+                                                     "rate": 1e-300}}, "params.rate"),
+    ({"kind": "train-file", "tenant": "a", "params": {"path": "/x", "label": "y",
                                                      "rate": "fast"}}, "params.rate"),
     ({"kind": "evaluate", "tenant": "a", "params": {"path": "/x", "label": "y",
                                                    "rate": float("inf")}}, "params.rate"),
