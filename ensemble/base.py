@@ -37,14 +37,15 @@ class Combiner(ABC):
         persistent(cls)  # a model set's state holds its combiners (learners.state)
 
     def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
-        """``P``: (n, m) member predictions. Returns n combined predictions."""
+        """``P``: (n, m) member predictions; ``learn``: each example's weight (0: combined,
+        not learned). Returns n combined predictions."""
         y = np.asarray(y, dtype=np.float64)
-        learn = np.ones(len(y), dtype=bool) if learn is None else np.asarray(learn, bool)
+        learn = np.ones(len(y)) if learn is None else np.asarray(learn, dtype=np.float64)
         out = np.empty(len(y))
         for i in range(len(y)):
             out[i] = self.combine_one(P[i])
-            if learn[i]:
-                self.learn_one(P[i], float(y[i]))
+            if learn[i] > 0:
+                self.learn_one(P[i], float(y[i]), float(learn[i]))
         return out
 
     @abstractmethod
@@ -55,7 +56,8 @@ class Combiner(ABC):
         return np.fromiter((self.combine_one(row) for row in P), dtype=np.float64,
                            count=len(P))
 
-    def learn_one(self, p: np.ndarray, y: float) -> None:  # noqa: B027 - stateless by default
+    def learn_one(self, p: np.ndarray, y: float,  # noqa: B027 - stateless by default
+                  w: float = 1.0) -> None:
         pass
 
     def state(self) -> dict:

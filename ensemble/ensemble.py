@@ -65,8 +65,8 @@ class Ensemble(Learner):
     def predict_proba_one(self, x: Features) -> float:
         return float(self.predict_proba_many([x])[0])
 
-    def learn_one(self, x: Features, y: int) -> None:
-        self.progressive_many([x], [y])
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        self.progressive_many([x], [y], [w])
 
     def clone(self) -> Ensemble:
         return Ensemble({n: m.clone() for n, m in self.members.items()}, self.combiner.clone())

@@ -46,11 +46,11 @@ class Stacking(Combiner):
         s = logit(P) @ self.w[:-1] + self.w[-1]
         return 1.0 / (1.0 + np.exp(-np.clip(s, -35.0, 35.0)))
 
-    def learn_one(self, p: np.ndarray, y: float) -> None:
+    def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
         z = self._z(p)
         s = float(self.w @ z)
         q = 1.0 / (1.0 + math.exp(-max(min(s, 35.0), -35.0)))
-        g = (q - y) * z + self.l2 * self.w
+        g = w * (q - y) * z + self.l2 * self.w
         self._g2 += g * g
         self.w -= self.lr * g / np.sqrt(self._g2)
 

@@ -83,8 +83,8 @@ class Vote(Combiner):
         return np.where(share >= self.threshold, yes,
                         np.where(1 - share >= self.threshold, no, settle))
 
-    def learn_one(self, p: np.ndarray, y: float) -> None:
-        self.hedge.learn_one(p, y)
+    def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
+        self.hedge.learn_one(p, y, w)
 
     def state(self) -> dict:
         return {"conflicts": self.conflicts, "decisions": self.decisions,

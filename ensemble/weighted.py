@@ -45,10 +45,10 @@ class Hedge(Combiner):
             return P.mean(axis=1)
         return P @ self.weights
 
-    def learn_one(self, p: np.ndarray, y: float) -> None:
+    def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
         if self.losses is None:
             self.losses = np.zeros(len(p))
-        self.losses = self.decay * self.losses + example_losses(p, y)
+        self.losses = self.decay * self.losses + w * example_losses(p, y)
 
     def state(self) -> dict:
         return {"weights": self.weights.tolist()}

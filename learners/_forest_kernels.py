@@ -209,7 +209,9 @@ def forest_progressive(rows, y, learn, do_learn, n_cols, bins, max_depth, grace,
                        min_gain, lam, decay, drift_ratio, feat, kind, thr, left, right, depth,
                        pos, neg, slot, free, nfree, hist, lf, nnodes, since, loss, seen, rng,
                        lmc, lnb, out):
-    """Predict each row with every tree, then (if ``do_learn`` and ``learn[i]``) learn it."""
+    """Predict each row with every tree, then (if ``do_learn``) learn it with weight
+    ``learn[i]`` (0: not learned): a tree that draws it k times (online bagging) counts it
+    as k * ``learn[i]`` examples."""
     T = feat.shape[0]
     m = lf.shape[2]
     max_nodes = feat.shape[1]
@@ -222,24 +224,25 @@ def forest_progressive(rows, y, learn, do_learn, n_cols, bins, max_depth, grace,
             ptree[t], _, _ = _leaf_p(t, node, row, pos, neg, slot, hist, lf, lmc, lnb)
             tot += ptree[t]
         out[i] = tot / T
-        if not (do_learn and learn[i]):
+        wi = learn[i]
+        if not (do_learn and wi > 0):
             continue
         yi = y[i]
         for t in range(T):  # each tree's own discounted loss, for the drift check
             q = min(max(ptree[t], 1e-6), 1 - 1e-6)
             lt = -math.log(q) if yi > 0.5 else -math.log(1 - q)
-            loss[t] = decay * loss[t] + lt
-            seen[t] = decay * seen[t] + 1.0
+            loss[t] = decay * loss[t] + wi * lt
+            seen[t] = decay * seen[t] + wi
         for t in range(T):
             k = _poisson(lam, rng[t])
             if k == 0:
                 continue
             node = _leaf(feat, kind, thr, left, right, t, row)
-            w = float(k)
+            w = k * wi
             _, pm, pn = _leaf_p(t, node, row, pos, neg, slot, hist, lf, lmc, lnb)
             pm, pn = min(max(pm, 1e-6), 1 - 1e-6), min(max(pn, 1e-6), 1 - 1e-6)
-            lmc[t, node] += -math.log(pm) if yi > 0.5 else -math.log(1 - pm)
-            lnb[t, node] += -math.log(pn) if yi > 0.5 else -math.log(1 - pn)
+            lmc[t, node] += wi * (-math.log(pm) if yi > 0.5 else -math.log(1 - pm))
+            lnb[t, node] += wi * (-math.log(pn) if yi > 0.5 else -math.log(1 - pn))
             if yi > 0.5:
                 pos[t, node] += w
             else:

@@ -1,7 +1,9 @@
 """Numba kernels: the per-example loops of the hashed learners, compiled (and cached on disk).
 
-Each kernel walks a CSR batch in order and, for every example, predicts and then (if ``learn``)
-updates, so results do not depend on how the stream was cut into batches.
+Each kernel walks a CSR batch in order and, for every example, predicts and then updates with
+the example's weight ``learn[i]`` (0: scored, not learned), so results do not depend on how the
+stream was cut into batches. A weight scales the example's loss, and so its gradient: weight 2
+counts as the example seen twice in one step (importance weights, as in VW).
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ def ftrl_progressive(indptr, idx, val, y, learn, z, n, alpha, beta, l1, l2, out)
             wx += w[j - s] * val[j]
         p = _sigmoid(wx)
         out[i] = p
-        if learn[i]:
-            g = p - y[i]
+        if learn[i] > 0:
+            g = (p - y[i]) * learn[i]
             for j in range(s, e):
                 _ftrl_update(z, n, idx[j], g * val[j], w[j - s], alpha)
 
@@ -145,9 +147,9 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, ready, seed,
         _fm_ready(s, e, idx, V, ready, seed, std)
         p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
         out[i] = p
-        if not learn[i]:
+        if not learn[i] > 0:
             continue
-        g = p - y[i]
+        g = (p - y[i]) * learn[i]
         for j in range(s, e):
             k = idx[j]
             _ftrl_update(z, n, k, g * val[j], w[j - s], alpha)

@@ -4,8 +4,10 @@ Features are flat dicts ``{name: value}``: strings, ints and booleans are catego
 numeric, ``None`` is missing. Labels are 0/1 (1 = clicked).
 
 ``progressive_many`` is what the stream calls: for each example, in order, predict, then learn
-(unless ``learn`` says it is held out). The prediction of an example is made by a model that has
-not seen its label, so the returned probabilities are an honest progressive validation.
+it with its weight ``learn[i]`` (0: held out, scored and not learned; a boolean mask reads as
+weights 0 and 1). The prediction of an example is made by a model that has not seen its label,
+so the returned probabilities are an honest progressive validation. An example of weight ``w``
+counts as ``w`` examples: its loss, and so its update, is scaled by ``w``.
 
 State is data (:mod:`learners.state`): every learner class is allowed in a state by being one,
 and a learner's attributes (or its own ``to_state``, for the array-backed ones) are what a
@@ -50,8 +52,8 @@ class Learner(ABC):
         """Probability of a click for one example."""
 
     @abstractmethod
-    def learn_one(self, x: Features, y: int) -> None:
-        """Update the model with one labelled example."""
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        """Update the model with one labelled example of weight ``w`` (> 0)."""
 
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         return np.fromiter((self.predict_proba_one(x) for x in X), dtype=np.float64, count=len(X))
@@ -71,7 +73,7 @@ class Learner(ABC):
         return {member or self.name: self.predict_proba_many(X)}
 
     def progressive_outputs(self, X: Sequence[Features], y: Sequence[int],
-                            learn: Sequence[bool] | None = None, member: str | None = None
+                            learn: Sequence[float] | None = None, member: str | None = None
                             ) -> dict[str, np.ndarray]:
         """Every output's predict-then-learn probabilities (see :meth:`progressive_many`)."""
         return {member or self.name: self.progressive_many(X, y, learn)}
@@ -81,13 +83,15 @@ class Learner(ABC):
             self.learn_one(x, int(yi))
 
     def progressive_many(self, X: Sequence[Features], y: Sequence[int],
-                         learn: Sequence[bool] | None = None) -> np.ndarray:
-        """Predict each example, then learn it (unless ``learn[i]`` is false), in order."""
+                         learn: Sequence[float] | None = None) -> np.ndarray:
+        """Predict each example, then learn it with weight ``learn[i]`` (0: not learned), in
+        order."""
         out = np.empty(len(X), dtype=np.float64)
         for i, x in enumerate(X):
             out[i] = self.predict_proba_one(x)
-            if learn is None or learn[i]:
-                self.learn_one(x, int(y[i]))
+            w = 1.0 if learn is None else float(learn[i])
+            if w > 0:
+                self.learn_one(x, int(y[i]), w)
         return out
 
     def clone(self) -> Learner:
@@ -109,6 +113,10 @@ class MiniBatchLearner(Learner):
     """A learner that learns in mini-batches: a batch is scored with the parameters as they
     are, then learned (its examples do not see each other's labels). Per-example checks of
     :mod:`learners.checks` do not apply to it."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Learn whatever is pending, even if less than a mini-batch."""
 
 
 class Phased(ABC):

@@ -161,6 +161,24 @@ def check_holdout_is_scored_not_learned(learner: Learner) -> None:
                                only.predict_proba_many(X[200:260]))
 
 
+def check_weights_count(learner: Learner) -> None:
+    """Clicks weighted 4 (the rest 1) raise the predicted click rate over the same stream
+    unweighted, and a weight of 1 everywhere is the same as no weights."""
+    w = np.where(np.asarray(Y[:1000]) == 1, 4.0, 1.0)
+    plain, ones, heavy = learner.clone(), learner.clone(), learner.clone()
+    plain.progressive_outputs(X[:1000], Y[:1000])
+    ones.progressive_outputs(X[:1000], Y[:1000], np.ones(1000))
+    heavy.progressive_outputs(X[:1000], Y[:1000], w)
+    if isinstance(learner, MiniBatchLearner):  # it trains on what it still holds
+        for m in (plain, ones, heavy):
+            m.flush()
+    probe = X[1000:1300]
+    np.testing.assert_allclose(_main(learner, ones.predict_outputs(probe)),
+                               _main(learner, plain.predict_outputs(probe)), rtol=1e-6)
+    assert _main(learner, heavy.predict_outputs(probe)).mean() > \
+        _main(learner, plain.predict_outputs(probe)).mean() + 0.02
+
+
 def check_batch_boundaries_do_not_matter(learner: Learner) -> None:
     whole = learner.clone().progressive_many(X[:600], Y[:600])
     parts = learner.clone()
@@ -181,7 +199,8 @@ def check_minibatch_holdout_never_learned(learner: Learner) -> None:
 COMMON = (check_probabilities_in_unit_interval, check_learns_something, check_clone,
           check_state_round_trip, check_request_scoring, check_state_is_data,
           check_unseen_and_missing_features,
-          check_extreme_values_stay_finite, check_deterministic, check_outputs_declared)
+          check_extreme_values_stay_finite, check_deterministic, check_outputs_declared,
+          check_weights_count)
 PER_EXAMPLE = (check_predict_before_learn, check_holdout_is_scored_not_learned,
                check_batch_boundaries_do_not_matter)
 

@@ -60,6 +60,7 @@ class FactorizationMachine(HashedLearner):
         self.scaler = BucketScaler()
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
+        learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)
         rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,

@@ -171,6 +171,7 @@ class OnlineForest(Learner, Persistent):
         self.ready = False
         self.buffer_x: list[Features] = []
         self.buffer_y: list[int] = []
+        self.buffer_w: list[float] = []  # the kept rows' weights
         self.base = np.zeros(2)  # positives, negatives (before the trees are built)
         T, L, m = n_trees, max_nodes // 2 + 1, features_per_leaf
         self.feat = np.full((T, max_nodes), -1, dtype=np.int32)
@@ -210,9 +211,9 @@ class OnlineForest(Learner, Persistent):
             reset_tree(t, feat, depth, pos, neg, slot, free, nfree, hist, lf, nnodes,
                         n_cols, self.features_per_leaf, rng, loss, seen, lmc, lnb)
         self.ready = True
-        X, y = self.buffer_x, self.buffer_y
-        self.buffer_x, self.buffer_y = [], []
-        self._run(X, np.asarray(y, dtype=np.float64), np.ones(len(X), dtype=np.bool_), True)
+        X, y, w = self.buffer_x, self.buffer_y, self.buffer_w
+        self.buffer_x, self.buffer_y, self.buffer_w = [], [], []
+        self._run(X, np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64), True)
 
     def _run(self, X, y, learn, do_learn, rows: np.ndarray | None = None) -> np.ndarray:
         if rows is None:
@@ -226,15 +227,16 @@ class OnlineForest(Learner, Persistent):
 
     def progressive_many(self, X, y, learn=None) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
-        learn = np.ones(len(X), dtype=np.bool_) if learn is None else np.asarray(learn, bool)
+        learn = np.ones(len(X)) if learn is None else np.asarray(learn, dtype=np.float64)
         out = np.empty(len(X))
         i = 0
         while i < len(X) and not self.ready:  # the warm-up: the base rate, rows kept
             out[i] = (self.base[0] + 1.0) / (self.base.sum() + 2.0)
-            if learn[i]:
-                self.base[0 if y[i] > 0.5 else 1] += 1
+            if learn[i] > 0:
+                self.base[0 if y[i] > 0.5 else 1] += learn[i]
                 self.buffer_x.append(X[i])
                 self.buffer_y.append(int(y[i]))
+                self.buffer_w.append(float(learn[i]))
                 if len(self.buffer_x) >= self.warmup:
                     self._build()
             i += 1
@@ -246,20 +248,20 @@ class OnlineForest(Learner, Persistent):
         if not self.ready:
             return np.full(len(X), (self.base[0] + 1.0) / (self.base.sum() + 2.0))
         n = len(X)
-        return self._run(X, np.zeros(n), np.zeros(n, dtype=np.bool_), False)
+        return self._run(X, np.zeros(n), np.zeros(n), False)
 
     def predict_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
         if not self.ready:
             return self.predict_proba_many(items)
         n = len(items)
-        return self._run(None, np.zeros(n), np.zeros(n, dtype=np.bool_), False,
+        return self._run(None, np.zeros(n), np.zeros(n), False,
                          self.columns.transform_request(shared, items))
 
     def predict_proba_one(self, x: Features) -> float:
         return float(self.predict_proba_many([x])[0])
 
-    def learn_one(self, x: Features, y: int) -> None:
-        self.progressive_many([x], [y])
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        self.progressive_many([x], [y], [w])
 
     def learn_many(self, X, y) -> None:
         self.progressive_many(X, y)
@@ -271,7 +273,7 @@ class OnlineForest(Learner, Persistent):
                  "lnb")
         return {"params": {k: getattr(self, k) for k in self._init_params()},
                 "columns": self.columns.to_state(), "ready": self.ready,
-                "buffer_x": self.buffer_x, "buffer_y": self.buffer_y,
+                "buffer_x": self.buffer_x, "buffer_y": self.buffer_y, "buffer_w": self.buffer_w,
                 "arrays": {k: getattr(self, k) for k in names}}
 
     @classmethod
@@ -280,6 +282,10 @@ class OnlineForest(Learner, Persistent):
         f.columns = Columns.from_state(state["columns"])
         f.ready = bool(state["ready"])
         f.buffer_x, f.buffer_y = list(state["buffer_x"]), list(state["buffer_y"])
+        # (a state saved before weights has none: its kept rows weigh 1)
+        f.buffer_w = [float(w) for w in state.get("buffer_w", [1.0] * len(f.buffer_y))]
+        if len(f.buffer_w) != len(f.buffer_y):
+            raise ValueError("forest.buffer_w: one weight per kept row")
         for k, a in state["arrays"].items():
             mine = getattr(f, k)
             a = np.asarray(a, dtype=mine.dtype)

@@ -25,6 +25,7 @@ class HashedLearner(Learner, Persistent):
     scaler: BucketScaler
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
+        """Predict then learn each row; ``learn[i]``: its weight (0: scored, not learned)."""
         raise NotImplementedError
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
@@ -34,9 +35,9 @@ class HashedLearner(Learner, Persistent):
     def predict_proba_one(self, x: Features) -> float:
         return float(self.predict_rows(self.hasher.transform([x]))[0])
 
-    def learn_one(self, x: Features, y: int) -> None:
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
         self.progressive_rows(self.hasher.transform([x]), np.array([y], dtype=np.float64),
-                              np.ones(1, dtype=np.bool_))
+                              np.array([w], dtype=np.float64))
 
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         return self.predict_rows(self.hasher.transform(X))
@@ -94,6 +95,7 @@ class HashedLearner(Learner, Persistent):
 
 
 def _mask(learn, n: int) -> np.ndarray:
+    """Each example's learning weight, as the kernels take it (0: scored, not learned)."""
     if learn is None:
-        return np.ones(n, dtype=np.bool_)
-    return np.asarray(learn, dtype=np.bool_)
+        return np.ones(n, dtype=np.float64)
+    return np.asarray(learn, dtype=np.float64)

@@ -1,17 +1,23 @@
 """Progressive validation: every prediction is scored before the model learns its label.
 
 Cumulative log loss, ROC AUC, accuracy and calibration (mean predicted vs observed CTR), the same
-over a sliding window of the last ``window`` examples, and drift detection on the loss (the
-Page-Hinkley test, Page 1954: an alarm when the loss's cumulative rise above its running mean
-passes a threshold; compiled, and its state is five numbers). The cumulative AUC comes from
-score histograms (``bins`` buckets; ties within a bucket share their rank), the window AUC is
-exact.
+over a sliding window of the last ``window`` examples, each example weighted by its weight (an
+example of weight 2 counts as two; ``examples`` counts rows, ``weight`` sums their weights),
+and drift detection on the loss (the Page-Hinkley test, Page 1954: an alarm when the loss's
+cumulative rise above its running mean passes a threshold; compiled, and its state is five
+numbers). The cumulative AUC comes from score histograms (``bins`` buckets; ties within a
+bucket share their rank), the window AUC is exact.
 
 >>> m = Progressive(window=4)
 >>> m.update([0.9, 0.2, 0.7, 0.4], [1, 0, 1, 1])
 >>> s = m.snapshot()
 >>> s["examples"], round(s["logloss"], 4), s["auc"], s["accuracy"], s["mean_p"], s["ctr"]
 (4, 0.4004, 1.0, 0.75, 0.55, 0.75)
+>>> w = Progressive(window=4)
+>>> w.update([0.9, 0.2, 0.7, 0.4], [1, 0, 1, 1], [1, 1, 1, 3])  # the worst row weighs 3
+>>> s = w.snapshot()
+>>> s["examples"], s["weight"], round(s["logloss"], 4), round(s["window_logloss"], 4)
+(4, 6.0, 0.5723, 0.5723)
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .metrics import EPS, roc_auc
+from .metrics import EPS, log_loss, roc_auc
 from .state import persistent
 
 
@@ -55,25 +61,39 @@ class Progressive:
         self._wy = np.zeros(window, dtype=np.int8)
         self._wpos = 0
         self._ph = np.zeros(5)  # Page-Hinkley: n, mean, cumulative, minimum, drifts
+        self.w_sum = 0.0
+        self._ww = np.ones(window, dtype=np.float64)
 
-    def update(self, p, y) -> None:
+    # (a state saved before weights lacks these: its examples weighed 1)
+    w_sum: float | None = None
+    _ww: np.ndarray | None = None
+
+    def update(self, p, y, w=None) -> None:
+        """Count the predictions ``p`` of labels ``y``, with weights ``w`` (default 1)."""
         p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
         y = np.asarray(y, dtype=np.int64)
         if not len(p):
             return
+        w = np.ones(len(p)) if w is None else np.asarray(w, dtype=np.float64)
+        if self.w_sum is None:
+            self.w_sum, self._ww = float(self.n), np.ones(self.window)
+            self.pos_hist = self.pos_hist.astype(np.float64)
+            self.neg_hist = self.neg_hist.astype(np.float64)
         losses = -(y * np.log(p) + (1 - y) * np.log(1 - p))
         self.n += len(p)
-        self.loss_sum += float(losses.sum())
-        self.correct += int(((p >= 0.5) == (y == 1)).sum())
-        self.p_sum += float(p.sum())
-        self.y_sum += int(y.sum())
+        self.w_sum += float(w.sum())
+        self.loss_sum += float((w * losses).sum())
+        self.correct += float(w[(p >= 0.5) == (y == 1)].sum())
+        self.p_sum += float((w * p).sum())
+        self.y_sum += float(w[y == 1].sum())
         b = np.minimum((p * self.bins).astype(np.int64), self.bins - 1)
-        self.pos_hist += np.bincount(b[y == 1], minlength=self.bins)
-        self.neg_hist += np.bincount(b[y == 0], minlength=self.bins)
+        self.pos_hist = self.pos_hist + np.bincount(b[y == 1], w[y == 1], minlength=self.bins)
+        self.neg_hist = self.neg_hist + np.bincount(b[y == 0], w[y == 0], minlength=self.bins)
         k = min(len(p), self.window)
         slots = (self._wpos + np.arange(k)) % self.window
         self._wp[slots] = p[-k:]
         self._wy[slots] = y[-k:]
+        self._ww[slots] = w[-k:]
         self._wpos += k
         self._detect_drift(losses)
 
@@ -86,25 +106,27 @@ class Progressive:
 
     def auc(self) -> float:
         pos, neg = self.pos_hist, self.neg_hist
-        npos, nneg = int(pos.sum()), int(neg.sum())
-        if not npos or not nneg:
+        npos, nneg = float(pos.sum()), float(neg.sum())
+        if npos <= 0 or nneg <= 0:
             return float("nan")
         neg_below = np.cumsum(neg) - neg  # negatives in lower buckets
         return float((pos * neg_below).sum() + 0.5 * (pos * neg).sum()) / (npos * nneg)
 
     def snapshot(self) -> dict:
         n = self.n
+        ws = float(n) if self.w_sum is None else self.w_sum
         k = min(self._wpos, self.window)
         wp, wy = self._wp[:k], self._wy[:k]
-        wl = (-(wy * np.log(wp) + (1 - wy) * np.log(1 - wp))).mean() if k else math.nan
+        ww = np.ones(k) if self._ww is None else self._ww[:k]
         return {
             "examples": n,
-            "logloss": self.loss_sum / n if n else math.nan,
+            "weight": ws,
+            "logloss": self.loss_sum / ws if ws > 0 else math.nan,
             "auc": self.auc(),
-            "accuracy": self.correct / n if n else math.nan,
-            "mean_p": self.p_sum / n if n else math.nan,
-            "ctr": self.y_sum / n if n else math.nan,
-            "window_logloss": float(wl),
-            "window_auc": roc_auc(wy, wp) if k else math.nan,
+            "accuracy": self.correct / ws if ws > 0 else math.nan,
+            "mean_p": self.p_sum / ws if ws > 0 else math.nan,
+            "ctr": self.y_sum / ws if ws > 0 else math.nan,
+            "window_logloss": log_loss(wy, wp, ww) if k else math.nan,
+            "window_auc": roc_auc(wy, wp, ww) if k else math.nan,
             "drifts": self.drifts,
         }

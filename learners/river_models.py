@@ -15,10 +15,13 @@ from __future__ import annotations
 # river is imported here, once, on the importing thread: importing it lazily from two threads
 # at once (a warm-up thread and a snapshot-loading one) races river's circular imports into
 # "partially initialized module" errors.
+import math
+
 from river import facto, linear_model, optim, tree
 
 from .base import Features, Learner
 from .scaling import RunningScaler
+from .state import persistent
 
 
 def active_one_hot(x: Features) -> dict[str, float]:
@@ -51,8 +54,11 @@ class RiverLearner(Learner):
     def predict_proba_one(self, x: Features) -> float:
         return float(self.model.predict_proba_one(self._x(x)).get(True, 0.5))
 
-    def learn_one(self, x: Features, y: int) -> None:
-        self.model.learn_one(self._x(x), bool(y))
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        if w == 1.0:
+            self.model.learn_one(self._x(x), bool(y))
+        else:
+            self.model.learn_one(self._x(x), bool(y), w=w)
 
     def clone(self) -> RiverLearner:
         clone = type(self).__new__(type(self))
@@ -106,8 +112,8 @@ class RiverFM(RiverLearner):
         seen = {k: v for k, v in self._x(x).items() if k in latents}
         return float(self.model.predict_proba_one(seen).get(True, 0.5))
 
-    def learn_one(self, x: Features, y: int) -> None:
-        super().learn_one(x, y)
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        super().learn_one(x, y, w)
         self.scaler.learn(x, _numeric(x))
 
     def clone(self) -> RiverFM:
@@ -138,6 +144,37 @@ class RiverHoeffdingTree(RiverLearner):
         return RiverHoeffdingTree(self.grace_period, self.min_proba, self.seed)
 
 
+@persistent
+class WeightedAdPredictor(linear_model.AdPredictor):
+    """river's ``AdPredictor`` with example weights: an example of weight ``w`` moves each
+    weight's mean ``w`` times as far and shrinks its variance as ``w`` updates with the same
+    message would, ``(1 - r) ** w`` (Graepel et al. 2010, eq. 6 and 7, applied ``w`` times with
+    the message held). Weight 1 is river's update exactly."""
+
+    def learn_one(self, x, y, w: float = 1.0):
+        if w == 1.0:
+            return super().learn_one(x, y)
+        features = linear_model.ad_predictor._active(x)
+        self._init_bias(len(features))
+        sign = 1.0 if y else -1.0
+        total_mean, total_variance = self._total_mean_variance(features)
+        std = math.sqrt(total_variance)
+        v, wf = linear_model.ad_predictor._v_w(sign * total_mean / std)
+        for f in (linear_model.ad_predictor._BIAS_KEY, *features):
+            mean = self.means.get(f, 0.0)
+            variance = self.variances.get(f, 1.0)
+            mean = mean + w * sign * variance / std * v
+            variance = variance * (1.0 - variance / total_variance * wf) ** w
+            self.means[f], self.variances[f] = self._apply_dynamics(mean, variance)
+
+    @classmethod
+    def of(cls, model: linear_model.AdPredictor) -> WeightedAdPredictor:
+        """The same model, weighted (a state saved before weights holds river's own)."""
+        weighted = cls.__new__(cls)
+        weighted.__dict__.update(model.__dict__)
+        return weighted
+
+
 class RiverAdPredictor(RiverLearner):
     """river ``AdPredictor`` (Bayesian online probit regression, Graepel et al. 2010)."""
 
@@ -145,8 +182,13 @@ class RiverAdPredictor(RiverLearner):
 
     def __init__(self, beta: float = 0.1, prior_probability: float = 0.5, epsilon: float = 0.0):
         self.beta, self.prior_probability, self.epsilon = beta, prior_probability, epsilon
-        super().__init__(linear_model.AdPredictor(beta=beta, prior_probability=prior_probability,
-                                                  epsilon=epsilon))
+        super().__init__(WeightedAdPredictor(beta=beta, prior_probability=prior_probability,
+                                             epsilon=epsilon))
+
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        if not isinstance(self.model, WeightedAdPredictor):
+            self.model = WeightedAdPredictor.of(self.model)
+        super().learn_one(x, y, w)
 
     def clone(self) -> RiverAdPredictor:
         return RiverAdPredictor(self.beta, self.prior_probability, self.epsilon)

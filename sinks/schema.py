@@ -5,6 +5,9 @@ type (feature maps are stored as JSON text).
 Tables that a restarted worker may write again (it resumes from the last checkpoint and replays
 the uncommitted tail) are ReplacingMergeTree on their natural key: duplicates collapse in
 merges, and exact counts use ``FINAL`` or ``uniqExact``.
+
+A column added since a table was first made (``weight``) is added to the existing table by
+:func:`create_schema` with its default, so an older deployment upgrades in place.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Table:
     order_by: str
     engine: str = "MergeTree()"
     partition_by: str = "toYYYYMM(event_time)"
+    defaults: tuple[tuple[str, str], ...] = ()  # column -> DEFAULT expression
 
     @property
     def column_names(self) -> list[str]:
@@ -67,8 +71,12 @@ class Table:
                 return name, problem
         return None, None
 
+    def column_ddl(self, name: str, ch_type: str) -> str:
+        default = dict(self.defaults).get(name)
+        return f"{name} {ch_type}" + (f" DEFAULT {default}" if default else "")
+
     def ddl(self) -> str:
-        cols = ",\n  ".join(f"{c} {t}" for c, t in self.columns)
+        cols = ",\n  ".join(self.column_ddl(c, t) for c, t in self.columns)
         return (f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n) ENGINE = {self.engine} "
                 f"PARTITION BY {self.partition_by} ORDER BY ({self.order_by})")
 
@@ -89,14 +97,14 @@ FEEDBACK = Table("feedback", (
 EXAMPLES = Table("examples", (
     ("tenant", "String"), ("example_id", "String"), ("event_time", "DateTime"),
     ("label", "UInt8"), ("source", "String"), ("holdout", "UInt8"), ("features", "String"),
-    ("ingested_at", "DateTime"),
-), "tenant, example_id", "ReplacingMergeTree(ingested_at)")
+    ("ingested_at", "DateTime"), ("weight", "Float32"),
+), "tenant, example_id", "ReplacingMergeTree(ingested_at)", defaults=(("weight", "1"),))
 
 PREDICTIONS = Table("predictions", (
     ("tenant", "String"), ("model", "String"), ("example_id", "String"),
     ("event_time", "DateTime"), ("p", "Float32"), ("label", "UInt8"), ("holdout", "UInt8"),
-    ("model_version", "UInt64"), ("ingested_at", "DateTime"),
-), "tenant, model, example_id", "ReplacingMergeTree(ingested_at)")
+    ("model_version", "UInt64"), ("ingested_at", "DateTime"), ("weight", "Float32"),
+), "tenant, model, example_id", "ReplacingMergeTree(ingested_at)", defaults=(("weight", "1"),))
 
 MODEL_METRICS = Table("model_metrics", (
     ("ts", "DateTime"), ("tenant", "String"), ("model", "String"), ("examples", "UInt64"),
@@ -121,7 +129,14 @@ TABLES = (AD_REQUESTS, FEEDBACK, EXAMPLES, PREDICTIONS, MODEL_METRICS, DEAD_LETT
 
 
 def create_schema(ch: ClickHouse) -> list[str]:
-    """Create every table that is missing (idempotent); returns the table names."""
+    """Create every table that is missing and add the columns a table lacks (idempotent);
+    returns the table names."""
     for table in TABLES:
         ch.execute(table.ddl())
+        have = {r[0] for r in ch.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            f"AND table = '{table.name}'")}
+        for name, ch_type in table.columns:
+            if name not in have:
+                ch.execute(f"ALTER TABLE {table.name} ADD COLUMN {table.column_ddl(name, ch_type)}")
     return [t.name for t in TABLES]

@@ -91,6 +91,7 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
         self._plateau = (math.inf, 0)  # (best co-training loss, examples at best)
         self._pending_idx: list[np.ndarray] = []
         self._pending_y: list[np.ndarray] = []
+        self._pending_w: list[np.ndarray] = []  # the pending examples' weights
         self._history: deque = deque(maxlen=buffer_size)
         self._net = None
         self._touched = np.zeros(buckets, dtype=np.bool_)
@@ -154,15 +155,18 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
         return out
 
     def progressive_outputs(self, X: Sequence[Features], y: Sequence[int],
-                            learn: Sequence[bool] | None = None, member: str | None = None
+                            learn: Sequence[float] | None = None, member: str | None = None
                             ) -> dict[str, np.ndarray]:
-        """Score the batch, then queue the examples to learn and train on full mini-batches."""
+        """Score the batch, then queue the examples to learn (with their weights) and train
+        on full mini-batches."""
         out = self.predict_outputs(X)
-        keep = np.ones(len(X), dtype=np.bool_) if learn is None else np.asarray(learn, bool)
+        w = np.ones(len(X), np.float32) if learn is None else np.asarray(learn, np.float32)
+        keep = w > 0
         if keep.any():
             idx = self.hasher.transform([x for x, k in zip(X, keep, strict=True) if k])
             self._pending_idx.append(idx)
             self._pending_y.append(np.asarray(y, dtype=np.float32)[keep])
+            self._pending_w.append(w[keep])
             self._train_pending()
         return out
 
@@ -172,8 +176,8 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         return self.predict_outputs(X)[JOINT]
 
-    def learn_one(self, x: Features, y: int) -> None:
-        self.progressive_outputs([x], [y])
+    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
+        self.progressive_outputs([x], [y], [w])
 
     def progressive_many(self, X, y, learn=None) -> np.ndarray:
         return self.progressive_outputs(X, y, learn)[JOINT]
@@ -188,15 +192,19 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
             return
         idx = np.concatenate(self._pending_idx)
         y = np.concatenate(self._pending_y)
+        w = np.concatenate(self._pending_w)
         n_full = len(y) // self.batch_size * self.batch_size
         if force:
             n_full = len(y)
-        for s in range(0, n_full, self.batch_size):
-            self._step(idx[s:s + self.batch_size], y[s:s + self.batch_size])
-        self._pending_idx = [idx[n_full:]] if n_full < len(y) else []
-        self._pending_y = [y[n_full:]] if n_full < len(y) else []
+        b = self.batch_size
+        for s in range(0, n_full, b):
+            self._step(idx[s:s + b], y[s:s + b], w[s:s + b])
+        rest = n_full < len(y)
+        self._pending_idx = [idx[n_full:]] if rest else []
+        self._pending_y = [y[n_full:]] if rest else []
+        self._pending_w = [w[n_full:]] if rest else []
 
-    def _step(self, idx: np.ndarray, y: np.ndarray) -> None:
+    def _step(self, idx: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -206,13 +214,15 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
             pick = rng.integers(0, len(self._history), size=k)
             idx = np.concatenate([idx, np.stack([self._history[i][0] for i in pick])])
             y = np.concatenate([y, np.array([self._history[i][1] for i in pick], np.float32)])
+            w = np.concatenate([w, np.array([self._history[i][2] for i in pick], np.float32)])
         if self.replay_ratio > 0:  # recent examples, mixed into later mini-batches
             self._history.extend(zip(idx[: self.batch_size], y[: self.batch_size],
-                                     strict=False))
+                                     w[: self.batch_size], strict=False))
         self._touched[idx.ravel()] = True
         t, target = self._tensor(idx), torch.from_numpy(y).to(self._dev)
+        weight = torch.from_numpy(np.ascontiguousarray(w, np.float32)).to(self._dev)
         heads, joint = self._logits(t)
-        per_head = torch.stack([F.binary_cross_entropy_with_logits(heads[:, i], target)
+        per_head = torch.stack([F.binary_cross_entropy_with_logits(heads[:, i], target, weight)
                                 for i in range(len(self.heads))])
         losses = per_head.detach().cpu().numpy()
         self._ema = 0.98 * self._ema + 0.02 * losses
@@ -221,7 +231,7 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
             loss = (per_head * torch.as_tensor(w, dtype=per_head.dtype,
                                                device=per_head.device)).sum()
         else:
-            loss = (F.binary_cross_entropy_with_logits(joint, target)
+            loss = (F.binary_cross_entropy_with_logits(joint, target, weight)
                     + self.aux_weight * per_head.sum())
         self._opt_sparse.zero_grad()
         self._opt_dense.zero_grad()
@@ -252,7 +262,8 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
                  "phase": self.phase, "examples_trained": self.examples_trained,
                  "steps": self.steps, "ema": self._ema, "plateau": self._plateau,
                  "fields": self.hasher.fields, "pending_idx": self._pending_idx,
-                 "pending_y": self._pending_y, "history": list(self._history), "net": None}
+                 "pending_y": self._pending_y, "pending_w": self._pending_w,
+                 "history": list(self._history), "net": None}
         if self._net is not None:
             rows = np.flatnonzero(self._touched)
             sel = torch.from_numpy(rows).to(self._dev)
@@ -279,7 +290,10 @@ class SharedDeepCTR(MiniBatchLearner, Phased, Persistent):
         m._ema, m._plateau = np.asarray(state["ema"], dtype=np.float64), tuple(state["plateau"])
         m.hasher.fields = tuple(state["fields"]) if state["fields"] else None
         m._pending_idx, m._pending_y = list(state["pending_idx"]), list(state["pending_y"])
-        m._history.extend(state["history"])
+        # (a state saved before weights has none: its examples weigh 1)
+        m._pending_w = list(state.get("pending_w", [np.ones(len(a), np.float32)
+                                                    for a in m._pending_y]))
+        m._history.extend(tuple(h) if len(h) == 3 else (*h, 1.0) for h in state["history"])
         net = state["net"]
         if net is not None:
             m._build(int(net["n_fields"]))

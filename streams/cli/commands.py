@@ -138,6 +138,9 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                         help="Learn the rows in this column's order (default: the file's)."),
                  option("--test-share", type=float, default=0.0,
                         help="Share of rows to score and never learn (reported apart)."),
+                 option("--weight-column", type=str, default=None,
+                        help="Each row's weight, relative (divided by the file's mean), in "
+                             "learning and every metric."),
                  option("--wait", is_flag=True, default=False,
                         help="Wait until every row is learned; print each model's figures."),
                  option("--timeout", type=float, default=1800.0,
@@ -145,8 +148,8 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--json", "json_path", type=str, default="",
                         help="With --wait: also write the figures as JSON here."))
     async def train(self, file: str, label: str, tenant: str, positive: str | None,
-                    time_column: str | None, test_share: float, wait: bool, timeout: float,
-                    json_path: str) -> None:
+                    time_column: str | None, test_share: float, weight_column: str | None,
+                    wait: bool, timeout: float, json_path: str) -> None:
         """Send a labelled CSV/TSV/Parquet file to the training topic, in the file's row order
         (or --time-column's): the rows of a tenant share one partition, so they are learned
         in that order."""
@@ -160,7 +163,8 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                 if not path.exists():
                     _fail(f"{file}: no such file")
                 examples = examples_from_file(path, label, tenant, positive=positive,
-                                              time_column=time_column, test_share=test_share)
+                                              time_column=time_column, test_share=test_share,
+                                              weight_column=weight_column)
         except ValueError as exc:
             _fail(str(exc))
         ensure_topics(settings)
@@ -191,9 +195,11 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                         help="Column that names each example (default: query hash + row)."),
                  option("--time-column", type=str, default="",
                         help="Column with each example's event time."),
+                 option("--weight-column", type=str, default="",
+                        help="Column with each example's weight (0 to 1000)."),
                  option("--batch", type=int, default=5000, help="Rows per fetch."))
     async def backfill(self, url: str, query: str, label: str, tenant: str, id_column: str,
-                       time_column: str, batch: int) -> None:
+                       time_column: str, weight_column: str, batch: int) -> None:
         """History from PostgreSQL or MySQL/MariaDB (postgresql://... or mysql://...) to the
         training topic; rows with an unusable label go to the dead letters."""
         from streams.contracts.events import encode
@@ -217,7 +223,7 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
 
         try:
             stats = bf.backfill(url, query, label, tenant, send, send_dead, id_column or None,
-                                time_column or None, batch)
+                                time_column or None, batch, weight_column or None)
         except ValueError as exc:
             _fail(str(exc))
         except Exception as exc:  # the database's own message: connection, SQL, permissions

@@ -69,7 +69,7 @@ def example_rows(exs: list[TrainingExample], now: int, holdout=None) -> list[dic
     hold = holdout if holdout is not None else [False] * len(exs)
     return [{"tenant": e.tenant, "example_id": e.id, "event_time": int(e.event_time),
              "label": e.label, "source": e.source, "holdout": int(h),
-             "features": _json(e.features), "ingested_at": now}
+             "features": _json(e.features), "ingested_at": now, "weight": e.weight}
             for e, h in zip(exs, hold, strict=True)]
 
 
@@ -80,7 +80,8 @@ def prediction_rows(tenant: str, result, version: int, now: int) -> list[dict]:
         for ex, pi, h in zip(result.examples, p.tolist(), result.holdout.tolist(), strict=True):
             rows.append({"tenant": tenant, "model": model, "example_id": ex.id,
                          "event_time": int(ex.event_time), "p": pi, "label": ex.label,
-                         "holdout": int(h), "model_version": version, "ingested_at": now})
+                         "holdout": int(h), "model_version": version, "ingested_at": now,
+                         "weight": ex.weight})
     return rows
 
 

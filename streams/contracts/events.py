@@ -34,6 +34,7 @@ from streams.contracts.fields import (  # noqa: F401 - the limits are part of th
     MAX_MAGNITUDE,
     MAX_NAME,
     MAX_STRING,
+    MAX_WEIGHT,
     Features,
     InvalidEvent,
     Scalar,
@@ -44,6 +45,7 @@ from streams.contracts.fields import (  # noqa: F401 - the limits are part of th
     tenant,
     timestamp,
     values_ok,
+    weight,
 )
 
 
@@ -148,7 +150,8 @@ class Feedback:
 
 @dataclass(slots=True)
 class TrainingExample:
-    """A labelled example: features and a 0/1 label (clicked or not)."""
+    """A labelled example: features, a 0/1 label (clicked or not) and a weight (how many
+    examples it counts as, in learning and in every metric)."""
 
     id: str
     event_time: float
@@ -157,6 +160,7 @@ class TrainingExample:
     label: int
     source: str = "user"
     test: bool = False  # a test row: scored by every model, learned by none
+    weight: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainingExample:
@@ -169,7 +173,7 @@ class TrainingExample:
         return cls(id=string(d, "id"), event_time=timestamp(d), tenant=tenant(d),
                    features=features(d, "features"), label=int(label),
                    source=string(d, "source", max_len=64) if "source" in d else "user",
-                   test=test)
+                   test=test, weight=weight(d))
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 The examples topic is internal (the join and the training forwarder write it, the trainer
 reads it), so it need not carry one event per record as the external topics do. A record is
 the JSON object ``{"v": 1, "tenant": T, "id": [...], "event_time": [...], "label": [...],
-"source": [...], "features": [{...}, ...]}``, keyed by the tenant: the order within a record
+"source": [...], "features": [{...}, ...]}`` (and ``"test"`` and ``"weight"`` columns when a
+row of the batch is a test row or weighs other than 1), keyed by the tenant: the order within a record
 and across a partition is the order the trainer learns in. Per example everything holds as
 before: its id (learned once), its validation (the limits of :mod:`streams.contracts.fields`),
 its own dead letter when it is malformed. A record that is not a batch at all is one dead
@@ -30,6 +31,7 @@ from streams.contracts.fields import (
     MAX_CLOCK_SKEW,
     MAX_FEATURES,
     MAX_ID,
+    MAX_WEIGHT,
     InvalidEvent,
     tenant,
     values_ok,
@@ -56,6 +58,8 @@ def encode_examples(examples: list[TrainingExample]) -> list[tuple[bytes, bytes]
                 "source": [e.source for e in part], "features": [e.features for e in part]}
             if any(e.test for e in part):  # (only then: most batches have no test rows)
                 record["test"] = [e.test for e in part]
+            if any(e.weight != 1.0 for e in part):  # (likewise: most examples weigh 1)
+                record["weight"] = [e.weight for e in part]
             out.append((t.encode(), orjson.dumps(record)))
     return out
 
@@ -78,20 +82,26 @@ def decode_examples(raw: bytes | None) -> tuple[list[TrainingExample],
         n = len(cols[0])
         if n > MAX_BATCH or any(len(c) != n for c in cols):
             raise InvalidEvent("id", f"columns must have one length, at most {MAX_BATCH}")
-        tests = d.get("test", [False] * n)  # an optional column
+        tests = d.get("test", [False] * n)  # optional columns
         if not isinstance(tests, list) or len(tests) != n:
             raise InvalidEvent("test", f"must be a list of {n} true/false values")
+        weights = d.get("weight", [1.0] * n)
+        if not isinstance(weights, list) or len(weights) != n:
+            raise InvalidEvent("weight", f"must be a list of {n} numbers")
     except InvalidEvent as exc:
         return [], [(-1, None, exc)]
     ids, times, labels, sources, feats = cols
     if _all_valid(ids, times, labels, sources, feats) and \
-            all(v.__class__ is bool for v in tests):
-        return [TrainingExample(i, float(tm), t, f, lb, s, ts) for i, tm, lb, s, f, ts
-                in zip(ids, times, labels, sources, feats, tests, strict=True)], []
+            all(v.__class__ is bool for v in tests) and \
+            all((w.__class__ is float or w.__class__ is int) and 0 <= w <= MAX_WEIGHT
+                for w in weights):
+        return [TrainingExample(i, float(tm), t, f, lb, s, ts, float(w)) for i, tm, lb, s, f, ts, w
+                in zip(ids, times, labels, sources, feats, tests, weights, strict=True)], []
     good, bad = [], []  # something is off: each row on its own, the bad ones named
     for i in range(n):
         row = {"id": ids[i], "event_time": times[i], "tenant": t, "label": labels[i],
-               "source": sources[i], "features": feats[i], "test": tests[i]}
+               "source": sources[i], "features": feats[i], "test": tests[i],
+               "weight": weights[i]}
         try:
             good.append(TrainingExample.from_dict(row))
         except InvalidEvent as exc:

@@ -37,6 +37,7 @@ MAX_MAGNITUDE = 1e15  # largest |number| of a feature (a millisecond timestamp f
 MAX_INT = 2**63 - 1
 MAX_CLOCK_SKEW = 300.0  # seconds an event may be stamped in the future
 MAX_DEADLINE_AHEAD = 86400.0  # a request's deadline: within a day
+MAX_WEIGHT = 1000.0  # a training example's weight (one row may count as many, not as all)
 
 
 class InvalidEvent(ValueError):
@@ -65,6 +66,15 @@ def string(d: dict, name: str, prefix: str = "", max_len: int = MAX_ID) -> str:
     if len(v) > max_len:
         raise InvalidEvent(prefix + name, f"longer than {max_len} characters")
     return v
+
+
+def weight(d: dict, name: str = "weight") -> float:
+    """An example's weight: optional (1), a finite number in [0, :data:`MAX_WEIGHT`]; 0 is
+    scored and counted nowhere, 2 counts as the example seen twice."""
+    v = d.get(name, 1.0)
+    if v.__class__ is bool or not isinstance(v, int | float) or not 0 <= v <= MAX_WEIGHT:
+        raise InvalidEvent(name, f"must be a number in [0, {MAX_WEIGHT:g}], got {v!r}")
+    return float(v)
 
 
 def timestamp(d: dict, name: str = "event_time", ahead: float = MAX_CLOCK_SKEW) -> float:

@@ -58,7 +58,8 @@ def train_file(settings, task, start: int, progress, evaluate: bool = False) -> 
             raise ValueError(f"{path}: no such file on the worker")
         examples = examples_from_file(path, p["label"], task.tenant, positive=p.get("positive"),
                                       time_column=p.get("time_column"),
-                                      test_share=float(p.get("test_share", 0.0)))
+                                      test_share=float(p.get("test_share", 0.0)),
+                                      weight_column=p.get("weight_column"))
     if evaluate:  # scored by every model, learned by none; ids of their own
         examples = [replace(e, id=f"eval-{task.id}-{e.id}", test=True) for e in examples]
     total, out = len(examples), Sender(settings)
@@ -102,7 +103,8 @@ def backfill(settings, task, start: int, progress) -> int:
 
     p = task.params
     conv = RowConverter(p["label"], task.tenant, source_name(p["url"]), p.get("id_column"),
-                        p.get("time_column"), hashlib.sha1(p["query"].encode()).hexdigest()[:10])
+                        p.get("time_column"), hashlib.sha1(p["query"].encode()).hexdigest()[:10],
+                        p.get("weight_column"))
     out, rows_done = Sender(settings), 0
     for rows in read_rows(p["url"], p["query"], CHUNK):
         first = rows_done

@@ -36,9 +36,10 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
 # kind -> (required params, optional params); every value a string or a number
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "train-file": (("path", "label"), ("positive", "time_column", "test_share", "rate")),
-    "evaluate": (("path", "label"), ("positive", "time_column", "rate")),
-    "backfill": (("url", "query", "label"), ("id_column", "time_column")),
+    "train-file": (("path", "label"), ("positive", "time_column", "test_share", "rate",
+                                       "weight_column")),
+    "evaluate": (("path", "label"), ("positive", "time_column", "rate", "weight_column")),
+    "backfill": (("url", "query", "label"), ("id_column", "time_column", "weight_column")),
     "export": (("path",), ()),
     "replay": (("partition", "start", "end"), ("source_tenant",)),
 }

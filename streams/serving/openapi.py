@@ -12,6 +12,7 @@ from streams.contracts.fields import (
     MAX_MAGNITUDE,
     MAX_NAME,
     MAX_STRING,
+    MAX_WEIGHT,
 )
 from streams.serving.access import PROTECTED
 
@@ -56,7 +57,10 @@ EXAMPLE = {"type": "object", "required": ["features", "label"], "properties": {
     "id": ID,
     "event_time": {"type": "number", "minimum": 0, "description": "Unix seconds, at most "
                    f"{MAX_CLOCK_SKEW:.0f} s ahead of the replica's clock"},
-    "features": FEATURES, "label": {"enum": [0, 1, False, True]}}}
+    "features": FEATURES, "label": {"enum": [0, 1, False, True]},
+    "weight": {"type": "number", "minimum": 0, "maximum": MAX_WEIGHT, "default": 1,
+               "description": "how many examples this one counts as, in learning and in every "
+                              "metric"}}}
 EXAMPLES_REQUEST = {"type": "object", "required": ["tenant", "examples"], "properties": {
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "examples": {"type": "array", "minItems": 1, "maxItems": 10000, "items": EXAMPLE}}}
@@ -121,8 +125,9 @@ TASK_REQUEST = {"type": "object", "required": ["kind", "tenant"], "properties": 
              "enum": ["train-file", "backfill", "evaluate", "replay", "export"]},
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "params": {"type": "object", "description": "train-file: path, label (positive, "
-               "time_column, test_share); backfill: url, query, label (id_column, "
-               "time_column); evaluate: path, label; replay: partition, start, end "
+               "time_column, test_share, rate, weight_column); backfill: url, query, label "
+               "(id_column, time_column, weight_column); evaluate: path, label (positive, "
+               "time_column, rate, weight_column); replay: partition, start, end "
                "(source_tenant); export: path"},
     "priority": {"type": "integer", "minimum": -10, "maximum": 10}}}
 

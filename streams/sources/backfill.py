@@ -5,8 +5,9 @@ constant memory) and become :class:`TrainingExample` s as a file's rows do (:mod
 the label column coerced to 0/1, every other column a feature, NULLs dropped. ``id_column``
 names each example by a column (stable across runs and orders); without it the id is the
 query's hash plus the row number (stable while the query orders its rows). ``time_column`` gives
-each example its event time. A row with an unusable label is not an example: it goes to the
-dead letters with its reason, and the rest go on.
+each example its event time, ``weight_column`` its weight (a number in [0, 1000], as
+``POST /examples`` takes it). A row with an unusable label or weight is not an example: it goes
+to the dead letters with its reason, and the rest go on.
 
 >>> rows = [{"id": 7, "clicked": "yes", "genre": "Drama", "at": None},
 ...         {"id": 8, "clicked": "maybe", "genre": "Comedy", "at": None}]
@@ -29,6 +30,7 @@ from urllib.parse import unquote, urlparse
 import orjson
 
 from streams.contracts.events import MAX_ID, DeadLetter, InvalidEvent, TrainingExample, dead_letter
+from streams.contracts.fields import weight
 from streams.sources.files import _clean, to_label
 
 SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql",
@@ -57,6 +59,7 @@ class RowConverter:
     id_column: str | None = None
     time_column: str | None = None
     query_hash: str = ""
+    weight_column: str | None = None  # each row's weight, as given (see fields.weight)
 
     def convert(self, rows: list[dict], start: int, now: float | None = None
                 ) -> tuple[list[TrainingExample], list[DeadLetter]]:
@@ -83,12 +86,15 @@ class RowConverter:
                     if not isinstance(t, int | float):
                         raise InvalidEvent("event_time", f"column {self.time_column!r} is not "
                                                          f"a time: {t!r}")
+                w = 1.0
+                if self.weight_column:
+                    w = weight({"weight": _value(row.get(self.weight_column))})
+                skip = (self.label, self.id_column, self.time_column, self.weight_column)
                 feats = {str(k): v for k, raw in row.items()
-                         if k not in (self.label, self.id_column, self.time_column)
-                         and (v := _value(raw)) is not None}
+                         if k not in skip and (v := _value(raw)) is not None}
                 good.append(TrainingExample(id=ex_id, event_time=float(t),
                                             tenant=self.tenant, features=feats, label=y,
-                                            source=self.source[:64]))
+                                            source=self.source[:64], weight=w))
             except InvalidEvent as exc:
                 raw = orjson.dumps({k: _value(v) for k, v in row.items()})
                 bad.append(dead_letter(raw, exc, f"backfill:{self.source}", -1, i, now))
@@ -149,12 +155,12 @@ class BackfillStats:
 
 def backfill(url: str, query: str, label: str, tenant: str, send, send_dead,
              id_column: str | None = None, time_column: str | None = None,
-             batch: int = 5000) -> BackfillStats:
+             batch: int = 5000, weight_column: str | None = None) -> BackfillStats:
     """Read, convert and hand each batch to ``send(examples)`` and its bad rows to
     ``send_dead(dead_letters)``; the Kafka side is the caller's."""
     started = time.perf_counter()
     conv = RowConverter(label, tenant, source_name(url), id_column, time_column,
-                        hashlib.sha1(query.encode()).hexdigest()[:10])
+                        hashlib.sha1(query.encode()).hexdigest()[:10], weight_column)
     stats = BackfillStats()
     for rows in read_rows(url, query, batch):
         good, bad = conv.convert(rows, stats.rows)

@@ -7,8 +7,12 @@ column a feature (missing values dropped). Example ids are the file's content ha
 number, so sending the same file twice names the same examples (learning is idempotent by id).
 The examples keep the file's row order, or the order of ``time_column`` (a stable sort; the
 column stays a feature). A test share marks rows that every model scores and none learns,
-reported apart. Rows whose label cannot be mapped are refused before anything is sent, with
-their row numbers.
+reported apart. ``weight_column`` weighs each row: the weights are relative, divided by their
+mean over the file (a survey weight in the hundreds of thousands means what it says beside its
+neighbours, and no row outweighs the file), in learning and in every metric; the column is not
+a feature. Rows whose label or weight cannot be used (missing, not a number, negative, or over
+:data:`~streams.contracts.fields.MAX_WEIGHT` times the mean) are refused before anything is
+sent, with their row numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from learners.dedup import id_hash
-from streams.contracts.events import InvalidEvent, TrainingExample
+from streams.contracts.events import MAX_WEIGHT, InvalidEvent, TrainingExample
 
 TRUE = {"1", "true", "yes", "y", "t", "click", "clicked"}
 FALSE = {"0", "false", "no", "n", "f"}
@@ -75,6 +79,26 @@ def positive_label(positive: str):
     return to
 
 
+def _weights(col, path: Path, name: str) -> np.ndarray:
+    """The column's weights over their mean, or ValueError naming the rows that cannot be."""
+    import pandas as pd
+
+    raw = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(raw) | (raw < 0)
+    if not bad.any() and raw.mean() > 0:
+        w = raw / raw.mean()
+        bad = w > MAX_WEIGHT
+        if not bad.any():
+            return w
+    if not bad.any():
+        raise ValueError(f"{path}: every weight in column {name!r} is 0")
+    rows = [f"row {col.index[j] + 1}: {_clean(col.iloc[j])!r}" for j in np.flatnonzero(bad)[:5]]
+    more = f" (and {int(bad.sum()) - 5} more)" if bad.sum() > 5 else ""
+    raise ValueError(f"{path}: {int(bad.sum())} rows have an unusable weight in column {name!r} "
+                     f"(a number >= 0, at most {MAX_WEIGHT:g} times the mean); nothing was "
+                     f"sent:\n  " + "\n  ".join(rows) + more)
+
+
 def is_test(example_id: str, share: float) -> bool:
     """Deterministic, and independent of the holdout's choice: the same row is a test row in
     every run."""
@@ -83,14 +107,14 @@ def is_test(example_id: str, share: float) -> bool:
 
 def examples_from_file(path: Path, label: str, tenant: str = "default",
                        now: float | None = None, positive: str | None = None,
-                       time_column: str | None = None,
-                       test_share: float = 0.0) -> list[TrainingExample]:
+                       time_column: str | None = None, test_share: float = 0.0,
+                       weight_column: str | None = None) -> list[TrainingExample]:
     """Read the file and build its examples, or raise ValueError naming the bad rows.
     ``test_share``: that share of the rows is marked test (scored, never learned)."""
     if not 0 <= test_share < 1:
         raise ValueError(f"the test share must be in [0, 1), got {test_share}")
     df = read_table(path)
-    for role, col in (("label", label), ("time", time_column)):
+    for role, col in (("label", label), ("time", time_column), ("weight", weight_column)):
         if col is not None and col not in df.columns:
             raise ValueError(f"{path}: no {role} column {col!r}; the columns are "
                              f"{list(df.columns)}")
@@ -99,13 +123,15 @@ def examples_from_file(path: Path, label: str, tenant: str = "default",
                          f"include {sorted(map(str, df[label].dropna().unique()))[:10]}")
     if time_column is not None:
         df = df.sort_values(time_column, kind="stable", na_position="last")
+    weights = None if weight_column is None else _weights(df[weight_column], path, weight_column)
     label_of = to_label if positive is None else positive_label(positive)
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
     stem = path.name.split(".")[0]
     now = time.time() if now is None else now
-    feature_cols = [c for c in df.columns if c != label]
+    feature_cols = [c for c in df.columns if c not in (label, weight_column)]
     out, bad = [], []
-    for i, row in zip(df.index.tolist(), df.itertuples(index=False, name=None), strict=True):
+    for n, (i, row) in enumerate(zip(df.index.tolist(), df.itertuples(index=False, name=None),
+                                     strict=True)):
         rec = dict(zip(df.columns, row, strict=True))
         try:
             y = label_of(_clean(rec[label]))
@@ -116,7 +142,8 @@ def examples_from_file(path: Path, label: str, tenant: str = "default",
         ex_id = f"{stem}-{digest}-{i}"
         out.append(TrainingExample(id=ex_id, event_time=now, tenant=tenant, features=feats,
                                    label=y, source=f"file:{path.name}"[:64],
-                                   test=is_test(ex_id, test_share)))
+                                   test=is_test(ex_id, test_share),
+                                   weight=1.0 if weights is None else float(weights[n])))
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise ValueError(f"{path}: {len(bad)} rows have an unusable label in column {label!r}; "

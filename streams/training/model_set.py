@@ -5,7 +5,8 @@ Learning is idempotent by example id, within a stated horizon (:mod:`learners.de
 already learned is skipped; an example older than what the set still remembers is *late* and
 returned apart (the caller dead-letters it), never learned twice. A deterministic slice of ids
 (by hash) is held out: scored and measured, never learned. A model's prediction that is not a
-finite probability is replaced by 0.5 for the metrics and ensembles, and counted.
+finite probability is replaced by 0.5 for the metrics and ensembles, and counted. An example's
+weight scales its update in every model and ensemble, and its share of every metric.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class ModelSet:
                               dtype=np.bool_, count=len(fresh)) & ~test
         X = [e.features for e in fresh]
         y = np.fromiter((e.label for e in fresh), dtype=np.float64, count=len(fresh))
+        w = np.fromiter((e.weight for e in fresh), dtype=np.float64, count=len(fresh))
         learn = ~holdout & ~test
+        weights = np.where(learn, w, 0.0)  # what each model learns each example with
         rows_by_hasher: dict = {}
         preds: dict[str, np.ndarray] = {}
         secs: dict[str, float] = {}
@@ -106,9 +109,9 @@ class ModelSet:
                 key = model.hasher.key
                 if key not in rows_by_hasher:
                     rows_by_hasher[key] = model.hasher.transform(X)
-                outs = {name: model.progressive_rows(rows_by_hasher[key], y, learn)}
+                outs = {name: model.progressive_rows(rows_by_hasher[key], y, weights)}
             else:
-                outs = model.progressive_outputs(X, y, learn, name)
+                outs = model.progressive_outputs(X, y, weights, name)
             secs[name] = time.perf_counter() - t
             self.learn_seconds[name] += secs[name]
             for out_name, p in outs.items():
@@ -123,14 +126,14 @@ class ModelSet:
             for ename, comb in self.ensembles.items():
                 cols = self.ensemble_members(ename, names)
                 members = np.column_stack([preds[m] for m in cols])
-                preds[ENSEMBLE_PREFIX + ename] = comb.combine_progressive(members, y, learn)
+                preds[ENSEMBLE_PREFIX + ename] = comb.combine_progressive(members, y, weights)
         for out_name, p in preds.items():
             self._metrics_for(out_name)
-            self.train_metrics[out_name].update(p[learn], y[learn])
+            self.train_metrics[out_name].update(p[learn], y[learn], w[learn])
             if holdout.any():
-                self.holdout_metrics[out_name].update(p[holdout], y[holdout])
+                self.holdout_metrics[out_name].update(p[holdout], y[holdout], w[holdout])
             if test.any():
-                self.test_metrics[out_name].update(p[test], y[test])
+                self.test_metrics[out_name].update(p[test], y[test], w[test])
         self.learned.add(hashes[keep], times[keep])
         self.examples_learned += int(learn.sum())
         self.examples_handled += len(fresh)

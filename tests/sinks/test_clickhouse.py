@@ -45,3 +45,21 @@ def test_rows_round_trip_through_sinks(fresh):
         assert joined == [(40,)]
     finally:
         ch.close()
+
+
+def test_a_table_made_before_a_column_existed_gets_it_with_its_default(fresh):
+    ch = connect(fresh.clickhouse_dsn)
+    try:
+        old = schema.Table("examples", tuple(c for c in schema.EXAMPLES.columns if c[0] != "weight"),
+                           schema.EXAMPLES.order_by, schema.EXAMPLES.engine)
+        ch.execute(old.ddl())
+        ch.insert("examples", old.column_names, [("acme", "old", 1_700_000_000, 1, "user", 0, "{}",
+                                                  1_700_000_000)])
+        schema.create_schema(ch)
+        schema.create_schema(ch)  # twice is fine
+        exs = [TrainingExample("new", 1.7e9, "acme", {}, 1, weight=2.5)]
+        assert TableSink(ch, schema.EXAMPLES).write(batches.example_rows(exs, 1)).written == 1
+        assert ch.query("SELECT example_id, weight FROM examples ORDER BY example_id") == [
+            ("new", 2.5), ("old", 1.0)]
+    finally:
+        ch.close()

@@ -27,6 +27,10 @@ def test_train_refuses_a_bad_file_clearly(tmp_path):
     assert res.returncode == 2 and "row 2" in res.stderr and "nothing was sent" in res.stderr
     res = aimass("train", str(tmp_path / "missing.csv"), "--label", "y")
     assert res.returncode == 2 and "no such file" in res.stderr
+    weighed = tmp_path / "weighed.csv"
+    weighed.write_text("y,w,x\n1,2,a\n0,-1,b\n")
+    res = aimass("train", str(weighed), "--label", "y", "--weight-column", "w")
+    assert res.returncode == 2 and "row 2: -1" in res.stderr and "weight" in res.stderr
 
 
 @pytest.mark.services
@@ -45,6 +49,13 @@ def test_train_sends_the_phishing_file(fresh, tmp_path):
     assert len({m.partition() for m in msgs}) == 1
     assert [int(orjson.loads(m.value())["id"].rsplit("-", 1)[1]) for m in msgs] == \
         list(range(1250))
+    weighed = tmp_path / "weighed.csv"
+    weighed.write_text("y,w,x\n1,3,a\n0,1,b\n")
+    res = aimass("train", str(weighed), "--label", "y", "--weight-column", "w", "--tenant", "sec",
+                 env=settings_env(fresh))
+    assert res.returncode == 0, res.stderr
+    msgs = consume_all(fresh, topic_names(fresh)["training"], 1252, "train-check-2")
+    assert [orjson.loads(m.value())["weight"] for m in msgs[-2:]] == [1.5, 0.5]
 
 
 def test_up_reports_a_taken_port(tmp_path):

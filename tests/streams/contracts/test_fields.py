@@ -62,3 +62,28 @@ def test_a_far_future_feedback_is_a_dead_letter_not_a_watermark():
     assert bad[0].key == "r" and bad[0].headers == [["trace", "x1"]]  # kept
     assert bad[0].kafka_key == b"r" and bad[0].kafka_headers == [("trace", b"x1")]
 
+
+
+@pytest.mark.parametrize("w", [-1, 1e9, float("nan"), float("inf"), True, "2"])
+def test_an_examples_weight_is_a_bounded_number(w):
+    with pytest.raises(InvalidEvent) as err:
+        TrainingExample.from_dict({"id": "e", "event_time": 1, "tenant": "t", "features": {},
+                                   "label": 1, "weight": w})
+    assert err.value.field == "weight"
+
+
+def test_weights_travel_in_example_batches_and_a_bad_one_is_its_own_dead_letter():
+    import orjson
+
+    from streams.contracts.example_batches import decode_examples, encode_examples
+
+    exs = [TrainingExample(f"e{i}", 1.7e9, "t", {"x": i}, i % 2, weight=float(i)) for i in range(3)]
+    (_, value), = encode_examples(exs)
+    good, bad = decode_examples(value)
+    assert [e.weight for e in good] == [0.0, 1.0, 2.0] and bad == []
+    plain = encode_examples([TrainingExample("p", 1.7e9, "t", {}, 1)])[0][1]
+    assert b"weight" not in plain and decode_examples(plain)[0][0].weight == 1.0
+    d = orjson.loads(value)
+    d["weight"][1] = 5000
+    good, bad = decode_examples(orjson.dumps(d))
+    assert [e.id for e in good] == ["e0", "e2"] and bad[0][2].field == "examples[1].weight"

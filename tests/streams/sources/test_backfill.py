@@ -114,3 +114,12 @@ def test_backfill_command_sends_to_the_training_topic(fresh, database):
     assert sorted(decode(DeadLetter, m.value()).offset for m in dls) == sorted(BAD)
     res = aimass("backfill", "sqlite:///x.db", "--query", "SELECT 1", "--label", "y", env=env)
     assert res.returncode == 2 and "postgresql://" in res.stderr
+
+
+def test_a_weight_column_weighs_rows_and_a_bad_weight_is_a_dead_letter():
+    conv = RowConverter("y", "acme", "postgresql:ads", id_column="k", weight_column="w")
+    good, bad = conv.convert([{"k": 1, "y": 1, "w": 2.5, "x": "a"}, {"k": 2, "y": 0, "w": -1},
+                              {"k": 3, "y": 0, "w": None}, {"k": 4, "y": 1, "w": 1}], start=0)
+    assert [(e.id, e.weight) for e in good] == [("postgresql:ads:1", 2.5), ("postgresql:ads:4", 1.0)]
+    assert "w" not in good[0].features
+    assert [(d.offset, d.field) for d in bad] == [(1, "weight"), (2, "weight")]

@@ -83,3 +83,28 @@ def test_a_test_share_marks_the_same_rows_every_time():
     assert [e.test for e in exs] == [e.test for e in again]
     with pytest.raises(ValueError, match="test share"):
         examples_from_file(PHISHING, "is_phishing", test_share=1.0)
+
+
+def test_a_weight_column_weighs_rows_relative_to_the_files_mean(tmp_path):
+    path = tmp_path / "survey.csv"
+    path.write_text("y,fnlwgt,x\n1,200000,a\n0,100000,b\n1,0,c\n0,100000,d\n")
+    exs = examples_from_file(path, "y", weight_column="fnlwgt")
+    assert [e.weight for e in exs] == [2.0, 1.0, 0.0, 1.0]
+    assert all("fnlwgt" not in e.features for e in exs)  # a weight, not a feature
+    assert [e.weight for e in examples_from_file(path, "y")] == [1.0] * 4
+
+
+def test_unusable_weights_refuse_the_file_naming_rows(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("y,w\n1,1\n0,-2\n1,\n0,heavy\n1,3\n")
+    with pytest.raises(ValueError) as exc:
+        examples_from_file(path, "y", weight_column="w")
+    msg = str(exc.value)
+    assert "3 rows" in msg and "row 2" in msg and "row 3" in msg and "row 4" in msg
+    assert "column 'w'" in msg and "nothing was sent" in msg
+    one_giant = tmp_path / "giant.csv"  # one row at over 1000 times the mean outweighs a file
+    one_giant.write_text("y,w\n" + "0,0.001\n" * 2000 + "1,100\n")
+    with pytest.raises(ValueError, match="row 2001"):
+        examples_from_file(one_giant, "y", weight_column="w")
+    with pytest.raises(ValueError, match="no weight column 'wt'"):
+        examples_from_file(path, "y", weight_column="wt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from learners.registry import build
 from streams.training.model_set import is_holdout
@@ -89,3 +90,27 @@ def test_a_state_saved_before_test_rows_existed_still_loads():
     assert ms.test_metrics == {} and ms.examples_learned == 100
     ms.process(examples(10, start=100))
     assert ms.metrics()["ftrl"]["test_examples"] == 0
+
+
+def test_weights_scale_learning_and_every_metric():
+    from dataclasses import replace
+
+    from learners.metrics import log_loss
+    from streams.training.model_set import ModelSet
+
+    exs = examples(600)
+    plain = ModelSet("t", build(["ftrl"]))
+    heavy = ModelSet("t", build(["ftrl"]))
+    res_plain = plain.process(exs)
+    weights = [3.0 if e.label else 1.0 for e in exs]
+    res = heavy.process([replace(e, weight=w) for e, w in zip(exs, weights, strict=True)])
+    assert not np.allclose(res.predictions["ftrl"][1:], res_plain.predictions["ftrl"][1:])
+    m = heavy.metrics()["ftrl"]
+    y = [e.label for e in exs]
+    assert m["examples"] == 600 and m["weight"] == sum(weights)
+    assert m["logloss"] == pytest.approx(log_loss(y, res.predictions["ftrl"], weights), rel=1e-9)
+    zero = ModelSet("t", build(["ftrl"]))  # weight 0: scored and counted, nothing learned
+    zero.process([replace(e, weight=0.0) for e in exs[:300]])
+    fresh = build(["ftrl"])["ftrl"]
+    np.testing.assert_allclose(zero.models["ftrl"].predict_proba_many([e.features for e in exs]),
+                               fresh.predict_proba_many([e.features for e in exs]))
