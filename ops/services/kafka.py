@@ -14,6 +14,7 @@ from pathlib import Path
 
 from streams.settings import Settings
 
+from .maven import resolve_jars
 from .proc import ServiceError, check_port_free, spawn, tail, wait_until
 
 POM = Path(__file__).resolve().parent.parent / "kafka" / "pom.xml"
@@ -47,28 +48,11 @@ def java_major() -> int:
 def ensure_jars(settings: Settings) -> Path:
     """Resolve the broker's jars with Maven (once) and return the folder holding them."""
     jars = settings.cache_dir / f"kafka-{settings.kafka_version}"
-    if (jars / f"kafka_2.13-{settings.kafka_version}.jar").exists():
-        return jars
-    if java_major() < 17:
+    marker = f"kafka_2.13-{settings.kafka_version}.jar"
+    if not (jars / marker).exists() and java_major() < 17:
         raise ServiceError("Kafka 4 needs Java 17 or newer; `java -version` reports an older one.")
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise ServiceError("Maven is not installed; it resolves the Kafka jars from Maven Central "
-                           "(Debian: apt-get install -y maven).")
-    tmp = jars.with_name(jars.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-           f"-DoutputDirectory={tmp.resolve()}", "-DincludeScope=runtime",
-           f"-Dkafka.version={settings.kafka_version}"]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise ServiceError(
-            f"Maven could not resolve org.apache.kafka:kafka_2.13:{settings.kafka_version} from "
-            f"Maven Central (is it reachable? is the version served?):\n"
-            f"{(res.stdout + res.stderr)[-2000:]}")
-    shutil.rmtree(jars, ignore_errors=True)
-    tmp.rename(jars)
-    return jars
+    return resolve_jars(POM, jars, marker, f"org.apache.kafka:kafka_2.13:{settings.kafka_version}",
+                        {"kafka.version": settings.kafka_version})
 
 
 def write_config(settings: Settings, home: Path) -> Path:

@@ -53,7 +53,10 @@ def read_table(path: Path):
     if name.endswith((".parquet", ".pq")):
         return pd.read_parquet(path)
     if name.endswith((".csv", ".csv.gz", ".csv.zip", ".tsv", ".tsv.gz")):
-        return pd.read_csv(path, sep="\t" if ".tsv" in name else ",")
+        with open(path, "rb") as f:  # compressed by its bytes, whatever its name says
+            magic = f.read(2)
+        compression = {b"\x1f\x8b": "gzip", b"PK": "zip"}.get(magic, "infer")
+        return pd.read_csv(path, sep="\t" if ".tsv" in name else ",", compression=compression)
     raise ValueError(f"{path}: unsupported file type; give a .csv, .csv.gz, .tsv or .parquet file")
 
 
