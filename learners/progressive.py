@@ -45,6 +45,57 @@ def _page_hinkley(losses, st, delta, threshold, min_instances):
 
 
 @persistent
+class LossCurve:
+    """The log loss along the stream, in memory that does not grow with it: the weighted mean
+    loss of consecutive blocks of ``block`` examples, at most ``points`` blocks; when they are
+    all used, neighbours merge in pairs and blocks double (what ``aimass train --plot`` draws).
+
+    >>> c = LossCurve(points=4, block=2)
+    >>> c.add(np.array([1.0, 1, 0, 0, 2, 2, 4, 4, 3]), np.ones(9))
+    >>> c.points()  # (examples at the block's end, its mean loss); the last block is partial
+    [(4, 0.5), (8, 3.0), (9, 3.0)]
+    """
+
+    def __init__(self, points: int = 200, block: int = 50):
+        self.max_points, self.block = points - points % 2, block
+        self.ends: list[int] = []
+        self.loss: list[float] = []  # weighted loss sum of each block
+        self.weight: list[float] = []
+        self.seen = self.cur_n = 0
+        self.cur_loss = self.cur_w = 0.0
+
+    def add(self, losses: np.ndarray, w: np.ndarray) -> None:
+        wl, i, n = w * losses, 0, len(losses)
+        while i < n:
+            take = min(self.block - self.cur_n, n - i)
+            self.cur_loss += float(wl[i:i + take].sum())
+            self.cur_w += float(w[i:i + take].sum())
+            self.cur_n += take
+            self.seen += take
+            i += take
+            if self.cur_n == self.block:
+                self.ends.append(self.seen)
+                self.loss.append(self.cur_loss)
+                self.weight.append(self.cur_w)
+                self.cur_n, self.cur_loss, self.cur_w = 0, 0.0, 0.0
+                if len(self.ends) >= self.max_points:
+                    self._halve()
+
+    def _halve(self) -> None:
+        self.ends = self.ends[1::2]
+        self.loss = [a + b for a, b in zip(self.loss[::2], self.loss[1::2], strict=True)]
+        self.weight = [a + b for a, b in zip(self.weight[::2], self.weight[1::2], strict=True)]
+        self.block *= 2
+
+    def points(self) -> list[tuple[int, float]]:
+        out = [(e, s / w) for e, s, w in zip(self.ends, self.loss, self.weight, strict=True)
+               if w > 0]
+        if self.cur_n and self.cur_w > 0:
+            out.append((self.seen, self.cur_loss / self.cur_w))
+        return out
+
+
+@persistent
 class Progressive:
     def __init__(self, window: int = 10_000, bins: int = 4096, drift_delta: float = 0.005,
                  drift_threshold: float = 50.0):
@@ -63,10 +114,12 @@ class Progressive:
         self._ph = np.zeros(5)  # Page-Hinkley: n, mean, cumulative, minimum, drifts
         self.w_sum = 0.0
         self._ww = np.ones(window, dtype=np.float64)
+        self.curve = LossCurve()
 
-    # (a state saved before weights lacks these: its examples weighed 1)
+    # (a state saved before weights lacks these: its examples weighed 1; or before curves)
     w_sum: float | None = None
     _ww: np.ndarray | None = None
+    curve: LossCurve | None = None
 
     def update(self, p, y, w=None) -> None:
         """Count the predictions ``p`` of labels ``y``, with weights ``w`` (default 1)."""
@@ -96,6 +149,9 @@ class Progressive:
         self._ww[slots] = w[-k:]
         self._wpos += k
         self._detect_drift(losses)
+        if self.curve is None:
+            self.curve = LossCurve()
+        self.curve.add(losses, w)
 
     def _detect_drift(self, losses: np.ndarray) -> None:
         _page_hinkley(losses, self._ph, self.drift_delta, self.drift_threshold, 30)

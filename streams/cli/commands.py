@@ -18,6 +18,24 @@ def _fail(msg: str) -> None:
     raise SystemExit(2)
 
 
+def _report(settings: Settings, tenant: str, ids: list[str], timeout: float, json_path: str,
+            plot_path: str) -> None:
+    """``--wait``: until every id is learned, then the figures (and ``--json``, ``--plot``)."""
+    from streams.cli import train_report as tr
+
+    try:
+        ms = tr.wait_learned(settings, tenant, ids, timeout)
+    except TimeoutError as exc:
+        _fail(str(exc))
+    doc = tr.report(ms, tenant, len(ids))
+    print(tr.render(doc))
+    if json_path:
+        tr.write_json(doc, Path(json_path))
+    if plot_path:
+        tr.plot(doc, Path(plot_path))
+        print(f"plotted to {plot_path}")
+
+
 def register(app, settings: Settings) -> None:  # noqa: C901 - one small function per command
     from ops import services as svc
     from ops.services import ServiceError
@@ -146,10 +164,12 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--timeout", type=float, default=1800.0,
                         help="Seconds --wait waits for the worker."),
                  option("--json", "json_path", type=str, default="",
-                        help="With --wait: also write the figures as JSON here."))
+                        help="With --wait: also write the figures as JSON here."),
+                 option("--plot", "plot_path", type=str, default="",
+                        help="With --wait: draw each model's log loss along the stream (PNG)."))
     async def train(self, file: str, label: str, tenant: str, positive: str | None,
                     time_column: str | None, test_share: float, weight_column: str | None,
-                    wait: bool, timeout: float, json_path: str) -> None:
+                    wait: bool, timeout: float, json_path: str, plot_path: str) -> None:
         """Send a labelled CSV/TSV/Parquet file to the training topic, in the file's row order
         (or --time-column's): the rows of a tenant share one partition, so they are learned
         in that order."""
@@ -175,17 +195,8 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         producer.flush()
         print(f"sent {len(examples)} training examples from {path.name} to {topic} "
               f"(tenant {tenant})")
-        if wait or json_path:
-            from streams.cli import train_report as tr
-
-            try:
-                ms = tr.wait_learned(settings, tenant, [e.id for e in examples], timeout)
-            except TimeoutError as exc:
-                _fail(str(exc))
-            doc = tr.report(ms, tenant, len(examples))
-            print(tr.render(doc))
-            if json_path:
-                tr.write_json(doc, Path(json_path))
+        if wait or json_path or plot_path:
+            _report(settings, tenant, [e.id for e in examples], timeout, json_path, plot_path)
 
     @app.command(argument("url", type=str),
                  option("--query", type=str, required=True, help="SQL whose rows are examples."),
@@ -197,9 +208,18 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                         help="Column with each example's event time."),
                  option("--weight-column", type=str, default="",
                         help="Column with each example's weight (0 to 1000)."),
-                 option("--batch", type=int, default=5000, help="Rows per fetch."))
+                 option("--batch", type=int, default=5000, help="Rows per fetch."),
+                 option("--wait", is_flag=True, default=False,
+                        help="Wait until every example is learned; print each model's figures."),
+                 option("--timeout", type=float, default=1800.0,
+                        help="Seconds --wait waits for the worker."),
+                 option("--json", "json_path", type=str, default="",
+                        help="With --wait: also write the figures as JSON here."),
+                 option("--plot", "plot_path", type=str, default="",
+                        help="With --wait: draw each model's log loss along the stream (PNG)."))
     async def backfill(self, url: str, query: str, label: str, tenant: str, id_column: str,
-                       time_column: str, weight_column: str, batch: int) -> None:
+                       time_column: str, weight_column: str, batch: int, wait: bool,
+                       timeout: float, json_path: str, plot_path: str) -> None:
         """History from PostgreSQL or MySQL/MariaDB (postgresql://... or mysql://...) to the
         training topic; rows with an unusable label go to the dead letters."""
         from streams.contracts.events import encode
@@ -210,10 +230,12 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         ensure_topics(settings)
         producer = EventProducer(settings)
         names = topic_names(settings)
+        ids: list[str] = []
 
         def send(examples):
-            for ex in examples:
-                producer.send(names["training"], ex.id, ex)
+            for ex in examples:  # one partition per tenant: learned in the query's order
+                producer.send(names["training"], tenant, ex)
+                ids.append(ex.id)
             producer.flush()
 
         def send_dead(letters):
@@ -231,6 +253,8 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
         print(f"backfill: {stats.rows} rows -> {stats.examples} examples to "
               f"{names['training']} (tenant {tenant}), {stats.dead_letters} to "
               f"{names['dead-letters']}, in {stats.seconds:.1f}s")
+        if wait or json_path or plot_path:
+            _report(settings, tenant, ids, timeout, json_path, plot_path)
 
     @app.command(argument("action", type=str),
                  argument("name", type=str, required=False, default=""),

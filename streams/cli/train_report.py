@@ -4,8 +4,9 @@ made of them, as a table (and ``--json PATH``).
 The figures are the tenant's, read from its latest checkpoint (the state the worker saved, the
 one a restart would restore): progressive log loss and AUC (each example scored before it was
 learned) and the same on the held-out share and on the test rows (``--test-share``), for
-every member and ensemble. For a tenant that
-learns only this file, they are the file's figures.
+every member and ensemble; and each one's log loss along the stream (``curve``: examples
+learned, mean log loss of the block ending there), which ``--plot PATH.png`` draws. For a
+tenant that learns only this file, they are the file's figures.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def wait_learned(settings: Settings, tenant: str, ids: list[str], timeout: float
 
 def report(ms: ModelSet, tenant: str, rows_sent: int) -> dict:
     models = []
+    curves = ms.curves()
     for name, m in ms.metrics().items():
         models.append({"name": name,
                        "kind": "ensemble" if name.startswith(ENSEMBLE_PREFIX) else "member",
@@ -58,7 +60,8 @@ def report(ms: ModelSet, tenant: str, rows_sent: int) -> dict:
                        "auc": _num(m["auc"]), "holdout_examples": m["holdout_examples"],
                        "holdout_logloss": _num(m["holdout_logloss"]),
                        "holdout_auc": _num(m["holdout_auc"]), "test_examples": m["test_examples"],
-                       "test_logloss": _num(m["test_logloss"]), "test_auc": _num(m["test_auc"])})
+                       "test_logloss": _num(m["test_logloss"]), "test_auc": _num(m["test_auc"]),
+                       "curve": [[n, round(v, 6)] for n, v in curves.get(name, [])]})
     return {"tenant": tenant, "rows_sent": rows_sent, "examples_learned": ms.examples_learned,
             "models": models}
 
@@ -85,3 +88,31 @@ def render(doc: dict) -> str:
 def write_json(doc: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+
+
+def plot(doc: dict, path: Path) -> None:
+    """Each model's log loss along the stream, one line each (ensembles dashed), best first in
+    the legend, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    ranked = sorted(doc["models"], key=lambda m: (m["logloss"] is None, m["logloss"] or 0))
+    for m in ranked:
+        if not m["curve"]:
+            continue
+        xs, ys = zip(*m["curve"], strict=True)
+        final = f" ({m['logloss']:.4f})" if m["logloss"] is not None else ""
+        ax.plot(xs, ys, "--" if m["kind"] == "ensemble" else "-", linewidth=1.2,
+                label=m["name"] + final)
+    ax.set_xlabel("examples learned")
+    ax.set_ylabel("log loss (per block of examples)")
+    ax.set_title(f"tenant {doc['tenant']}: progressive log loss along the stream")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -175,6 +175,11 @@ class ModelSet:
             out[name] = snap
         return out
 
+    def curves(self) -> dict[str, list[tuple[int, float]]]:
+        """Per output: its progressive log loss along the stream (examples, block mean)."""
+        return {name: m.curve.points() if m.curve is not None else []
+                for name, m in self.train_metrics.items()}
+
     def check_guard(self) -> list[dict]:
         """Run the overfitting guard over every member; remember best states; roll back."""
         if self.guard is None:

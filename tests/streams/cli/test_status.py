@@ -23,8 +23,8 @@ def test_status_shows_the_group_lag_and_each_tenants_trainer(fresh, tmp_path):
         w.wait_ready()
         out = tmp_path / "phishing.json"
         res = aimass("train", str(PHISHING), "--label", "is_phishing", "--tenant", "sec",
-                     "--test-share", "0.2", "--wait", "--json", str(out), env=env,
-                     timeout=300)
+                     "--test-share", "0.2", "--wait", "--json", str(out), "--plot",
+                     str(tmp_path / "phishing.png"), env=env, timeout=300)
         assert res.returncode == 0, res.stderr
         assert "ensemble_stacking" in res.stdout  # the table, once every row was learned
         doc = orjson.loads(out.read_bytes())
@@ -37,6 +37,12 @@ def test_status_shows_the_group_lag_and_each_tenants_trainer(fresh, tmp_path):
         assert 200 < stacking["test_examples"] < 300 and stacking["test_auc"] > 0.85
         assert doc["examples_learned"] == stacking["examples"]
         assert 0 < stacking["logloss"] < 0.5 and 0.85 < stacking["auc"] <= 1  # it learned
+        curve = stacking["curve"]  # its loss along the stream, to the last example learned
+        assert len(curve) >= 10 and curve[-1][0] == stacking["examples"]
+        assert [n for n, _ in curve] == sorted(n for n, _ in curve)
+        assert sum(v for _, v in curve[-5:]) < sum(v for _, v in curve[:5])  # it improved
+        png = (tmp_path / "phishing.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 20_000  # lines, not an empty frame
         nobody = f"http://127.0.0.1:{free_port()}"
 
         def settled():
