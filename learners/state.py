@@ -93,7 +93,7 @@ _RIVER = (
 _RIVER_BY_REDUCE = ("river._river_rust.vectordict:VectorDict",)
 # our modules whose classes declare themselves with @persistent
 _OURS = ("learners.registry", "learners.guard", "learners.progressive", "learners.deep.shared",
-         "ensemble", "learners.dedup", "learners.scaling")
+         "ensemble", "learners.dedup", "learners.scaling", "streams.training.columns")
 _loaded = False
 
 

@@ -6,8 +6,10 @@ Tables that a restarted worker may write again (it resumes from the last checkpo
 the uncommitted tail) are ReplacingMergeTree on their natural key: duplicates collapse in
 merges, and exact counts use ``FINAL`` or ``uniqExact``.
 
-A column added since a table was first made (``weight``) is added to the existing table by
-:func:`create_schema` with its default, so an older deployment upgrades in place.
+A column added since a table was first made (``weight``, ``letter_id``) is added to the existing
+table by :func:`create_schema` with its default, so an older deployment upgrades in place; one
+that joins the sorting key (``letter_id``: every dead letter its own row, where letters of one
+record or of no record shared a key and merged away) joins it in the same ALTER.
 """
 
 from __future__ import annotations
@@ -117,8 +119,8 @@ MODEL_METRICS = Table("model_metrics", (
 DEAD_LETTERS = Table("dead_letters", (
     ("source_topic", "String"), ("partition", "Int32"), ("offset", "Int64"),
     ("field", "String"), ("reason", "String"), ("payload", "String"),
-    ("event_time", "DateTime"),
-), "source_topic, partition, offset", "ReplacingMergeTree()")
+    ("event_time", "DateTime"), ("letter_id", "String"),
+), "source_topic, partition, offset, letter_id", "ReplacingMergeTree()")
 
 AUDIT = Table("audit", (
     ("audit_id", "String"), ("event_time", "DateTime"), ("actor", "String"),
@@ -137,6 +139,9 @@ def create_schema(ch: ClickHouse) -> list[str]:
             "SELECT name FROM system.columns WHERE database = currentDatabase() "
             f"AND table = '{table.name}'")}
         for name, ch_type in table.columns:
-            if name not in have:
-                ch.execute(f"ALTER TABLE {table.name} ADD COLUMN {table.column_ddl(name, ch_type)}")
+            if name in have:
+                continue
+            keyed = name in [c.strip() for c in table.order_by.split(",")]
+            ch.execute(f"ALTER TABLE {table.name} ADD COLUMN {table.column_ddl(name, ch_type)}"
+                       + (f", MODIFY ORDER BY ({table.order_by})" if keyed else ""))
     return [t.name for t in TABLES]

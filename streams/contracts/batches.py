@@ -102,4 +102,4 @@ def metric_rows(tenant: str, metrics: dict[str, dict], now: int) -> list[dict]:
 def dead_letter_rows(dls: list[DeadLetter]) -> list[dict]:
     return [{"source_topic": d.source_topic, "partition": d.partition, "offset": d.offset,
              "field": d.field, "reason": d.reason, "payload": d.payload,
-             "event_time": int(d.event_time)} for d in dls]
+             "event_time": int(d.event_time), "letter_id": d.id} for d in dls]

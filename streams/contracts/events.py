@@ -281,12 +281,14 @@ def _text(b: bytes | None) -> str | None:
 
 def dead_letter(raw: bytes | None, error: Exception, topic: str, partition: int = -1,
                 offset: int = -1, now: float = 0.0, key: bytes | None = None,
-                headers: list | None = None) -> DeadLetter:
+                headers: list | None = None, event_id: str | None = None) -> DeadLetter:
     """Build the dead letter for ``raw``: the reason, the field, and the payload, the key and
-    the headers kept whole."""
+    the headers kept whole. Its id is where it was read (topic, partition, offset), or for an
+    event refused after it was read (late, orphaned, the wrong type) the event's id."""
     field_name = error.field if isinstance(error, InvalidEvent) else ""
     reason = error.reason if isinstance(error, InvalidEvent) else f"{type(error).__name__}: {error}"
-    return DeadLetter(id=f"{topic}/{partition}/{offset}", event_time=now, source_topic=topic,
+    letter_id = f"{topic}/{partition}/{offset}" if event_id is None else f"{topic}/{event_id}"
+    return DeadLetter(id=letter_id, event_time=now, source_topic=topic,
                       partition=partition, offset=offset, field=field_name, reason=reason,
                       payload=_text(raw) or "", key=_text(key),
                       headers=[[k, _text(v) if isinstance(v, bytes) else str(v)]

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streams.control.specs import ENSEMBLE_PREFIX, ModelSpec
+from streams.training.columns import ColumnSchema
 from streams.training.model_set import ModelSet
 
 
@@ -39,7 +40,8 @@ def build_model_set(tenant: str, spec: ModelSpec, crosses: Sequence = (), device
     return ModelSet(tenant, models, ensembles=spec.build_ensembles(),
                     over={e: list(s.over) for e, s in spec.ensembles.items()},
                     owner={n: n for n, m in models.items() if m.outputs is None},
-                    spec=_encoded(spec, default), serve=spec.serve or "", **kwargs)
+                    spec=_encoded(spec, default), serve=spec.serve or "",
+                    columns=ColumnSchema(spec.schema), **kwargs)
 
 
 def rebuild(ms: ModelSet, old: ModelSpec, new: ModelSpec, crosses: Sequence = (),
@@ -79,6 +81,7 @@ def rebuild(ms: ModelSet, old: ModelSpec, new: ModelSpec, crosses: Sequence = ()
     ms.models, ms.ensembles, ms.owner = models, ensembles, owner
     ms.over = {e: list(s.over) for e, s in new.ensembles.items()}
     ms.spec, ms.serve = _encoded(new, default), new.serve or ""
+    ms.columns.overrides = dict(new.schema)  # the inferred kinds stay
     for name in models:
         ms.learn_seconds.setdefault(name, 0.0)
     ms.version += 1  # a new snapshot for serving

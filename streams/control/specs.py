@@ -20,6 +20,16 @@ streams.control.exceptions.SpecError: members.fm.params.lr: must be positive (go
 
 Ensembles combine members, never other ensembles, so a graph has no cycles: a name in
 ``over`` that is an ensemble is refused as one.
+
+``schema`` fixes what a feature column is (``number``, ``category`` or ``any``) where the
+inference from the first rows would not (:mod:`streams.training.columns`):
+
+>>> parse({"members": {"fm": {"kind": "fm"}}, "schema": {"zip": "category"}}).schema
+{'zip': 'category'}
+>>> parse({"members": {"fm": {"kind": "fm"}}, "schema": {"zip": "text"}})
+Traceback (most recent call last):
+...
+streams.control.exceptions.SpecError: schema.zip: unknown column kind 'text'; known: number, category, any
 """
 
 from __future__ import annotations
@@ -33,7 +43,10 @@ from ensemble import build_combiner
 from ensemble.vote import POLICIES
 from learners import registry
 from learners.base import Learner
+from streams.contracts.fields import MAX_NAME
 from streams.control.exceptions import SpecError
+from streams.training.columns import KINDS as COLUMN_KINDS
+from streams.training.columns import MAX_COLUMNS
 from streams.training.model_set import ENSEMBLE_PREFIX
 
 ENSEMBLE_KINDS = ("average", "weighted", "vote", "stacking")
@@ -68,6 +81,7 @@ class ModelSpec:
     ensembles: dict[str, EnsembleSpec] = field(default_factory=dict)
     serve: str | None = None  # the output /recommend ranks by; None: the replica's setting
     quotas: dict = field(default_factory=dict)  # requests_per_s, examples_per_s, max_models
+    schema: dict = field(default_factory=dict)  # feature column -> number, category or any
 
     def outputs(self) -> list[str]:
         return list(self.members) + [ENSEMBLE_PREFIX + e for e in self.ensembles]
@@ -83,6 +97,8 @@ class ModelSpec:
             doc["serve"] = self.serve
         if self.quotas:
             doc["quotas"] = dict(self.quotas)
+        if self.schema:
+            doc["schema"] = dict(self.schema)
         return doc
 
     def encode(self) -> bytes:
@@ -202,10 +218,10 @@ def _ensemble(doc, path: str, members: dict, ensembles: dict) -> EnsembleSpec:
 def parse(doc) -> ModelSpec:
     """A validated :class:`ModelSpec` from a JSON/YAML document, or :class:`SpecError`."""
     doc = _object(doc, "")
-    extra = sorted(set(doc) - {"members", "ensembles", "serve", "quotas"})
+    extra = sorted(set(doc) - {"members", "ensembles", "serve", "quotas", "schema"})
     if extra:
-        raise SpecError(extra[0], "unknown field; a spec has members, ensembles, serve and "
-                                  "quotas")
+        raise SpecError(extra[0], "unknown field; a spec has members, ensembles, serve, "
+                                  "quotas and schema")
     members_doc = _object(doc.get("members"), "members") if "members" in doc else None
     if not members_doc:
         raise SpecError("members", "at least one member is needed")
@@ -222,11 +238,24 @@ def parse(doc) -> ModelSpec:
                  for n, e in ens_doc.items()}
     serve = doc.get("serve")
     quotas = _quotas(doc.get("quotas") or {}, len(members))
-    spec = ModelSpec(members, ensembles, serve, quotas)
+    spec = ModelSpec(members, ensembles, serve, quotas, _schema(doc.get("schema") or {}))
     if serve is not None and serve not in spec.outputs():
         raise SpecError("serve", f"{serve!r} is not an output; outputs: "
                                  f"{', '.join(spec.outputs())}")
     return spec
+
+
+def _schema(doc) -> dict:
+    doc = _object(doc, "schema")
+    if len(doc) > MAX_COLUMNS:
+        raise SpecError("schema", f"at most {MAX_COLUMNS} columns")
+    for column, kind in doc.items():
+        if not 0 < len(column) <= MAX_NAME:
+            raise SpecError("schema", f"a column name has 1 to {MAX_NAME} characters")
+        if kind not in COLUMN_KINDS:
+            raise SpecError(f"schema.{column}", f"unknown column kind {kind!r}; known: "
+                                                f"{', '.join(COLUMN_KINDS)}")
+    return dict(doc)
 
 
 def _quotas(doc, members: int) -> dict:

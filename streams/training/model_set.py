@@ -6,7 +6,9 @@ already learned is skipped; an example older than what the set still remembers i
 returned apart (the caller dead-letters it), never learned twice. A deterministic slice of ids
 (by hash) is held out: scored and measured, never learned. A model's prediction that is not a
 finite probability is replaced by 0.5 for the metrics and ensembles, and counted. An example's
-weight scales its update in every model and ensemble, and its share of every metric.
+weight scales its update in every model and ensemble, and its share of every metric. An
+example with a value of the wrong type for its column (:mod:`streams.training.columns`) is
+refused, returned apart with the reason (the caller dead-letters it), and not learned.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from learners.hashed import HashedLearner
 from learners.progressive import Progressive
 from learners.state import copy_state, decode, encode
 from streams.contracts.events import TrainingExample
+from streams.training.columns import ColumnSchema
 
-OPTIONAL_STATE = {"test_metrics", "over", "spec", "serve"}
+OPTIONAL_STATE = {"test_metrics", "over", "spec", "serve", "columns"}
 
 
 def is_holdout(example_id: str, fraction: float) -> bool:
@@ -43,6 +46,7 @@ class BatchResult:
     seconds: dict[str, float]  # model -> predict+learn time
     late: list[TrainingExample] = field(default_factory=list)  # beyond the horizon: not learned
     nonfinite: dict[str, int] = field(default_factory=dict)  # model -> predictions replaced
+    refused: list[tuple[TrainingExample, str, str]] = field(default_factory=list)  # wrong type
 
 
 ENSEMBLE_PREFIX = "ensemble_"
@@ -73,6 +77,7 @@ class ModelSet:
     over: dict[str, list] = field(default_factory=dict)  # ensemble -> its members (absent: all)
     spec: str = ""  # the tenant's model graph (JSON) this set was built from; "": the default
     serve: str = ""  # the output serving ranks by; "": the replica's setting
+    columns: ColumnSchema = field(default_factory=ColumnSchema)  # what each feature is
 
     def __post_init__(self):
         for name in self.models:
@@ -88,6 +93,12 @@ class ModelSet:
         times = np.fromiter((ex.event_time for ex in batch), dtype=np.float64, count=len(batch))
         status = self.learned.classify(hashes, times)
         keep = status == 0
+        refused = []
+        if keep.any():
+            idx = np.flatnonzero(keep)
+            for i, fld, reason in self.columns.check([batch[j].features for j in idx]):
+                keep[idx[i]] = False
+                refused.append((batch[idx[i]], fld, reason))
         fresh = [ex for ex, k in zip(batch, keep.tolist(), strict=True) if k]
         late = [ex for ex, st in zip(batch, status.tolist(), strict=True) if st == LATE]
         dup = int((status == DUPLICATE).sum())
@@ -139,7 +150,7 @@ class ModelSet:
         self.examples_handled += len(fresh)
         if len(fresh):
             self.version += 1
-        return BatchResult(fresh, ~learn, preds, dup, secs, late, nonfinite)
+        return BatchResult(fresh, ~learn, preds, dup, secs, late, nonfinite, refused)
 
     @staticmethod
     def member_names(preds: dict) -> list[str]:
@@ -217,6 +228,7 @@ class ModelSet:
             "owner": self.owner, "examples_learned": self.examples_learned,
             "examples_handled": self.examples_handled, "version": self.version,
             "over": self.over, "spec": self.spec, "serve": self.serve,
+            "columns": self.columns,
         }
 
     @classmethod
@@ -233,6 +245,8 @@ class ModelSet:
             raise ValueError("a model set's ensemble is not a combiner")
         if not isinstance(state["learned"], LearnedIds):
             raise ValueError("a model set's learned ids are not LearnedIds")
+        if not isinstance(state.get("columns", ColumnSchema()), ColumnSchema):
+            raise ValueError("a model set's columns are not a ColumnSchema")
         return cls(**state)
 
     def copy(self) -> ModelSet:

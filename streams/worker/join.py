@@ -275,7 +275,7 @@ class JoinStage:
         err = InvalidEvent("request_id", f"no request {fb.request_id!r} came within the "
                                          f"late-click window ({self.window:.0f} s of event time)")
         return dead_letter(encode(fb), err, self.rt.topics["feedback"], now=time.time(),
-                           key=fb.request_id.encode())
+                           key=fb.request_id.encode(), event_id=fb.id)
 
     def _gauges(self) -> None:
         m = self.rt.metrics

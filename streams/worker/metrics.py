@@ -44,6 +44,7 @@ class Metrics:
     errors: Counter
     state_rejected: Counter
     late: Counter
+    refused: Counter
     nonfinite: Counter
     misplaced: Counter
     dedup_ids: Gauge
@@ -122,6 +123,8 @@ def build_metrics(registry: CollectorRegistry) -> Metrics:
         late=counter("aimass_examples_late_total", "Examples older than the exactly-once "
                      "horizon whose id is no longer remembered: dead-lettered, not learned",
                      ["tenant"]),
+        refused=counter("aimass_examples_refused_total", "Examples with a value of the wrong "
+                        "type for the tenant's column: dead-lettered, not learned", ["tenant"]),
         nonfinite=counter("aimass_nonfinite_predictions_total", "Predictions that were not a "
                           "finite probability (replaced by 0.5 in metrics and ensembles)",
                           ["tenant", "model"]),

@@ -27,7 +27,7 @@ import orjson
 from learners.base import Phased
 from sinks import schema
 from streams.contracts import batches
-from streams.contracts.events import dead_letter, encode
+from streams.contracts.events import InvalidEvent, dead_letter, encode
 from streams.contracts.example_batches import decode_example_batches
 from streams.state.checkpoints import CheckpointStore
 from streams.state.model_sets import load_checkpoint, seal_model_set
@@ -128,6 +128,7 @@ class TrainStage:
             await self.writes.write(schema.PREDICTIONS,
                                     batches.prediction_rows(tenant, res, ms.version, now))
             await self._late(topic_role, tenant, res.late, ms)
+            await self._refused(topic_role, tenant, res.refused)
             m.learned.labels(tenant).inc(int((~res.holdout).sum()))
             m.duplicates.labels(tenant).inc(res.duplicates)
             for model, n in res.nonfinite.items():
@@ -155,7 +156,18 @@ class TrainStage:
                          "its id may have been learned already and is no longer remembered")
         await self.rt.dead_letters(role, [
             dead_letter(encode(e), err, self.rt.topics[role], now=time.time(),
-                        key=e.id.encode()) for e in late])
+                        key=e.id.encode(), event_id=e.id) for e in late])
+
+    async def _refused(self, role: str, tenant: str, refused: list) -> None:
+        """Examples with a value of the wrong type for the tenant's column: dead letters
+        naming the feature, not learned."""
+        if not refused:
+            return
+        self.rt.metrics.refused.labels(tenant).inc(len(refused))
+        await self.rt.dead_letters(role, [
+            dead_letter(encode(e), InvalidEvent(fld, reason), self.rt.topics[role],
+                        now=time.time(), key=e.id.encode(), event_id=e.id)
+            for e, fld, reason in refused])
 
     def _rebuilt(self, changed: dict[str, list[str]]) -> None:
         for tenant, outputs in changed.items():

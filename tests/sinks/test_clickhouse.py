@@ -63,3 +63,24 @@ def test_a_table_made_before_a_column_existed_gets_it_with_its_default(fresh):
             ("new", 2.5), ("old", 1.0)]
     finally:
         ch.close()
+
+
+def test_dead_letters_of_one_record_or_of_none_stay_apart(fresh):
+    """Letters refused after they were read (late, orphaned, the wrong type) share the
+    partition -1 and offset -1; each keeps its row, also in a table made before letter_id."""
+    from streams.contracts.events import InvalidEvent, dead_letter
+
+    ch = connect(fresh.clickhouse_dsn)
+    try:
+        old = schema.Table("dead_letters", schema.DEAD_LETTERS.columns[:-1],
+                           "source_topic, partition, offset", schema.DEAD_LETTERS.engine)
+        ch.execute(old.ddl())
+        schema.create_schema(ch)
+        letters = [dead_letter(b"{}", InvalidEvent("features.x", "wrong"), "examples", now=1.7e9,
+                               event_id=f"e{i}") for i in range(3)]
+        TableSink(ch, schema.DEAD_LETTERS).write(batches.dead_letter_rows(letters))
+        ch.execute("OPTIMIZE TABLE dead_letters FINAL")
+        assert ch.query("SELECT letter_id FROM dead_letters ORDER BY letter_id") == [
+            ("examples/e0",), ("examples/e1",), ("examples/e2",)]
+    finally:
+        ch.close()

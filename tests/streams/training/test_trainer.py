@@ -114,3 +114,29 @@ def test_weights_scale_learning_and_every_metric():
     fresh = build(["ftrl"])["ftrl"]
     np.testing.assert_allclose(zero.models["ftrl"].predict_proba_many([e.features for e in exs]),
                                fresh.predict_proba_many([e.features for e in exs]))
+
+
+def test_a_value_of_the_wrong_type_for_its_column_is_refused_not_learned():
+    from dataclasses import replace
+
+    from streams.control.apply import build_model_set
+    from streams.control.specs import parse
+    from streams.training.model_set import ModelSet
+
+    exs = examples(300)  # "score" is a float in every row
+    bad = {120: "high", 250: True}
+    batch = [replace(e, features={**e.features, "score": bad[i]}) if i in bad else e
+             for i, e in enumerate(exs)]
+    ms = ModelSet("t", build(["ftrl"]))
+    res = ms.process(batch)
+    assert [(e.id, fld) for e, fld, _ in res.refused] == [("e120", "features.score"),
+                                                          ("e250", "features.score")]
+    assert "the tenant's column is a number" in res.refused[0][2]
+    assert len(res.examples) == 298 and ms.examples_handled == 298
+    assert ms.columns.kinds["u_user_id"] == "category" and ms.columns.kinds["score"] == "number"
+    assert ms.process([exs[120]]).examples == [exs[120]]  # its id was not taken: sent right, learned
+    again = ModelSet.from_state(ms.to_state())  # the kinds are part of the checkpoint
+    assert again.process([batch[250]]).refused[0][1] == "features.score"
+    spec = parse({"members": {"ftrl": {"kind": "ftrl"}}, "schema": {"score": "any"}})
+    lenient = build_model_set("t", spec)  # the tenant's graph says: take anything there
+    assert lenient.process(batch).refused == []

@@ -213,3 +213,29 @@ def test_a_restored_tenant_shows_its_checkpoint_in_the_gauges(tmp_path):
     gauge = second.rt.registry.get_sample_value
     assert gauge("aimass_checkpoint_examples", {"tenant": "t"}) == 50
     assert gauge("aimass_model_version", {"tenant": "t"}) == second.trainer.sets["t"].version
+
+
+def test_a_value_of_the_wrong_type_is_a_dead_letter_naming_the_feature(tmp_path):
+    from dataclasses import replace
+
+    st, acked, exs, _ = learning(tmp_path, 200)
+    batch = [replace(e, features={**e.features, "score": "high"}) if i in (150, 151) else e
+             for i, e in enumerate(exs)]
+    letters = []
+
+    async def dead_letters(role, bad):
+        letters.extend(bad)
+
+    st.rt.dead_letters = dead_letters
+
+    async def run():
+        await st.handle(fake_events(batch, acked))
+        await st.checkpoint()
+
+    asyncio.run(run())
+    assert [(d.field, d.id) for d in letters] == [
+        ("features.score", f"{st.rt.topics['examples']}/e150"),
+        ("features.score", f"{st.rt.topics['examples']}/e151")]
+    assert "'high' (a str)" in letters[0].reason and '"id":"e150"' in letters[0].payload
+    assert load_checkpoint(st.store.saved["t"], KEY).examples_handled == 198
+    assert st.rt.registry.get_sample_value("aimass_examples_refused_total", {"tenant": "t"}) == 2
