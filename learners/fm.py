@@ -57,7 +57,7 @@ class FactorizationMachine(HashedLearner):
         self.G = np.zeros((size, n_factors), dtype=np.float64)
         self.touched = np.zeros(size, dtype=np.bool_)  # learned (saved with the state)
         self.ready = np.zeros(size, dtype=np.bool_)  # factors written (learned or drawn)
-        self.scaler = BucketScaler()
+        self.scaler = BucketScaler(size=self.hasher.size)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)

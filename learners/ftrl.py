@@ -41,7 +41,7 @@ class FTRLProximal(HashedLearner):
         self.hasher = FeatureHasher(bits, self.crosses)
         self.z = np.zeros(self.hasher.size, dtype=np.float64)
         self.n = np.zeros(self.hasher.size, dtype=np.float64)
-        self.scaler = BucketScaler()
+        self.scaler = BucketScaler(size=self.hasher.size)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)

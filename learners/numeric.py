@@ -34,18 +34,25 @@ import math
 import numpy as np
 from numba import njit
 
+from ._kernels import _mix
 from .hashing import Rows
 from .state import persistent
 
 MAX_NUMERIC = 1 << 16  # numeric buckets tracked; past that a new one keeps its raw values
+MAX_BINNED = 1024  # numeric buckets given quantile bins (each keeps ``sample`` first values)
 
 
 @njit(cache=True)
-def _scale(indptr, slots, values, stats, learn, update, clip, out):
+def _scale(indptr, slots, values, stats, learn, update, clip, out, sample, edges, ready, tok):
+    """Scale each entry by its slot's statistics (before the row is counted), note its bin
+    (``tok``: -1 for none), then count the learned rows; a binned slot keeps its first values
+    in ``sample`` and fixes its ``edges`` (quantiles) when the sample is full."""
+    Q, B1 = sample.shape[1], edges.shape[1]
     for i in range(len(indptr) - 1):
         lo, hi = indptr[i], indptr[i + 1]
         for e in range(lo, hi):
             s = slots[e]
+            tok[e] = -1
             if s < 0:
                 out[e] = values[e]
                 continue
@@ -56,26 +63,83 @@ def _scale(indptr, slots, values, stats, learn, update, clip, out):
                 if sd > 0.0:
                     z = (values[e] - stats[s, 1]) / sd
             out[e] = min(clip, max(-clip, z))
+            if s < len(ready) and ready[s]:
+                b = 0
+                while b < B1 and values[e] >= edges[s, b]:
+                    b += 1
+                tok[e] = b
         if update and learn[i]:
             for e in range(lo, hi):
                 s = slots[e]
                 if s >= 0:
                     v = values[e]
+                    if s < len(ready) and not ready[s]:
+                        k = int(stats[s, 0])
+                        if k < Q:
+                            sample[s, k] = v
+                        if k + 1 >= Q:
+                            srt = np.sort(sample[s])
+                            for j in range(B1):
+                                edges[s, j] = srt[(j + 1) * Q // (B1 + 1)]
+                            ready[s] = True
                     stats[s, 0] += 1.0
                     d = v - stats[s, 1]
                     stats[s, 1] += d / stats[s, 0]
                     stats[s, 2] += d * (v - stats[s, 1])
 
 
+@njit(cache=True)
+def _with_bins(indptr, idx, vals, tok, size):
+    """The rows with, after each binned entry, its bin's token (value 1): the bucket of
+    (entry's bucket, bin), never the bias bucket 0."""
+    n = len(indptr) - 1
+    extra = 0
+    for e in range(len(tok)):
+        if tok[e] >= 0:
+            extra += 1
+    o_ptr = np.empty(n + 1, dtype=np.int64)
+    o_idx = np.empty(len(idx) + extra, dtype=np.int64)
+    o_val = np.empty(len(idx) + extra, dtype=np.float64)
+    mask = np.uint64(size - 1)
+    j = 0
+    o_ptr[0] = 0
+    for i in range(n):
+        for e in range(indptr[i], indptr[i + 1]):
+            o_idx[j], o_val[j] = idx[e], vals[e]
+            j += 1
+            if tok[e] >= 0:
+                h = _mix(np.uint64(idx[e]) * np.uint64(64) + np.uint64(tok[e] + 1)) & mask
+                o_idx[j], o_val[j] = max(int(h), 1), 1.0
+                j += 1
+        o_ptr[i + 1] = j
+    return o_ptr, o_idx, o_val
+
+
 @persistent
 class BucketScaler:
-    """Per-bucket running standardisation of the numeric values of hashed rows."""
+    """Per-bucket running standardisation of the numeric values of hashed rows, and (with
+    ``size``, the hashed space) quantile bins as tokens.
 
-    def __init__(self, clip: float = 5.0):
-        self.clip = clip
+    A numeric value also gets the token of its quantile bin, once its bucket has seen
+    ``sample_size`` values (``bins`` bins, their edges the sample's quantiles, then fixed): a linear
+    model learns a curve per feature (a weight per bin), a factorisation machine a grid per
+    pair of features (the interaction of their bins), where the standardised value alone gives
+    a line. The first :data:`MAX_BINNED` numeric buckets are binned."""
+
+    def __init__(self, clip: float = 5.0, bins: int = 16, size: int = 0, sample_size: int = 100):
+        self.clip, self.bins, self.size, self.sample_size = clip, bins, size, sample_size
         self.buckets = np.zeros(0, dtype=np.int64)  # numeric buckets, sorted
         self.slot = np.zeros(0, dtype=np.int64)  # their rows in ``stats``
         self.stats = np.zeros((0, 3), dtype=np.float64)  # n, mean, m2
+        self.sample = np.zeros((0, sample_size), dtype=np.float64)  # first values, binned slots
+        self.edges = np.zeros((0, max(bins - 1, 0)), dtype=np.float64)
+        self.ready = np.zeros(0, dtype=np.bool_)  # edges fixed
+
+    # (a state saved before bins lacks these: it is not binned)
+    bins = size = 0
+    sample = np.zeros((0, 1))
+    edges = np.zeros((0, 0))
+    ready = np.zeros(0, dtype=np.bool_)
 
     def __len__(self) -> int:
         return len(self.buckets)
@@ -93,6 +157,7 @@ class BucketScaler:
                 slot = np.concatenate([self.slot, np.arange(k, k + len(fresh))])
                 order = np.argsort(buckets, kind="stable")
                 self.buckets, self.slot = buckets[order], slot[order]
+                self._grow_bins()
         if not len(self.buckets):
             return None
         pos = np.minimum(np.searchsorted(self.buckets, idx), len(self.buckets) - 1)
@@ -101,14 +166,28 @@ class BucketScaler:
             return None
         return np.where(hit, self.slot[pos], -1)
 
+    def _grow_bins(self) -> None:
+        """Room in ``sample``, ``edges`` and ``ready`` for the new slots, up to MAX_BINNED."""
+        if not self.size or self.bins < 2:
+            return
+        k = min(len(self.stats), MAX_BINNED) - len(self.ready)
+        if k > 0:
+            self.sample = np.concatenate([self.sample, np.zeros((k, self.sample.shape[1]))])
+            self.edges = np.concatenate([self.edges, np.zeros((k, self.edges.shape[1]))])
+            self.ready = np.concatenate([self.ready, np.zeros(k, dtype=np.bool_)])
+
     def _apply(self, rows: Rows, learn: np.ndarray | None) -> Rows:
         slots = self._slots(rows, grow=learn is not None)
         if slots is None:
             return rows
         out = np.empty_like(rows.values)
+        tok = np.empty(len(out), dtype=np.int64)
         update = learn is not None
         mask = learn if update else np.zeros(len(rows), dtype=np.bool_)
-        _scale(rows.indptr, slots, rows.values, self.stats, mask, update, self.clip, out)
+        _scale(rows.indptr, slots, rows.values, self.stats, mask, update, self.clip, out,
+               self.sample, self.edges, self.ready, tok)
+        if self.size and (tok >= 0).any():
+            return Rows(*_with_bins(rows.indptr, rows.indices, out, tok, self.size))
         return Rows(rows.indptr, rows.indices, out)
 
     def progressive(self, rows: Rows, learn: np.ndarray) -> Rows:
