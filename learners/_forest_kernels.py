@@ -57,17 +57,34 @@ def _leaf_p(t, node, row, pos, neg, slot, hist, lf, lmc, lnb):
     m = lf.shape[2]
     B = hist.shape[3]
     lp, ln = math.log(pm), math.log(1.0 - pm)
+    cp, cn = 0.0, 0.0  # the leaf's class totals: every feature's histogram holds them all
+    for bb in range(B):
+        cp += hist[t, s, 0, bb, 0]
+        cn += hist[t, s, 0, bb, 1]
     for j in range(m):
         b = row[lf[t, s, j]] if lf[t, s, j] < row.shape[0] else 0
-        cp, cn = 0.0, 0.0
-        for bb in range(B):
-            cp += hist[t, s, j, bb, 0]
-            cn += hist[t, s, j, bb, 1]
         lp += math.log((hist[t, s, j, b, 0] + 0.5) / (cp + 0.5 * B))
         ln += math.log((hist[t, s, j, b, 1] + 0.5) / (cn + 0.5 * B))
     d = max(min(ln - lp, 30.0), -30.0)
     pn = 1.0 / (1.0 + math.exp(d))
     return (pn if lnb[t, node] < lmc[t, node] else pm), pm, pn
+
+
+@njit(cache=True)
+def forest_predict(rows, feat, kind, thr, left, right, pos, neg, slot, hist, lf, lmc, lnb, out):
+    """Each row's mean leaf probability over the trees; learns nothing (serving)."""
+    T = feat.shape[0]
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        tot = 0.0
+        for t in range(T):
+            node = _leaf(feat, kind, thr, left, right, t, row)
+            if slot[t, node] < 0 or lnb[t, node] >= lmc[t, node]:  # naive Bayes not chosen
+                P, N = pos[t, node], neg[t, node]
+                tot += (P + 1.0) / (P + N + 2.0)
+            else:
+                tot += _leaf_p(t, node, row, pos, neg, slot, hist, lf, lmc, lnb)[0]
+        out[i] = tot / T
 
 
 @njit(cache=True)

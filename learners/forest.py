@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._forest_kernels import forest_progressive, reset_tree
+from ._forest_kernels import forest_predict, forest_progressive, reset_tree
 from .base import Features, Learner
 from .state import Persistent
 
@@ -230,6 +230,12 @@ class OnlineForest(Learner, Persistent):
                            out)
         return out
 
+    def _predict(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty(len(rows))
+        forest_predict(rows, self.feat, self.kind, self.thr, self.left, self.right, self.pos,
+                       self.neg, self.slot, self.hist, self.lf, self.lmc, self.lnb, out)
+        return out
+
     def progressive_many(self, X, y, learn=None) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         learn = np.ones(len(X)) if learn is None else np.asarray(learn, dtype=np.float64)
@@ -271,15 +277,12 @@ class OnlineForest(Learner, Persistent):
     def predict_proba_many(self, X: Sequence[Features]) -> np.ndarray:
         if not self.ready:
             return self._warm_p(X)
-        n = len(X)
-        return self._run(X, np.zeros(n), np.zeros(n), False)
+        return self._predict(self.columns.transform(X, grow=False))
 
     def predict_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
         if not self.ready:
             return self._warm_p([{**shared, **it} for it in items])
-        n = len(items)
-        return self._run(None, np.zeros(n), np.zeros(n), False,
-                         self.columns.transform_request(shared, items))
+        return self._predict(self.columns.transform_request(shared, items))
 
     def predict_proba_one(self, x: Features) -> float:
         return float(self.predict_proba_many([x])[0])
