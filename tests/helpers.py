@@ -228,3 +228,21 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def captured_sends(monkeypatch) -> list:
+    """The examples tasks send (streams.control.jobs.Sender), kept in a list instead of sent
+    to Kafka."""
+    from streams.control import jobs
+
+    sent: list = []
+
+    class Sender:
+        def __init__(self, settings):
+            pass
+
+        def send(self, tenant, examples, dead_letters=()):
+            sent.extend(examples)
+
+    monkeypatch.setattr(jobs, "Sender", Sender)
+    return sent

@@ -18,6 +18,18 @@ def _fail(msg: str) -> None:
     raise SystemExit(2)
 
 
+def _report_options() -> tuple:
+    """``--wait``, ``--timeout``, ``--json`` and ``--plot``: of ``train`` and ``backfill``."""
+    return (option("--wait", is_flag=True, default=False,
+                   help="Wait until every example is learned; print each model's figures."),
+            option("--timeout", type=float, default=1800.0,
+                   help="Seconds --wait waits for the worker."),
+            option("--json", "json_path", type=str, default="",
+                   help="With --wait: also write the figures as JSON here."),
+            option("--plot", "plot_path", type=str, default="",
+                   help="With --wait: draw each model's log loss along the stream (PNG)."))
+
+
 def _report(settings: Settings, tenant: str, ids: list[str], timeout: float, json_path: str,
             plot_path: str) -> None:
     """``--wait``: until every id is learned, then the figures (and ``--json``, ``--plot``)."""
@@ -159,14 +171,7 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--weight-column", type=str, default=None,
                         help="Each row's weight, relative (divided by the file's mean), in "
                              "learning and every metric."),
-                 option("--wait", is_flag=True, default=False,
-                        help="Wait until every row is learned; print each model's figures."),
-                 option("--timeout", type=float, default=1800.0,
-                        help="Seconds --wait waits for the worker."),
-                 option("--json", "json_path", type=str, default="",
-                        help="With --wait: also write the figures as JSON here."),
-                 option("--plot", "plot_path", type=str, default="",
-                        help="With --wait: draw each model's log loss along the stream (PNG)."))
+                 *_report_options())
     async def train(self, file: str, label: str, tenant: str, positive: str | None,
                     time_column: str | None, test_share: float, weight_column: str | None,
                     wait: bool, timeout: float, json_path: str, plot_path: str) -> None:
@@ -209,14 +214,7 @@ def register(app, settings: Settings) -> None:  # noqa: C901 - one small functio
                  option("--weight-column", type=str, default="",
                         help="Column with each example's weight (0 to 1000)."),
                  option("--batch", type=int, default=5000, help="Rows per fetch."),
-                 option("--wait", is_flag=True, default=False,
-                        help="Wait until every example is learned; print each model's figures."),
-                 option("--timeout", type=float, default=1800.0,
-                        help="Seconds --wait waits for the worker."),
-                 option("--json", "json_path", type=str, default="",
-                        help="With --wait: also write the figures as JSON here."),
-                 option("--plot", "plot_path", type=str, default="",
-                        help="With --wait: draw each model's log loss along the stream (PNG)."))
+                 *_report_options())
     async def backfill(self, url: str, query: str, label: str, tenant: str, id_column: str,
                        time_column: str, weight_column: str, batch: int, wait: bool,
                        timeout: float, json_path: str, plot_path: str) -> None:

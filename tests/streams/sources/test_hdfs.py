@@ -18,7 +18,7 @@ from streams.settings import Settings
 from streams.sources import webhdfs
 from streams.sources.files import examples_from_file
 from tests.conftest import REPO
-from tests.helpers import PHISHING, aimass
+from tests.helpers import PHISHING, aimass, captured_sends
 
 pytestmark = pytest.mark.services
 
@@ -53,16 +53,7 @@ def test_a_missing_file_is_named_with_the_namenodes_answer(hdfs):
 
 
 def test_a_task_learns_a_file_on_hdfs(hdfs, monkeypatch):
-    sent = []
-
-    class Sender:
-        def __init__(self, settings):
-            pass
-
-        def send(self, tenant, examples, dead_letters=()):
-            sent.extend(examples)
-
-    monkeypatch.setattr(jobs, "Sender", Sender)
+    sent = captured_sends(monkeypatch)
     task = Task("h1", "train-file", "acme", {"path": hdfs.url("/data/phishing.csv"),
                                              "label": "is_phishing"})
     assert jobs.train_file(Settings(), task, 0, lambda d, t: None) == 1250

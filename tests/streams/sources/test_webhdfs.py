@@ -11,7 +11,7 @@ from streams.control import jobs
 from streams.control.tasks import Task
 from streams.settings import Settings
 from streams.sources import webhdfs
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, captured_sends
 
 CSV = b"x,y\n" + b"".join(f"{i},{i % 2}\n".encode() for i in range(7))
 
@@ -61,16 +61,7 @@ def test_a_missing_file_or_a_bad_url_is_named(hdfs):
 
 
 def test_a_task_learns_a_file_on_hdfs(hdfs, monkeypatch):
-    sent = []
-
-    class Sender:
-        def __init__(self, settings):
-            pass
-
-        def send(self, tenant, examples, dead_letters=()):
-            sent.extend(examples)
-
-    monkeypatch.setattr(jobs, "Sender", Sender)
+    sent = captured_sends(monkeypatch)
     task = Task("h1", "train-file", "acme", {"path": f"{hdfs.base}/data/rows.csv", "label": "y"})
     assert jobs.train_file(Settings(), task, 0, lambda d, t: None) == 7
     assert [e.label for e in sent] == [0, 1, 0, 1, 0, 1, 0]
