@@ -208,7 +208,8 @@ class Runtime:
         if report.rejected:
             self.metrics.errors.labels("sink", "fatal_row").inc(len(report.rejected))
             now = time.time()
-            letters = [DeadLetter(id=f"clickhouse:{table.name}/{i}", event_time=now,
+            batch = time.time_ns()  # each letter its own row in the dead-letter table
+            letters = [DeadLetter(id=f"clickhouse:{table.name}/{batch}/{i}", event_time=now,
                                   source_topic=f"clickhouse:{table.name}", partition=-1,
                                   offset=-1, field=column or "", reason=reason,
                                   payload=orjson.dumps(row, default=str).decode())
