@@ -128,13 +128,16 @@ class CompiledAdPredictor:
 
 def compile_linear(model) -> CompiledLinear | CompiledAdPredictor | None:
     """The compiled scorer of a river linear model, or None when it has none (another kind of
-    model, features not one-hot encoded, no bias yet, or two tokens share a CRC-32)."""
+    model, features not one-hot encoded, numeric features standardised, no bias yet, or two
+    tokens share a CRC-32)."""
     from .river_models import RiverAdPredictor, RiverLearner, RiverLogisticRegression
 
     if not isinstance(model, RiverLearner) or not model.one_hot:
         return None
     try:
         if isinstance(model, RiverLogisticRegression):
+            if model.scaler is not None and len(model.scaler):
+                return None  # numbers scaled (and clipped) per feature: river's path is exact
             r = model.model
             return CompiledLinear(dict(r.weights), float(r.intercept))
         if isinstance(model, RiverAdPredictor):

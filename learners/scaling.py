@@ -29,6 +29,10 @@ class RunningScaler:
         self.clip, self.eps = clip, eps
         self.stats: dict[str, list[float]] = {}  # name -> [n, mean, m2]
 
+    def __len__(self) -> int:
+        """How many numeric features it has statistics of."""
+        return len(self.stats)
+
     def transform(self, x: dict, numeric) -> dict:
         out = dict(x)
         for k in numeric:

