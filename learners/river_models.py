@@ -42,14 +42,22 @@ def _numeric(x: Features) -> list[str]:
 
 
 class RiverLearner(Learner):
-    """Wraps a river classifier; ``encode`` turns our features into what the model takes."""
+    """Wraps a river classifier; ``_x`` turns our features into what the model takes. A
+    subclass that sets ``scaler`` (:mod:`learners.scaling`) has its numeric features
+    standardised on the stream, by the values learned before."""
+
+    scaler: RunningScaler | None = None  # (also what a state saved before scaling holds)
 
     def __init__(self, model, one_hot: bool = True):
         self.model = model
         self.one_hot = one_hot
 
     def _x(self, x: Features) -> dict:
-        return active_one_hot(x) if self.one_hot else {k: v for k, v in x.items() if v is not None}
+        if not self.one_hot:
+            return {k: v for k, v in x.items() if v is not None}
+        if self.scaler is None:
+            return active_one_hot(x)
+        return self.scaler.transform(active_one_hot(x), _numeric(x))
 
     def predict_proba_one(self, x: Features) -> float:
         return float(self.model.predict_proba_one(self._x(x)).get(True, 0.5))
@@ -59,6 +67,8 @@ class RiverLearner(Learner):
             self.model.learn_one(self._x(x), bool(y))
         else:
             self.model.learn_one(self._x(x), bool(y), w=w)
+        if self.scaler is not None:
+            self.scaler.learn(x, _numeric(x))
 
     def clone(self) -> RiverLearner:
         clone = type(self).__new__(type(self))
@@ -84,22 +94,10 @@ class RiverLogisticRegression(RiverLearner):
     def __init__(self, lr: float = 0.05, l2: float = 0.0):
         self.lr, self.l2 = lr, l2
         super().__init__(linear_model.LogisticRegression(optimizer=optim.SGD(lr), l2=l2))
+        # numbers standardised, as RiverFM's: SGD on raw magnitudes (a salary in the tens of
+        # thousands) diverged (river's Agrawal stream: log loss 13); a state saved before has
+        # no scaler and keeps its raw values
         self.scaler = RunningScaler()
-
-    # numeric features standardised on the stream, as RiverFM's: SGD on raw magnitudes (a
-    # salary in the tens of thousands) diverged (river's Agrawal stream: log loss 13). A state
-    # saved before has no scaler and keeps its raw values.
-    scaler: RunningScaler | None = None
-
-    def _x(self, x: Features) -> dict:
-        if self.scaler is None:
-            return super()._x(x)
-        return self.scaler.transform(active_one_hot(x), _numeric(x))
-
-    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
-        super().learn_one(x, y, w)
-        if self.scaler is not None:
-            self.scaler.learn(x, _numeric(x))
 
     def clone(self) -> RiverLogisticRegression:
         return RiverLogisticRegression(self.lr, self.l2)
@@ -118,19 +116,12 @@ class RiverFM(RiverLearner):
                                             latent_optimizer=optim.SGD(lr), seed=seed))
         self.scaler = RunningScaler()
 
-    def _x(self, x: Features) -> dict:
-        return self.scaler.transform(active_one_hot(x), _numeric(x))
-
     def predict_proba_one(self, x) -> float:
         # river's FM draws random factors for a feature it has not seen, even in prediction:
         # that would let held-out examples change the model. Unseen features carry nothing yet.
         latents = self.model.latents
         seen = {k: v for k, v in self._x(x).items() if k in latents}
         return float(self.model.predict_proba_one(seen).get(True, 0.5))
-
-    def learn_one(self, x: Features, y: int, w: float = 1.0) -> None:
-        super().learn_one(x, y, w)
-        self.scaler.learn(x, _numeric(x))
 
     def clone(self) -> RiverFM:
         return RiverFM(self.n_factors, self.lr, self.seed)
