@@ -99,12 +99,11 @@ class Pace:
 
 
 def backfill(settings, task, start: int, progress) -> int:
-    from streams.sources.backfill import RowConverter, read_rows, source_name
+    from streams.sources.backfill import converter, read_rows
 
     p = task.params
-    conv = RowConverter(p["label"], task.tenant, source_name(p["url"]), p.get("id_column"),
-                        p.get("time_column"), hashlib.sha1(p["query"].encode()).hexdigest()[:10],
-                        p.get("weight_column"))
+    conv = converter(p["url"], p["query"], p["label"], task.tenant, p.get("id_column"),
+                     p.get("time_column"), p.get("weight_column"))
     out, rows_done = Sender(settings), 0
     for rows in read_rows(p["url"], p["query"], CHUNK):
         first = rows_done

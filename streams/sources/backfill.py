@@ -153,14 +153,21 @@ class BackfillStats:
     seconds: float = 0.0
 
 
+def converter(url: str, query: str, label: str, tenant: str, id_column: str | None = None,
+              time_column: str | None = None, weight_column: str | None = None) -> RowConverter:
+    """The converter of ``query``'s rows on ``url`` (ids named by the database and the query's
+    hash): what ``aimass backfill`` and a backfill task both use."""
+    return RowConverter(label, tenant, source_name(url), id_column, time_column,
+                        hashlib.sha1(query.encode()).hexdigest()[:10], weight_column)
+
+
 def backfill(url: str, query: str, label: str, tenant: str, send, send_dead,
              id_column: str | None = None, time_column: str | None = None,
              batch: int = 5000, weight_column: str | None = None) -> BackfillStats:
     """Read, convert and hand each batch to ``send(examples)`` and its bad rows to
     ``send_dead(dead_letters)``; the Kafka side is the caller's."""
     started = time.perf_counter()
-    conv = RowConverter(label, tenant, source_name(url), id_column, time_column,
-                        hashlib.sha1(query.encode()).hexdigest()[:10], weight_column)
+    conv = converter(url, query, label, tenant, id_column, time_column, weight_column)
     stats = BackfillStats()
     for rows in read_rows(url, query, batch):
         good, bad = conv.convert(rows, stats.rows)
