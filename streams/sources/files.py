@@ -95,11 +95,16 @@ def _weights(col, path: Path, name: str) -> np.ndarray:
             return w
     if not bad.any():
         raise ValueError(f"{path}: every weight in column {name!r} is 0")
-    rows = [f"row {col.index[j] + 1}: {_clean(col.iloc[j])!r}" for j in np.flatnonzero(bad)[:5]]
-    more = f" (and {int(bad.sum()) - 5} more)" if bad.sum() > 5 else ""
-    raise ValueError(f"{path}: {int(bad.sum())} rows have an unusable weight in column {name!r} "
-                     f"(a number >= 0, at most {MAX_WEIGHT:g} times the mean); nothing was "
-                     f"sent:\n  " + "\n  ".join(rows) + more)
+    raise _refused(path, f"weight in column {name!r} (a number >= 0, at most {MAX_WEIGHT:g} "
+                         "times the mean)",
+                   [f"row {col.index[j] + 1}: {_clean(col.iloc[j])!r}" for j in np.flatnonzero(bad)])
+
+
+def _refused(path: Path, what: str, rows: list[str]) -> ValueError:
+    """The error that refuses a file whole, naming its first bad rows."""
+    more = f" (and {len(rows) - 5} more)" if len(rows) > 5 else ""
+    return ValueError(f"{path}: {len(rows)} rows have an unusable {what}; nothing was sent:\n  "
+                      + "\n  ".join(rows[:5]) + more)
 
 
 def is_test(example_id: str, share: float) -> bool:
@@ -148,7 +153,5 @@ def examples_from_file(path: Path, label: str, tenant: str = "default",
                                    test=is_test(ex_id, test_share),
                                    weight=1.0 if weights is None else float(weights[n])))
     if bad:
-        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        raise ValueError(f"{path}: {len(bad)} rows have an unusable label in column {label!r}; "
-                         f"nothing was sent:\n  " + "\n  ".join(bad[:5]) + more)
+        raise _refused(path, f"label in column {label!r}", bad)
     return out
