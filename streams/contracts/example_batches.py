@@ -31,10 +31,10 @@ from streams.contracts.fields import (
     MAX_CLOCK_SKEW,
     MAX_FEATURES,
     MAX_ID,
-    MAX_WEIGHT,
     InvalidEvent,
     tenant,
     values_ok,
+    weight_ok,
 )
 
 VERSION = 1
@@ -93,8 +93,7 @@ def decode_examples(raw: bytes | None) -> tuple[list[TrainingExample],
     ids, times, labels, sources, feats = cols
     if _all_valid(ids, times, labels, sources, feats) and \
             all(v.__class__ is bool for v in tests) and \
-            all((w.__class__ is float or w.__class__ is int) and 0 <= w <= MAX_WEIGHT
-                for w in weights):
+            all(weight_ok(w) for w in weights):
         return [TrainingExample(i, float(tm), t, f, lb, s, ts, float(w)) for i, tm, lb, s, f, ts, w
                 in zip(ids, times, labels, sources, feats, tests, weights, strict=True)], []
     good, bad = [], []  # something is off: each row on its own, the bad ones named

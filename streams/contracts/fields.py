@@ -68,11 +68,16 @@ def string(d: dict, name: str, prefix: str = "", max_len: int = MAX_ID) -> str:
     return v
 
 
+def weight_ok(v) -> bool:
+    """A number (not a bool) in [0, :data:`MAX_WEIGHT`]; NaN is not."""
+    return v.__class__ is not bool and isinstance(v, int | float) and 0 <= v <= MAX_WEIGHT
+
+
 def weight(d: dict, name: str = "weight") -> float:
     """An example's weight: optional (1), a finite number in [0, :data:`MAX_WEIGHT`]; 0 is
     scored and counted nowhere, 2 counts as the example seen twice."""
     v = d.get(name, 1.0)
-    if v.__class__ is bool or not isinstance(v, int | float) or not 0 <= v <= MAX_WEIGHT:
+    if not weight_ok(v):
         raise InvalidEvent(name, f"must be a number in [0, {MAX_WEIGHT:g}], got {v!r}")
     return float(v)
 
