@@ -250,8 +250,9 @@ def _schema(doc) -> dict:
     if len(doc) > MAX_COLUMNS:
         raise SpecError("schema", f"at most {MAX_COLUMNS} columns")
     for column, kind in doc.items():
-        if not 0 < len(column) <= MAX_NAME:
-            raise SpecError("schema", f"a column name has 1 to {MAX_NAME} characters")
+        if not isinstance(column, str) or not 0 < len(column) <= MAX_NAME:
+            raise SpecError("schema", f"a column name is text of 1 to {MAX_NAME} characters "
+                                      f"(got {column!r})")
         if kind not in COLUMN_KINDS:
             raise SpecError(f"schema.{column}", f"unknown column kind {kind!r}; known: "
                                                 f"{', '.join(COLUMN_KINDS)}")

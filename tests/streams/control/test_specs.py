@@ -45,6 +45,9 @@ REFUSED = [
      "positive number"),
     ({"members": {"fm": FM, "lr": {"kind": "ftrl"}}, "quotas": {"max_models": 1}},
      "quotas.max_models", "at least the 2 members"),
+    ({"members": {"fm": FM}, "schema": {"zip": "text"}}, "schema.zip", "unknown column kind"),
+    ({"members": {"fm": FM}, "schema": {1: "number"}}, "schema", "a column name is text"),
+    ({"members": {"fm": FM}, "schema": {"": "number"}}, "schema", "1 to 128 characters"),
 ]
 
 pytestmark = pytest.mark.control
