@@ -42,22 +42,21 @@ class HDFS:
     def url(self, path: str) -> str:
         return hdfs_url(self.http_port, path)
 
-    def _call(self, method: str, path: str, op: str, data: bytes | None = None, **params) -> str:
+    def _request(self, method: str, path: str, op: str, **params) -> urllib.request.Request:
         q = urllib.parse.urlencode({"op": op, "user.name": self.user, **params})
-        req = urllib.request.Request(
+        return urllib.request.Request(
             f"http://127.0.0.1:{self.http_port}/webhdfs/v1{urllib.parse.quote(path)}?{q}",
-            data=data, method=method)
-        with urllib.request.urlopen(req, timeout=60) as r:
+            method=method)
+
+    def _call(self, method: str, path: str, op: str, **params) -> str:
+        with urllib.request.urlopen(self._request(method, path, op, **params), timeout=60) as r:
             return r.read().decode()
 
     def put(self, path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` (parents made), as a Hadoop client does over WebHDFS:
         the namenode names a datanode (a redirect), the bytes go there."""
         self._call("PUT", str(Path(path).parent), "MKDIRS")
-        q = urllib.parse.urlencode({"op": "CREATE", "user.name": self.user, "overwrite": "true"})
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_port}/webhdfs/v1{urllib.parse.quote(path)}?{q}",
-            method="PUT")
+        req = self._request("PUT", path, "CREATE", overwrite="true")
         try:  # urllib does not follow a redirect of a PUT: it raises it
             urllib.request.urlopen(req, timeout=60)
             raise ServiceError("the namenode named no datanode for CREATE")
