@@ -45,12 +45,17 @@ def _leaf(feat, kind, thr, left, right, t, row):
 
 
 @njit(cache=True)
+def _rate(t, node, pos, neg):
+    """The leaf's Laplace-smoothed click rate."""
+    return (pos[t, node] + 1.0) / (pos[t, node] + neg[t, node] + 2.0)
+
+
+@njit(cache=True)
 def _leaf_p(t, node, row, pos, neg, slot, hist, lf, lmc, lnb):
     """The leaf's click probability: its smoothed rate, or naive Bayes over its histograms
     when that has done better at this leaf so far (adaptive naive Bayes leaves, as in river's
     Hoeffding trees). Returns (p, p_majority, p_naive_bayes)."""
-    P, N = pos[t, node], neg[t, node]
-    pm = (P + 1.0) / (P + N + 2.0)
+    pm = _rate(t, node, pos, neg)
     s = slot[t, node]
     if s < 0:
         return pm, pm, pm
@@ -80,8 +85,7 @@ def forest_predict(rows, feat, kind, thr, left, right, pos, neg, slot, hist, lf,
         for t in range(T):
             node = _leaf(feat, kind, thr, left, right, t, row)
             if slot[t, node] < 0 or lnb[t, node] >= lmc[t, node]:  # naive Bayes not chosen
-                P, N = pos[t, node], neg[t, node]
-                tot += (P + 1.0) / (P + N + 2.0)
+                tot += _rate(t, node, pos, neg)
             else:
                 tot += _leaf_p(t, node, row, pos, neg, slot, hist, lf, lmc, lnb)[0]
         out[i] = tot / T
