@@ -123,3 +123,13 @@ class Phased(ABC):
     """A learner that trains in phases (exported as ``aimass_training_phase``)."""
 
     phase: int
+
+
+class Freezable(ABC):
+    """A learner that scores faster from tables made once per version (a replica's model
+    never learns). ``freeze`` makes them now; learning drops them, and the next prediction
+    makes them again."""
+
+    @abstractmethod
+    def freeze(self) -> None:
+        """Make the serving tables now (a snapshot's loader calls it, off the request path)."""

@@ -38,7 +38,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._forest_kernels import forest_predict, forest_progressive, reset_tree
-from .base import Features, Learner
+from ._forest_serving import FrozenForest, freeze
+from .base import Features, Freezable, Learner
 from .state import Persistent
 
 MISSING = 0
@@ -52,7 +53,7 @@ class Columns:
         self.names: list[str] = []
         self.numeric: list[bool] = []
         self.edges: list[np.ndarray] = []
-        self._memo: dict = {}
+        self._memo: dict = {None: MISSING}  # value -> bin
 
     def fit(self, X: Sequence[Features]) -> None:
         """Fix each column's kind and bin edges from the warm-up rows."""
@@ -104,9 +105,11 @@ class Columns:
     def transform_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
         """The bins of ``{**shared, **item}`` for each item, the shared part binned once."""
         out = np.zeros((len(items), len(self.names)), dtype=np.int16)
+        in_items = set().union(*items)
         for j, name in enumerate(self.names):
-            if any(name in it for it in items):
-                out[:, j] = self._column(j, [it.get(name, shared.get(name)) for it in items])
+            if name in in_items:
+                sv = shared.get(name)
+                out[:, j] = self._column(j, [it.get(name, sv) for it in items])
             elif shared.get(name) is not None:
                 out[:, j] = self._column(j, [shared[name]])[0]
         return out
@@ -118,13 +121,17 @@ class Columns:
             b = np.searchsorted(self.edges[j], v, side="right") + 1
             b[np.isnan(v)] = MISSING
             return b
-        return [MISSING if c is None else self._bin(c) for c in col]
+        bins = list(map(self._memo.get, col))  # None is in the memo: MISSING
+        if None in bins:  # values not binned yet
+            bins = [self._bin(c) if b is None else b for b, c in zip(bins, col, strict=True)]
+        return bins
 
     def _bin(self, v) -> int:
         b = self._memo.get(v)
         if b is None:
             if len(self._memo) > 100_000:
                 self._memo.clear()
+                self._memo[None] = MISSING
             key = f"{type(v).__name__}:{v}".encode()
             b = self._memo[v] = 1 + zlib.crc32(key) % self.bins
         return b
@@ -144,7 +151,7 @@ class Columns:
 # -- the compiled forest -----------------------------------------------------------------------
 
 
-class OnlineForest(Learner, Persistent):
+class OnlineForest(Learner, Freezable, Persistent):
     """Parameters: ``n_trees``, ``max_depth``, ``grace`` (examples at a leaf between split
     attempts), ``bins``, ``features_per_leaf``, ``delta`` and ``tau`` (the Hoeffding bound
     and its tie threshold), ``min_gain``, ``lam`` (online bagging), ``drift_ratio`` (a tree
@@ -177,6 +184,7 @@ class OnlineForest(Learner, Persistent):
         self.buffer_w: list[float] = []  # the kept rows' weights
         self.base = np.zeros(2)  # positives, negatives (before the trees are built)
         self.early: OnlineForest | None = None  # predicts during the warm-up (see above)
+        self._frozen: FrozenForest | None = None  # the serving tables of these arrays
         T, L, m = n_trees, max_nodes // 2 + 1, features_per_leaf
         self.feat = np.full((T, max_nodes), -1, dtype=np.int32)
         self.kind = np.zeros((T, max_nodes), dtype=np.int8)
@@ -221,6 +229,7 @@ class OnlineForest(Learner, Persistent):
         self._run(X, np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64), True)
 
     def _run(self, X, y, learn, do_learn, rows: np.ndarray | None = None) -> np.ndarray:
+        self._frozen = None  # the arrays change
         if rows is None:
             rows = self.columns.transform(X, grow=do_learn)
         out = np.empty(len(rows))
@@ -230,7 +239,18 @@ class OnlineForest(Learner, Persistent):
                            out)
         return out
 
+    def freeze(self) -> None:
+        if self.ready and self._frozen is None:
+            self._frozen = freeze(self)
+        if self.early is not None:
+            self.early.freeze()
+
     def _predict(self, rows: np.ndarray) -> np.ndarray:
+        self.freeze()
+        return self._frozen.predict(rows)
+
+    def predict_learning(self, rows: np.ndarray) -> np.ndarray:
+        """What :meth:`_predict` gives, by the learning kernel (no tables): a reference."""
         out = np.empty(len(rows))
         forest_predict(rows, self.feat, self.kind, self.thr, self.left, self.right, self.pos,
                        self.neg, self.slot, self.hist, self.lf, self.lmc, self.lnb, out)

@@ -69,6 +69,7 @@ class PreparedRequest:
     sn_val: np.ndarray | None = None
     N_hash: np.ndarray | None = None
     N: np.ndarray | None = None
+    expanded: tuple | None = None  # _with_int_columns' result, made once for every hasher
 
 
 class FeatureHasher:
@@ -199,10 +200,8 @@ class FeatureHasher:
         n = len(items)
         if not n:
             return PreparedRequest(general=True)
-        first = items[0].keys()
-        if all(it.keys() == first for it in items):
-            keys = list(first)
-        else:
+        keys = list(items[0])
+        if len(set().union(*items)) != len(keys):  # some item has a feature the first lacks
             keys = list(dict.fromkeys(k for it in items for k in it))
         if shared.keys() & set(keys):  # an item overrides a shared feature
             return PreparedRequest(general=True)
@@ -229,8 +228,9 @@ class FeatureHasher:
                     sn_hash.append(hash_(k, None))
                     sn_val.append(float(v))
         cols = [[it.get(k) for it in items] for k in keys]
-        N_hash, N = _int_columns(keys, cols, hash_)
-        if {v.__class__ for col in cols for v in col} <= _CATEGORICAL:  # the usual case
+        classes = [set(map(type, col)) for col in cols]
+        N_hash, N = _int_columns(keys, cols, classes, hash_)
+        if set().union(*classes) <= _CATEGORICAL:  # the usual case
             hcols = []
             for k, col in zip(keys, cols, strict=True):
                 hs = list(map(self._memo.get(k, {}).get, col))
@@ -267,10 +267,12 @@ class FeatureHasher:
         self._memo, self._memo_size = {}, 0
 
 
-def _int_columns(keys: list, cols: list, hash_) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _int_columns(keys: list, cols: list, classes: list,
+                 hash_) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per item column holding an int: its numeric token's hash, and the ints as floats (NaN
-    where a row has none); (None, None) when no column holds one."""
-    found = [j for j, c in enumerate(cols) if any(v.__class__ is int for v in c)]
+    where a row has none); (None, None) when no column holds one. ``classes[j]``: the types
+    of column ``j``'s values."""
+    found = [j for j, c in enumerate(classes) if int in c]
     if not found:
         return None, None
     N_hash = np.zeros(len(keys), dtype=np.int64)
@@ -284,24 +286,21 @@ def _int_columns(keys: list, cols: list, hash_) -> tuple[np.ndarray | None, np.n
 def _with_int_columns(pr: PreparedRequest):
     """The item columns with a numeric column after each int column (as :meth:`transform`
     puts an int's numeric token right after its categorical one), and where each feature's
-    categorical column now is."""
+    categorical column now is. Made once per request (``pr.expanded``)."""
+    if pr.expanded is not None:
+        return pr.expanded
     has = ~np.isnan(pr.N)
-    expand = [j for j in range(pr.H.shape[1]) if has[:, j].any()]
-    order, pos = [], {}
-    for j in range(pr.H.shape[1]):
-        pos[j] = len(order)
-        order.append((j, False))
-        if j in expand:
-            order.append((j, True))
-    n = pr.H.shape[0]
-    H = np.empty((n, len(order)), dtype=np.int64)
-    V = np.empty((n, len(order)))
-    P = np.empty((n, len(order)), dtype=np.bool_)
-    C = np.empty((n, len(order)), dtype=np.bool_)
-    for t, (j, numeric) in enumerate(order):
-        if numeric:
-            H[:, t], V[:, t] = pr.N_hash[j], np.nan_to_num(pr.N[:, j])
-            P[:, t], C[:, t] = has[:, j], False
-        else:
-            H[:, t], V[:, t], P[:, t], C[:, t] = pr.H[:, j], pr.V[:, j], pr.P[:, j], pr.C[:, j]
-    return H, V, P, C, {k: pos[j] for k, j in pr.col.items()}
+    expand = has.any(axis=0)
+    k = pr.H.shape[1]
+    src = np.repeat(np.arange(k), np.where(expand, 2, 1))  # each column, twice if expanded
+    numeric = np.zeros(len(src), dtype=np.bool_)
+    numeric[1:] = src[1:] == src[:-1]  # the second of a pair is the numeric one
+    H, V, P, C = (np.ascontiguousarray(a[:, src]) for a in (pr.H, pr.V, pr.P, pr.C))
+    num_src = src[numeric]
+    H[:, numeric] = pr.N_hash[num_src]
+    V[:, numeric] = np.nan_to_num(pr.N[:, num_src])
+    P[:, numeric] = has[:, num_src]
+    C[:, numeric] = False
+    pos = np.flatnonzero(~numeric)  # column j's categorical position
+    pr.expanded = H, V, P, C, {name: int(pos[j]) for name, j in pr.col.items()}
+    return pr.expanded

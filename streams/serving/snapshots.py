@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ensemble.base import Combiner
-from learners.base import Learner
+from learners.base import Freezable, Learner
 from learners.compiled import compile_linear
 from learners.hashed import HashedLearner
 from learners.hashing import FeatureHasher
@@ -105,6 +105,9 @@ def load_snapshot(data: bytes, key: bytes) -> Snapshot:
             not all(isinstance(c, Combiner) for c in s["ensembles"].values()):
         raise StateRejected("malformed snapshot: a member is not a learner or combiner")
     models = s.pop("models")
+    for m in models.values():
+        if isinstance(m, Freezable):  # its serving tables now, not at its first request
+            m.freeze()
     compiled = {n: c for n, m in models.items() if (c := compile_linear(m)) is not None}
     return Snapshot(models=models, compiled=compiled, **s)
 
