@@ -63,10 +63,37 @@ def ftrl_progressive(indptr, idx, val, y, learn, z, n, alpha, beta, l1, l2, out)
 
 
 @njit(cache=True)
+def shared_prefix(indptr, idx, val):
+    """How many entries every row starts with alike (bucket and value): a request's rows all
+    begin with the bias and its user's and context's tokens. Predictions sum those once; the
+    sums are made in the same order as row by row, so they are the same to the bit."""
+    n = len(indptr) - 1
+    if n == 0:
+        return 0
+    s0 = indptr[0]
+    p = indptr[1] - s0
+    for i in range(1, n):
+        s = indptr[i]
+        m = min(p, indptr[i + 1] - s)
+        q = 0
+        while q < m and idx[s + q] == idx[s0 + q] and val[s + q] == val[s0 + q]:
+            q += 1
+        p = q
+        if p == 0:
+            break
+    return p
+
+
+@njit(cache=True)
 def ftrl_predict(indptr, idx, val, z, n, alpha, beta, l1, l2, out):
+    p = shared_prefix(indptr, idx, val)
+    base = 0.0
+    for j in range(indptr[0], indptr[0] + p):
+        k = idx[j]
+        base += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
     for i in range(len(indptr) - 1):
-        wx = 0.0
-        for j in range(indptr[i], indptr[i + 1]):
+        wx = base
+        for j in range(indptr[i] + p, indptr[i + 1]):
             k = idx[j]
             wx += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
         out[i] = _sigmoid(wx)
@@ -164,14 +191,47 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, ready, seed,
 
 @njit(cache=True)
 def fm_predict(indptr, idx, val, z, n, V, ready, seed, std, alpha, beta, l1, l2, out):
-    w = np.empty(256, dtype=np.float64)
-    S = np.empty(V.shape[1], dtype=np.float64)
+    """As :func:`_fm_logit` row by row, the rows' common start (:func:`shared_prefix`) summed
+    once."""
+    kf = V.shape[1]
+    if len(indptr) < 2:
+        return
+    p = shared_prefix(indptr, idx, val)
+    s0 = indptr[0]
+    _fm_ready(s0, s0 + p, idx, V, ready, seed, std)
+    lin0 = 0.0
+    for j in range(s0, s0 + p):
+        k = idx[j]
+        lin0 += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
+    sf0 = np.zeros(kf)
+    sq0 = np.zeros(kf)
+    for f in range(kf):
+        for j in range(s0, s0 + p):
+            k = idx[j]
+            if k != 0:
+                t = V[k, f] * val[j]
+                sf0[f] += t
+                sq0[f] += t * t
     for i in range(len(indptr) - 1):
-        s, e = indptr[i], indptr[i + 1]
-        if e - s > w.shape[0]:
-            w = np.empty(2 * (e - s), dtype=np.float64)
+        s, e = indptr[i] + p, indptr[i + 1]
         _fm_ready(s, e, idx, V, ready, seed, std)
-        out[i] = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
+        lin = lin0
+        for j in range(s, e):
+            k = idx[j]
+            lin += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
+        pair = 0.0
+        for f in range(kf):
+            sf = sf0[f]
+            sq = sq0[f]
+            for j in range(s, e):
+                k = idx[j]
+                if k == 0:
+                    continue
+                t = V[k, f] * val[j]
+                sf += t
+                sq += t * t
+            pair += 0.5 * (sf * sf - sq)
+        out[i] = _sigmoid(lin + pair)
 
 
 @njit(cache=True)
