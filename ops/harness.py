@@ -87,6 +87,10 @@ class WorkerProcess:
         raise TimeoutError(f"{name}{labels or ''} reached {value:.0f} of {target:.0f} in "
                            f"{timeout:.0f}s; see {self.log} and {dump}")
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the process and its living descendants have spent."""
+        return tree_cpu_seconds(self.proc.pid)
+
     def wait_ready(self, timeout: float = 120) -> None:
         """Until the worker has joined its group and been assigned partitions."""
         self.wait_for("aimass_assigned_partitions", 1, timeout)
@@ -98,3 +102,23 @@ class WorkerProcess:
             stop_pid(self.proc.pid, timeout=30)
         self.proc.wait(30)
         self._out.close()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every descendant still running, from Linux's
+    /proc (a process gone before the call is not counted)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue  # it ended meanwhile
+    return total

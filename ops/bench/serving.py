@@ -189,11 +189,17 @@ def main() -> None:
             return go_load(binary, url, payloads, rate, args.duration)
         return in_process(url, payloads, rate, args.duration)
 
-    def run_rates(base: str, replicas: int, kind: str, worker) -> list[dict]:
+    def run_rates(base: str, replicas: int, kind: str, worker, serve) -> list[dict]:
         out = []
         for rate in (float(r) for r in args.rates.split(",")):
             for endpoint in ("noop", "recommend"):
+                cpu = serve.cpu_seconds()
                 r = load(f"{base}/{endpoint}", rate)
+                answered = r["requests"] - r["errors"]
+                # the replicas' CPU per answer: comparable across runs where the machine's
+                # speed or its other load differs, which latency at saturation is not
+                r["replica_cpu_ms"] = (round((serve.cpu_seconds() - cpu) * 1000 / answered, 3)
+                                       if answered else None)
                 learned = (worker.counter("aimass_examples_learned_total")
                            if worker else None)  # the trainer kept learning
                 out.append({"endpoint": endpoint, "backend": kind, "replicas": replicas,
@@ -225,7 +231,8 @@ def main() -> None:
                     serve = WorkerProcess.serving(s, Path(logs) / f"serve-{n}.log", workers=n)
                     try:
                         wait_version(s.serving_port, version)
-                        rows += run_rates(f"http://127.0.0.1:{s.serving_port}", n, kind, worker)
+                        rows += run_rates(f"http://127.0.0.1:{s.serving_port}", n, kind, worker,
+                                          serve)
                     finally:
                         serve.stop()
             finally:
@@ -239,7 +246,7 @@ def main() -> None:
             r["p99_vs_noop"] = round(r["p99_ms"] / floor["p99_ms"], 2)
 
     print_table(rows, ["endpoint", "backend", "replicas", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
-                       "p999_ms", "errors", "p99_vs_noop", "trainer_learned"])
+                       "p999_ms", "errors", "p99_vs_noop", "replica_cpu_ms", "trainer_learned"])
     write_json(args.json, rows, duration_s=args.duration, candidates=100)
 
 

@@ -1,0 +1,32 @@
+"""ops.harness.tree_cpu_seconds: the CPU of a process and its descendants (the serving bench's
+per-request CPU of `aimass serve --workers N`, whose replicas are children of its parent)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from ops.harness import tree_cpu_seconds
+
+BURN = ("import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.6: pass\\n"
+        "time.sleep(30)'])\n"
+        "time.sleep(30)\n")
+
+
+def test_a_grandchilds_cpu_counts_for_the_parent():
+    parent = subprocess.Popen([sys.executable, "-c", BURN])
+    try:
+        deadline = time.monotonic() + 20
+        while tree_cpu_seconds(parent.pid) < 0.6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        total = tree_cpu_seconds(parent.pid)
+        assert total >= 0.6  # the burning grandchild's, though the parent only sleeps
+        assert tree_cpu_seconds(parent.pid) - total < 0.3  # it stopped burning
+    finally:
+        subprocess.run(["pkill", "-P", str(parent.pid)])
+        parent.kill()
+        parent.wait()
+    assert tree_cpu_seconds(parent.pid) == 0.0  # gone: nothing to count
