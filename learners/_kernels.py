@@ -133,18 +133,13 @@ def _fm_ready(s, e, idx, V, ready, seed, std):
 
 
 @njit(cache=True)
-def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
-    """The FM's logit for one example (entries s..e, factors ready); fills ``w`` (linear
-    weights, by entry) and ``S`` (the per-factor sums the gradient needs)."""
-    lin = 0.0
-    for j in range(s, e):
-        k = idx[j]
-        w[j - s] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
-        lin += w[j - s] * val[j]
-    pair = 0.0
+def _fm_factor_sums(s, e, idx, val, V, S, Q):
+    """Add entries s..e (factors ready) to each factor's sum ``S`` and sum of squares ``Q``.
+    Sums go entry by entry in order, so a row's sums continued from those of its first
+    entries are the row's own to the bit."""
     for f in range(V.shape[1]):
-        sf = 0.0
-        sq = 0.0
+        sf = S[f]
+        sq = Q[f]
         for j in range(s, e):
             k = idx[j]
             if k == 0:
@@ -153,8 +148,30 @@ def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S):
             sf += t
             sq += t * t
         S[f] = sf
-        pair += 0.5 * (sf * sf - sq)
-    return lin + pair
+        Q[f] = sq
+
+
+@njit(cache=True)
+def _fm_pair(S, Q):
+    pair = 0.0
+    for f in range(S.shape[0]):
+        pair += 0.5 * (S[f] * S[f] - Q[f])
+    return pair
+
+
+@njit(cache=True)
+def _fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S, Q):
+    """The FM's logit for one example (entries s..e, factors ready); fills ``w`` (linear
+    weights, by entry) and ``S`` (the per-factor sums the gradient needs)."""
+    lin = 0.0
+    for j in range(s, e):
+        k = idx[j]
+        w[j - s] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
+        lin += w[j - s] * val[j]
+    S[:] = 0.0
+    Q[:] = 0.0
+    _fm_factor_sums(s, e, idx, val, V, S, Q)
+    return lin + _fm_pair(S, Q)
 
 
 @njit(cache=True)
@@ -167,12 +184,13 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, ready, seed,
     kf = V.shape[1]
     w = np.empty(256, dtype=np.float64)
     S = np.empty(kf, dtype=np.float64)
+    Q = np.empty(kf, dtype=np.float64)
     for i in range(len(indptr) - 1):
         s, e = indptr[i], indptr[i + 1]
         if e - s > w.shape[0]:
             w = np.empty(2 * (e - s), dtype=np.float64)
         _fm_ready(s, e, idx, V, ready, seed, std)
-        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S))
+        p = _sigmoid(_fm_logit(s, e, idx, val, z, n, V, alpha, beta, l1, l2, w, S, Q))
         out[i] = p
         if not learn[i] > 0:
             continue
@@ -193,45 +211,28 @@ def fm_progressive(indptr, idx, val, y, learn, z, n, V, G, touched, ready, seed,
 def fm_predict(indptr, idx, val, z, n, V, ready, seed, std, alpha, beta, l1, l2, out):
     """As :func:`_fm_logit` row by row, the rows' common start (:func:`shared_prefix`) summed
     once."""
-    kf = V.shape[1]
     if len(indptr) < 2:
         return
+    kf = V.shape[1]
     p = shared_prefix(indptr, idx, val)
+    S0, Q0 = np.zeros(kf), np.zeros(kf)
+    S, Q = np.empty(kf), np.empty(kf)
     s0 = indptr[0]
     _fm_ready(s0, s0 + p, idx, V, ready, seed, std)
     lin0 = 0.0
     for j in range(s0, s0 + p):
-        k = idx[j]
-        lin0 += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
-    sf0 = np.zeros(kf)
-    sq0 = np.zeros(kf)
-    for f in range(kf):
-        for j in range(s0, s0 + p):
-            k = idx[j]
-            if k != 0:
-                t = V[k, f] * val[j]
-                sf0[f] += t
-                sq0[f] += t * t
+        lin0 += _ftrl_weight(z[idx[j]], n[idx[j]], alpha, beta, l1, l2) * val[j]
+    _fm_factor_sums(s0, s0 + p, idx, val, V, S0, Q0)
     for i in range(len(indptr) - 1):
         s, e = indptr[i] + p, indptr[i + 1]
         _fm_ready(s, e, idx, V, ready, seed, std)
         lin = lin0
         for j in range(s, e):
-            k = idx[j]
-            lin += _ftrl_weight(z[k], n[k], alpha, beta, l1, l2) * val[j]
-        pair = 0.0
-        for f in range(kf):
-            sf = sf0[f]
-            sq = sq0[f]
-            for j in range(s, e):
-                k = idx[j]
-                if k == 0:
-                    continue
-                t = V[k, f] * val[j]
-                sf += t
-                sq += t * t
-            pair += 0.5 * (sf * sf - sq)
-        out[i] = _sigmoid(lin + pair)
+            lin += _ftrl_weight(z[idx[j]], n[idx[j]], alpha, beta, l1, l2) * val[j]
+        S[:] = S0
+        Q[:] = Q0
+        _fm_factor_sums(s, e, idx, val, V, S, Q)
+        out[i] = _sigmoid(lin + _fm_pair(S, Q))
 
 
 @njit(cache=True)
