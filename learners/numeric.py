@@ -43,6 +43,27 @@ MAX_BINNED = 1024  # numeric buckets given quantile bins (each keeps ``sample`` 
 
 
 @njit(cache=True)
+def _z(v, s, stats, clip):
+    """``v`` standardised by slot ``s``'s statistics (0 until they have two values), clipped."""
+    n = stats[s, 0]
+    z = 0.0
+    if n >= 2.0:
+        sd = math.sqrt(stats[s, 2] / n)
+        if sd > 0.0:
+            z = (v - stats[s, 1]) / sd
+    return min(clip, max(-clip, z))
+
+
+@njit(cache=True)
+def _bin(v, s, edges):
+    """The bin of ``v`` among slot ``s``'s fixed edges."""
+    b = 0
+    while b < edges.shape[1] and v >= edges[s, b]:
+        b += 1
+    return b
+
+
+@njit(cache=True)
 def _scale(indptr, slots, values, stats, learn, update, clip, out, sample, edges, ready, tok):
     """Scale each entry by its slot's statistics (before the row is counted), note its bin
     (``tok``: -1 for none), then count the learned rows; a binned slot keeps its first values
@@ -56,18 +77,9 @@ def _scale(indptr, slots, values, stats, learn, update, clip, out, sample, edges
             if s < 0:
                 out[e] = values[e]
                 continue
-            n = stats[s, 0]
-            z = 0.0
-            if n >= 2.0:
-                sd = math.sqrt(stats[s, 2] / n)
-                if sd > 0.0:
-                    z = (values[e] - stats[s, 1]) / sd
-            out[e] = min(clip, max(-clip, z))
+            out[e] = _z(values[e], s, stats, clip)
             if s < len(ready) and ready[s]:
-                b = 0
-                while b < B1 and values[e] >= edges[s, b]:
-                    b += 1
-                tok[e] = b
+                tok[e] = _bin(values[e], s, edges)
         if update and learn[i]:
             for e in range(lo, hi):
                 s = slots[e]
@@ -113,6 +125,38 @@ def _with_bins(indptr, idx, vals, tok, size):
                 j += 1
         o_ptr[i + 1] = j
     return o_ptr, o_idx, o_val
+
+
+@njit(cache=True)
+def _transform(indptr, idx, vals, buckets, slot, stats, clip, edges, ready, size):
+    """Serving's one pass: each entry's slot (``buckets`` sorted, as ``np.searchsorted``
+    finds it), its value scaled and its bin noted as :func:`_scale` does without learning,
+    then the bin tokens laid in by :func:`_with_bins`."""
+    nb, m = len(buckets), len(idx)
+    out = np.empty(m, dtype=np.float64)
+    tok = np.full(m, -1, dtype=np.int64)
+    binned = 0
+    for e in range(m):
+        k, v = idx[e], vals[e]
+        lo, hi = 0, nb
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if buckets[mid] < k:
+                lo = mid + 1
+            else:
+                hi = mid
+        lo = min(lo, nb - 1)
+        s = slot[lo] if buckets[lo] == k else -1
+        if s < 0:
+            out[e] = v
+            continue
+        out[e] = _z(v, s, stats, clip)
+        if s < len(ready) and ready[s]:
+            tok[e] = _bin(v, s, edges)
+            binned += 1
+    if size and binned:
+        return _with_bins(indptr, idx, out, tok, size)
+    return indptr, idx, out
 
 
 @persistent
@@ -196,5 +240,10 @@ class BucketScaler:
         return self._apply(rows, np.asarray(learn, dtype=np.bool_))
 
     def transform(self, rows: Rows) -> Rows:
-        """The rows scaled by the statistics as they are (serving, prediction)."""
-        return self._apply(rows, None)
+        """The rows scaled by the statistics as they are (serving, prediction): what
+        :meth:`_apply` gives without learning, in one compiled pass."""
+        if not len(self.buckets):
+            return rows
+        return Rows(*_transform(rows.indptr, rows.indices, rows.values, self.buckets,
+                                self.slot, self.stats, self.clip, self.edges, self.ready,
+                                self.size))

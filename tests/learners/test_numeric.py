@@ -42,3 +42,18 @@ def test_linear_members_learn_a_curve_and_the_fm_a_grid():
     disc = [int(x["a"] ** 2 + x["b"] ** 2 < 0.5) for x in X]  # needs a and b together
     p = FactorizationMachine(bits=16, seed=3).progressive_many(X, disc)
     assert roc_auc(disc[3000:], p[3000:]) > 0.9
+
+
+def test_serving_scales_as_learning_does_with_nothing_learned():
+    h = FeatureHasher(bits=12)
+    X = [{"x": float(v), "y": v % 3 + 0.5, "c": str(v % 5), "n": v} for v in range(40)]
+    for s in (BucketScaler(size=h.size, bins=4, sample_size=8), BucketScaler()):
+        s.progressive(h.transform(X), np.ones(40, dtype=bool))
+        rows = h.transform(X[::-1])
+        served = s.transform(rows)  # one compiled pass
+        learned = s.progressive(rows, np.zeros(40, dtype=bool))  # the learning path, no update
+        assert served.indptr.tolist() == learned.indptr.tolist()
+        assert served.indices.tolist() == learned.indices.tolist()
+        assert served.values.tolist() == learned.values.tolist()
+    unseen = s.transform(h.transform([{"z": 1.5}]))  # a number no row had: left as it is
+    assert 1.5 in unseen.values.tolist()
