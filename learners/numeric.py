@@ -129,24 +129,17 @@ def _with_bins(indptr, idx, vals, tok, size):
 
 @njit(cache=True)
 def _transform(indptr, idx, vals, buckets, slot, stats, clip, edges, ready, size):
-    """Serving's one pass: each entry's slot (``buckets`` sorted, as ``np.searchsorted``
-    finds it), its value scaled and its bin noted as :func:`_scale` does without learning,
-    then the bin tokens laid in by :func:`_with_bins`."""
+    """Serving's one pass: each entry's slot (as :meth:`BucketScaler._slots` finds it), its
+    value scaled and its bin noted as :func:`_scale` does without learning, then the bin
+    tokens laid in by :func:`_with_bins`."""
     nb, m = len(buckets), len(idx)
     out = np.empty(m, dtype=np.float64)
     tok = np.full(m, -1, dtype=np.int64)
     binned = 0
     for e in range(m):
         k, v = idx[e], vals[e]
-        lo, hi = 0, nb
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if buckets[mid] < k:
-                lo = mid + 1
-            else:
-                hi = mid
-        lo = min(lo, nb - 1)
-        s = slot[lo] if buckets[lo] == k else -1
+        pos = min(np.searchsorted(buckets, k), nb - 1)  # as _slots finds it
+        s = slot[pos] if buckets[pos] == k else -1
         if s < 0:
             out[e] = v
             continue
