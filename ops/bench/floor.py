@@ -127,20 +127,28 @@ async def run(s: Settings) -> None:
                     return False
         return True
 
-    async def housekeeping() -> None:
+    async def idle_flush() -> None:  # apart from the checkpoints, as the worker's timers
         while True:
             await asyncio.sleep(1.0)
             join.partition_lag = {tp.partition: max((consumer.highwater(tp) or 0)
                                                     - await consumer.position(tp), 0)
                                   for tp in consumer.assignment()
                                   if tp.topic == names["ad-requests"]}
+            for role in ("ad-requests", "feedback"):
+                join.note_ends(role, {tp.partition: consumer.highwater(tp)
+                                      for tp in consumer.assignment()
+                                      if tp.topic == names[role]})
             await join.flush_idle(caught_up)
+
+    async def housekeeping() -> None:
+        while True:
+            await asyncio.sleep(1.0)
             await train.maybe_checkpoint()
             offsets = acks.committable()
             if offsets:
                 await consumer.commit(offsets)
 
-    keeper = asyncio.ensure_future(housekeeping())
+    keeper = asyncio.gather(idle_flush(), housekeeping())
     try:
         while True:
             got = await consumer.getmany(timeout_ms=500, max_records=s.batch_size)

@@ -133,6 +133,9 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
             "steady_examples_per_s": steady_rate(samples, expected),
             "train_stage_examples_per_s": len(rows) / stage if stage else float("nan"),
             "replay_seconds": produced, "e2e_seconds": e2e,
+            "learned_at": [[round(t, 2), n] for t, n in samples[::5]],  # (s since t0, learned)
+            # the last 0.1%: the windows the idle flush closes, once the stream has gone quiet
+            "tail_seconds": e2e - next((t for t, n in samples if n >= 0.999 * expected), e2e),
             **{f"{st}_seconds": secs for st, secs in stages.items()}}
 
 

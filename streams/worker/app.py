@@ -219,12 +219,18 @@ def create_app(settings: Settings) -> faust.App:
         return True
 
     def note_unread() -> None:
-        request_lag = {}
+        request_lag, ends = {}, {role: {} for role in ("ad-requests", "feedback")}
         for tp in app.consumer.assignment():
             end = app.consumer.highwater(tp)
             if end is not None and tp.topic == names["ad-requests"]:
                 request_lag[tp.partition] = max(end - handled(tp), 0)
+            if end is not None and tp.topic in inputs:
+                ends["ad-requests" if tp.topic == names["ad-requests"] else "feedback"][
+                    tp.partition] = end
         join.partition_lag = request_lag  # how far behind each partition's requests are
+        if isinstance(app.consumer, DriverConsumer):  # its end offsets are as fresh as its
+            for role, by_partition in ends.items():  # polls (``caught_up`` checks them)
+                join.note_ends(role, by_partition)
 
     def broker_lag() -> None:
         """The truth about lag: end offsets against the group's commits (a thread)."""
@@ -239,6 +245,13 @@ def create_app(settings: Settings) -> faust.App:
         broker["committed"] = committed
 
     @app.timer(interval=1.0)
+    async def join_housekeeping():
+        """The idle flush on a timer of its own: a checkpoint that takes seconds (sealing,
+        saving, publishing) does not hold the last windows of a quiet stream open."""
+        note_unread()
+        await join.flush_idle(caught_up)
+
+    @app.timer(interval=1.0)
     async def housekeeping():
         if time.monotonic() - broker["at"] >= 5.0:
             broker["at"] = time.monotonic()
@@ -247,8 +260,6 @@ def create_app(settings: Settings) -> faust.App:
             except Exception as exc:  # the broker away: the gauges keep their last values
                 rt.metrics.errors.labels("lag", "retryable").inc()
                 log.info("consumer lag not measured: %s", exc)
-        note_unread()
-        await join.flush_idle(caught_up)
         await train.sync_specs()
         await train.maybe_checkpoint()
 

@@ -58,6 +58,8 @@ class JoinStage:
         self.last_event = 0.0
         self.started = time.monotonic()
         self.last_by_role = {"ad-requests": 0.0, "feedback": 0.0}  # monotonic, last valid event
+        self.last_ends: dict[str, dict] = {}  # role -> {partition: end offset} last noted
+        self.last_produced: dict[str, float] = {}  # role -> monotonic, when its ends last moved
         self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
 
@@ -143,6 +145,15 @@ class JoinStage:
             tp = ev.message.tp
             self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
 
+    def note_ends(self, role: str, ends: dict) -> None:
+        """The end offsets of ``role``'s partitions, as the consumer's fetches last saw them.
+        While they move, producers are still writing; once they stand still, an input is
+        quiet from then on, however recently this worker read its last event (a worker
+        catching up a backlog reads up to the end long after the producers stopped)."""
+        if ends != self.last_ends.get(role):
+            self.last_ends[role] = dict(ends)
+            self.last_produced[role] = time.monotonic()
+
     async def flush_idle(self, caught_up) -> None:
         """Idle inputs no longer hold windows open, once the join has handled everything on
         their partitions (``caught_up(role)``; ``caught_up()`` for both). Idleness alone is
@@ -150,7 +161,9 @@ class JoinStage:
         has not read yet.
 
         - Nothing came on either input for ``join_idle_flush`` seconds (the end of a replay,
-          producers gone quiet): every open window closes.
+          producers gone quiet): every open window closes. An input is quiet since the last
+          valid event read from it or, where the consumer tells its end offsets
+          (:meth:`note_ends`), since they last moved, whichever is longer ago.
         - Only one input is idle (requests go on, feedback stopped or never came: requests a
           replica answered that were never shown): the idle input's clock runs on with the
           wall clock (:meth:`Joiner.idle_clock`), so each window closes ``join_window`` after
@@ -158,7 +171,8 @@ class JoinStage:
           counted as such.
         """
         now = time.monotonic()
-        quiet = {r: now - (t or self.started) for r, t in self.last_by_role.items()}
+        quiet = {r: max(now - (t or self.started), now - self.last_produced.get(r, now))
+                 for r, t in self.last_by_role.items()}
         held = len(self.merge) if self.merge is not None else 0
         idle = [r for r, q in quiet.items() if q > self.idle_flush]
         out = []
@@ -231,6 +245,7 @@ class JoinStage:
             self._dropped_seen.clear()  # the counts start again with the new joiners
             self.started = time.monotonic()  # idleness counts from the new assignment
             self.last_by_role = dict.fromkeys(self.last_by_role, 0.0)
+            self.last_ends, self.last_produced = {}, {}
 
     async def released(self) -> None:
         """Until the release in the background (if any) is done."""

@@ -151,6 +151,53 @@ def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
                                            {"reason": "late_feedback"})
 
 
+def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_path):
+    """A backlog read after its producers stopped: the last event was read just now, but the
+    end offsets have stood still for longer than ``join_idle_flush``, so once the worker has
+    read to them its windows close (it does not wait ``join_idle_flush`` more). While the ends
+    still move, the same read-up-to-them worker keeps its windows open."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
+
+    def worker():
+        rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
+        sent: list = []
+        rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
+        stage = JoinStage(rt)
+        recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+                Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
+        acked: list[FakeEvent] = []
+        events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+        valid = {"ad-requests": [(events[0], recs[0], 0)], "feedback": [(events[1], recs[1], 0)]}
+        return stage, valid, events, sent, acked
+
+    async def caught_up(role=None):
+        return True
+
+    async def run(stage, valid, events, ends_moved_at):
+        for role in ("ad-requests", "feedback"):
+            stage.note_ends(role, {0: 7})
+            stage.last_produced[role] = ends_moved_at
+        await stage.handle(valid, events)  # read just now
+        for ev in events:
+            ev.ack()
+        await stage.flush_idle(caught_up)
+        await stage.released()
+
+    stage, valid, events, sent, acked = worker()
+    asyncio.run(run(stage, valid, events, time.monotonic() - 30.0))
+    assert [e.id for v in sent for e in decode_examples(v)[0]] == ["r1/a"]
+    assert len(acked) == 2
+    stage.note_ends("ad-requests", {0: 7})  # unchanged: when they moved stays as it was
+    assert time.monotonic() - stage.last_produced["ad-requests"] > 25.0
+    stage.note_ends("ad-requests", {0: 8})  # moved: quiet from now
+    assert time.monotonic() - stage.last_produced["ad-requests"] < 5.0
+
+    stage, valid, events, sent, acked = worker()
+    asyncio.run(run(stage, valid, events, time.monotonic()))  # producers still writing
+    assert not sent and not acked
+
+
 def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
     """MovieLens requests and feedback on 4 partitions (keyed as Kafka does), read one
     partition's chunk at a time, as a consumer catching up reads them."""
