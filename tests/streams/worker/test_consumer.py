@@ -240,3 +240,28 @@ def test_records_left_when_flow_stops_are_given_back():
     assert consumer.processed[first] == {0, 1, 2}
     # and the fetch in flight, started while the batch was delivered, is given back too
     assert positions == {tp: 3 if tp == first else 0 for tp in TPS}
+
+
+def test_the_driver_producer_counts_its_buffer_as_faust_does():
+    """The app's producer (``aimass://``) attaches the project's buffer: its size counts the
+    pending messages as Faust's does, read without a settings lookup, for the threaded
+    setting too."""
+    import faust
+    from faust.transport.producer import ProducerBuffer as FaustBuffer
+
+    from streams.worker.consumer import ProducerBuffer
+
+    for threaded in (False, True):
+        app = faust.App(f"t{threaded}", broker="aimass://127.0.0.1:9",
+                        producer_threaded=threaded)
+        ours = app.producer.buffer
+        assert isinstance(ours, ProducerBuffer) and ours.app is app
+        assert ours.threaded is threaded
+        theirs = FaustBuffer()
+        theirs.app = app
+        if threaded:
+            ours.queue, theirs.queue = asyncio.Queue(), asyncio.Queue()
+        for n in range(3):
+            assert ours.size == theirs.size == n
+            (ours.queue if threaded else ours.pending).put_nowait(n)
+            (theirs.queue if threaded else theirs.pending).put_nowait(n)
