@@ -191,6 +191,7 @@ def create_app(settings: Settings) -> faust.App:
             await train.handle(batch)
 
     inputs = (names["ad-requests"], names["feedback"])
+    role_of = {names[role]: role for role in ("ad-requests", "feedback")}
     watched = {names["ad-requests"]: settings.partitions, names["feedback"]: settings.partitions,
                names["training"]: settings.partitions, names["examples"]: settings.partitions}
     broker = {"lag": None, "committed": {}, "at": 0.0}
@@ -219,14 +220,14 @@ def create_app(settings: Settings) -> faust.App:
         return True
 
     def note_unread() -> None:
-        request_lag, ends = {}, {role: {} for role in ("ad-requests", "feedback")}
+        request_lag, ends = {}, {role: {} for role in role_of.values()}
         for tp in app.consumer.assignment():
-            end = app.consumer.highwater(tp)
-            if end is not None and tp.topic == names["ad-requests"]:
+            end, role = app.consumer.highwater(tp), role_of.get(tp.topic)
+            if end is None or role is None:
+                continue
+            ends[role][tp.partition] = end
+            if role == "ad-requests":
                 request_lag[tp.partition] = max(end - handled(tp), 0)
-            if end is not None and tp.topic in inputs:
-                ends["ad-requests" if tp.topic == names["ad-requests"] else "feedback"][
-                    tp.partition] = end
         join.partition_lag = request_lag  # how far behind each partition's requests are
         if isinstance(app.consumer, DriverConsumer):  # its end offsets are as fresh as its
             for role, by_partition in ends.items():  # polls (``caught_up`` checks them)

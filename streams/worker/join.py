@@ -149,7 +149,9 @@ class JoinStage:
         """The end offsets of ``role``'s partitions, as the consumer's fetches last saw them.
         While they move, producers are still writing; once they stand still, an input is
         quiet from then on, however recently this worker read its last event (a worker
-        catching up a backlog reads up to the end long after the producers stopped)."""
+        catching up a backlog reads up to the end long after the producers stopped). A
+        partition whose end is not known yet (``None``) is left out."""
+        ends = {p: end for p, end in ends.items() if end is not None}
         if ends != self.last_ends.get(role):
             self.last_ends[role] = dict(ends)
             self.last_produced[role] = time.monotonic()

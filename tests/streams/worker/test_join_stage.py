@@ -190,6 +190,8 @@ def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_
     assert len(acked) == 2
     stage.note_ends("ad-requests", {0: 7})  # unchanged: when they moved stays as it was
     assert time.monotonic() - stage.last_produced["ad-requests"] > 25.0
+    stage.note_ends("ad-requests", {0: 7, 1: None})  # an end not known yet: no news
+    assert time.monotonic() - stage.last_produced["ad-requests"] > 25.0
     stage.note_ends("ad-requests", {0: 8})  # moved: quiet from now
     assert time.monotonic() - stage.last_produced["ad-requests"] < 5.0
 
