@@ -60,7 +60,11 @@ EXAMPLE = {"type": "object", "required": ["features", "label"], "properties": {
     "features": FEATURES, "label": {"enum": [0, 1, False, True]},
     "weight": {"type": "number", "minimum": 0, "maximum": MAX_WEIGHT, "default": 1,
                "description": "how many examples this one counts as, in learning and in every "
-                              "metric"}}}
+                              "metric"},
+    "source": {"type": "string", "minLength": 1, "maxLength": 64, "default": "api",
+               "description": "where the example comes from (a label of its rows)"},
+    "test": {"type": "boolean", "default": False,
+             "description": "a test row: scored by every model, learned by none"}}}
 EXAMPLES_REQUEST = {"type": "object", "required": ["tenant", "examples"], "properties": {
     "tenant": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
     "examples": {"type": "array", "minItems": 1, "maxItems": 10000, "items": EXAMPLE}}}
