@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.serving.overload import MAX_IN_FLIGHT, MAX_LAG
+
 
 class Settings(BaseSettings):
     """Configuration for every aimass process, from ``AIMASS_<FIELD>`` variables.
@@ -44,6 +46,10 @@ class Settings(BaseSettings):
     serving_port: int = Field(6067, description="Serving API port (aimass serve).")
     serving_model: str = Field("ensemble_stacking", description="Output /recommend ranks by "
                                "(a member or ensemble_<strategy>).")
+    serving_max_lag: float = Field(MAX_LAG, description="Seconds a replica's event loop may run "
+                                   "late before it answers new calls 503 (Retry-After).")
+    serving_max_in_flight: int = Field(MAX_IN_FLIGHT, description="Calls a replica holds at once (bodies "
+                                       "being read, waiting, being scored); past it 503.")
     cluster_workers: str = Field("", description="Workers' web URLs (comma-separated) that "
                                  "GET /cluster asks for trainers; default this machine's.")
     api_keys: Path | None = Field(None, description="API keys file (aimass keys add); unset: "

@@ -38,6 +38,7 @@ from streams.serving.graphs import Graphs
 from streams.serving.http import PRINCIPAL, _body, _error, _ok, _read
 from streams.serving.metrics import ServingMetrics, build_serving_metrics
 from streams.serving.openapi import spec
+from streams.serving.overload import BUSY, MAX_IN_FLIGHT, MAX_LAG, UNLIMITED, LoopLag
 from streams.serving.quotas import QuotaExceeded, Quotas
 from streams.serving.ranking import Ranker
 from streams.serving.snapshots import ModelStore
@@ -83,6 +84,7 @@ def _finite(scores: np.ndarray, field: str) -> None:
 
 
 MAX_EXAMPLES = 10_000
+MAX_BODY = 8 * 1024 * 1024  # bytes of a request body; past it 413
 
 
 class Serving:
@@ -126,6 +128,11 @@ class Serving:
         if self.request_log is not None:  # after the answer is ready; librdkafka queues it
             asyncio.get_running_loop().call_soon(self._log, req.id, raw, added, rec)
         return _ok(rec.body())
+
+    def busy(self, endpoint: str, why: str) -> web.Response:
+        """The cheapest answer there is, for a call the replica has no room for now."""
+        self.m.busy.labels(endpoint).inc()
+        return _error(503, f"{BUSY}: {why}", retry_after=1)
 
     def _log(self, request_id: str, raw: bytes, added: dict, rec: Recommendation) -> None:
         """The request as it came (it was valid), with the id and time it was given here and
@@ -222,18 +229,43 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
                        quotas: Quotas | None = None,
                        graphs: Graphs | None = None,
                        cluster: ClusterView | None = None,
-                       tasks: TaskRoutes | None = None) -> web.Application:
+                       tasks: TaskRoutes | None = None,
+                       max_lag: float = MAX_LAG, lag=None,
+                       max_in_flight: int = MAX_IN_FLIGHT) -> web.Application:
+    """The serving API. While its event loop runs more than ``max_lag`` seconds late (``lag``:
+    a callable giving how late; by default a :class:`LoopLag` started with the app), or while
+    it holds ``max_in_flight`` calls already, calls other than probes and scrapes are answered
+    503 with ``Retry-After`` before their bodies are read (:mod:`streams.serving.overload`)."""
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
     s = Serving(store, metrics, default_output, request_log, popularity, example_log,
                 answer_log, quotas)
     access = access or AccessControl(None)
+    loop_lag = LoopLag()
+    late = lag or loop_lag.late
+    in_flight = 0
 
     @web.middleware
     async def errors(request: web.Request, handler):
+        nonlocal in_flight
         # a route's path, never an arbitrary one: unknown paths share one label
         resource = request.match_info.route.resource
         endpoint = resource.canonical if resource is not None else "unknown"
+        if endpoint not in UNLIMITED:
+            behind = late()
+            why = (f"its loop runs {behind:.3f} s late (at most {max_lag:g})" if behind > max_lag
+                   else f"{in_flight} calls in flight (at most {max_in_flight})"
+                   if in_flight >= max_in_flight else None)
+            if why is not None:
+                metrics.requests.labels(endpoint, "503").inc()
+                return s.busy(endpoint, why)
+        in_flight += 1
+        try:
+            return await _handle(request, handler, endpoint)
+        finally:
+            in_flight -= 1
+
+    async def _handle(request: web.Request, handler, endpoint: str) -> web.StreamResponse:
         try:
             action = PROTECTED.get((request.method, endpoint)) or PROTECTED.get(endpoint)
             if action is not None:
@@ -285,7 +317,13 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
         return web.Response(body=generate_latest(_exposed(registry)),
                             content_type="text/plain", charset="utf-8")
 
-    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
+    if lag is None:
+        async def start_lag(app):
+            loop_lag.start()
+            yield
+            loop_lag.stop()
+        app.cleanup_ctx.append(start_lag)
     app.router.add_post("/recommend", s.recommend)
     app.router.add_post("/predict", s.predict)
     app.router.add_post("/examples", s.examples)

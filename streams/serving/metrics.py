@@ -27,6 +27,7 @@ class ServingMetrics:
     aborted: Counter
     shed: Counter
     over_quota: Counter
+    busy: Counter
 
 
 def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
@@ -66,4 +67,7 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
         over_quota=Counter("aimass_quota_exceeded_total", "Calls refused 429: the tenant was "
                            "over its quota ('*': a tenant under the default)",
                            ["tenant", "quota"], registry=registry),
+        busy=Counter("aimass_http_busy_total", "Calls answered 503 before their body was "
+                     "read: the replica ran behind or held its most calls at once already", ["endpoint"],
+                     registry=registry),
     )

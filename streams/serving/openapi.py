@@ -15,6 +15,7 @@ from streams.contracts.fields import (
     MAX_WEIGHT,
 )
 from streams.serving.access import PROTECTED
+from streams.serving.overload import BUSY, UNLIMITED
 
 FEATURES = {"type": "object", "maxProperties": MAX_FEATURES,
             "propertyNames": {"maxLength": MAX_NAME},
@@ -217,6 +218,16 @@ def spec(secured: bool = True, graphs: bool = True, tasks: bool = True,
         if not flag:
             for path in paths:
                 doc["paths"].pop(path, None)
+    for path, ops in doc["paths"].items():
+        if path in UNLIMITED:
+            continue
+        for op in ops.values():  # any call may be shed while the replica runs behind
+            answers = op["responses"]
+            if "503" in answers:
+                answers["503"] = {**answers["503"],
+                                  "description": f"{answers['503']['description']}; or {BUSY}"}
+            else:
+                answers["503"] = {"description": BUSY.capitalize(), **_json(ERROR)}
     return _now_bounded(doc, time.time())
 
 

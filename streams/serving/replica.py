@@ -22,6 +22,7 @@ from streams.serving.quotas import Quotas
 from streams.serving.snapshots import ModelStore
 
 log = logging.getLogger(__name__)
+KEEPALIVE = 75.0
 
 
 def warm_up(settings) -> None:
@@ -104,7 +105,8 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
         answer_log=lambda k, v: producer.try_send_raw(answers_topic, k, v),
         popularity=popularity, ready=lambda: follower.caught_up.is_set(), access=access,
         example_log=log_examples,
-        quotas=quotas,
+        quotas=quotas, max_lag=settings.serving_max_lag,
+        max_in_flight=settings.serving_max_in_flight,
         graphs=graphs, cluster=ClusterView(
             lambda: group_and_trainers(settings, settings.cluster_worker_urls()), store,
             f"{socket.gethostname()}:{port}/{os.getpid()}", board.all),
@@ -117,7 +119,8 @@ async def run(settings, port: int, reuse_port: bool = False) -> None:
     follower.start()
     specs.start()
     board.start()
-    runner = web.AppRunner(app, access_log=None)
+    # an idle keep-alive connection is closed after KEEPALIVE s (aiohttp's default is an hour)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE)
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port, reuse_port=reuse_port or None).start()
     freeze_startup()  # what lives from here on is out of the collector's way (streams.gcpause)
