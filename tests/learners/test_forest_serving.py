@@ -52,3 +52,34 @@ def test_request_bins_equal_merged_bins(shared, items):
     got = cols.transform_request(shared, items)
     want = cols.transform([{**shared, **it} for it in items], grow=False)
     assert got.tolist() == want.tolist()
+
+
+def test_a_node_word_holds_its_column_kind_threshold_and_children():
+    from learners._forest_serving import _KIND, _LEFT, _THR, pack_nodes
+
+    f, _, _ = trained()
+    words = pack_nodes(f.feat, f.kind, f.thr, f.left, f.right)
+    inner = f.feat >= 0
+    assert inner.sum() > 100 and (words[~inner] == -1).all()
+    w = words[inner]
+    assert ((w & 0xFFFF) == f.feat[inner]).all()
+    assert (((w >> _KIND) & 0xFF) == f.kind[inner]).all()
+    assert ((((w >> _THR) & 0xFFFF) - (1 << 15)) == f.thr[inner]).all()
+    assert ((w >> _LEFT) == f.left[inner]).all() and ((w >> _LEFT) + 1 == f.right[inner]).all()
+
+
+def test_nodes_that_do_not_fit_a_word_are_refused_not_misread():
+    import pytest
+
+    from learners._forest_serving import pack_nodes
+
+    f, _, _ = trained(2000)
+    right = f.right.copy()
+    node = int(np.flatnonzero(f.feat[0] >= 0)[0])
+    right[0, node] += 1  # a right child that is not its left sibling's next node
+    with pytest.raises(ValueError, match="next node"):
+        pack_nodes(f.feat, f.kind, f.thr, f.left, right)
+    thr = f.thr.copy()
+    thr[0, node] = 1 << 15
+    with pytest.raises(ValueError, match="fit"):
+        pack_nodes(f.feat, f.kind, thr, f.left, f.right)
