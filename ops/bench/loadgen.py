@@ -17,26 +17,46 @@ from pathlib import Path
 import numpy as np
 
 
-async def _run(url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
+def with_deadline(body: bytes, at: float) -> bytes:
+    """The body (a JSON object) with ``"deadline": at`` first, as the Go generator sends it.
+
+    >>> with_deadline(b'{"tenant":"t"}', 12.5)
+    b'{"deadline":12.500000,"tenant":"t"}'
+    """
+    return b'{"deadline":%.6f,' % at + body[1:]
+
+
+async def _run(url: str, bodies: list[bytes], rate: float, duration: float,
+               deadline_ms: float = 0.0) -> dict:
+    import time
+
     import aiohttp
 
     n = int(rate * duration)
     lat = np.full(n, np.nan)
-    errors = 0
+    ok = np.zeros(n, dtype=bool)
+    errors = shed = 0
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, headers={
             "Content-Type": "application/json"}) as session:
         loop = asyncio.get_running_loop()
         t0 = loop.time() + 0.2
 
+        wall = time.time() - loop.time()  # the loop's clock to Unix seconds
+
         async def one(i: int) -> None:
-            nonlocal errors
+            nonlocal errors, shed
             scheduled = t0 + i / rate
+            body = bodies[i % len(bodies)]
+            if deadline_ms > 0:
+                body = with_deadline(body, wall + scheduled + deadline_ms / 1000)
             try:
-                async with session.post(url, data=bodies[i % len(bodies)]) as r:
+                async with session.post(url, data=body) as r:
                     await r.read()
+                    ok[i] = r.status == 200
                     if r.status != 200:
                         errors += 1
+                        shed += r.status == 503
             except Exception:
                 errors += 1
             lat[i] = (loop.time() - scheduled) * 1000
@@ -50,24 +70,31 @@ async def _run(url: str, bodies: list[bytes], rate: float, duration: float) -> d
         await asyncio.gather(*tasks)
         elapsed = loop.time() - t0
     done = lat[~np.isnan(lat)]
+    answered = lat[ok]
     # every answer's latency counts, but only 200s count as achieved (see loadgen_go)
     return {"offered_rps": rate, "achieved_rps": round((len(done) - errors) / elapsed, 1),
             "p50_ms": round(float(np.percentile(done, 50)), 3),
             "p99_ms": round(float(np.percentile(done, 99)), 3),
             "p999_ms": round(float(np.percentile(done, 99.9)), 3),
-            "errors": errors, "requests": n}
+            "p99_ok_ms": (round(float(np.percentile(answered, 99)), 3) if len(answered)
+                          else None),
+            "errors": errors, "shed": shed,
+            "late": int((answered > deadline_ms).sum()) if deadline_ms > 0 else 0,
+            "requests": n}
 
 
-def run_load(url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
-    return asyncio.run(_run(url, bodies, rate, duration))
+def run_load(url: str, bodies: list[bytes], rate: float, duration: float,
+             deadline_ms: float = 0.0) -> dict:
+    return asyncio.run(_run(url, bodies, rate, duration, deadline_ms))
 
 
-def in_process(url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
+def in_process(url: str, bodies: list[bytes], rate: float, duration: float,
+               deadline_ms: float = 0.0) -> dict:
     """Run :func:`run_load` in a separate process (spawned: no shared state with the caller)."""
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(run_load, (url, bodies, rate, duration))
+        return pool.apply(run_load, (url, bodies, rate, duration, deadline_ms))
 
 
 def go_binary(cache_dir: Path) -> Path | None:
@@ -85,13 +112,15 @@ def go_binary(cache_dir: Path) -> Path | None:
     return out
 
 
-def go_load(binary: Path, url: str, bodies: list[bytes], rate: float, duration: float) -> dict:
+def go_load(binary: Path, url: str, bodies: list[bytes], rate: float, duration: float,
+            deadline_ms: float = 0.0) -> dict:
     """The same measurement as :func:`run_load`, by the Go binary: a Python client at 500
     req/s takes a good part of a core from the server it measures on a 2-core machine."""
     with tempfile.NamedTemporaryFile(suffix=".bodies") as f:
         for b in bodies:
             f.write(len(b).to_bytes(4, "big") + b)
         f.flush()
-        res = subprocess.run([str(binary), url, f.name, str(rate), str(duration)],
+        extra = [str(deadline_ms)] if deadline_ms > 0 else []
+        res = subprocess.run([str(binary), url, f.name, str(rate), str(duration), *extra],
                              capture_output=True, text=True, check=True)
     return json.loads(res.stdout)

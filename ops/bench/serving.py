@@ -4,7 +4,7 @@ run, while a trainer learns from a MovieLens replay on the same machine.
 
     python -m ops.bench.serving [--rates 200,500,1000] [--duration 30] [--no-trainer]
                                 [--trainer-nice N] [--loadgen go|python] [--backends kafka]
-                                [--replicas 1,2] [--json PATH]
+                                [--replicas 1,2] [--deadline-ms MS] [--json PATH]
     python -m ops.bench.serving --in-process [--json PATH]   # each step's cost, no HTTP
 """
 
@@ -224,6 +224,9 @@ def main() -> None:
                    help="Only the cost of each step of /recommend's work, no HTTP, no services.")
     p.add_argument("--replicas", default="1",
                    help="`aimass serve --workers N` for each N (one run each): 1,2")
+    p.add_argument("--deadline-ms", type=float, default=0.0,
+                   help="Each request carries a deadline this long after its send time, as "
+                        "in an auction: rows count the 503s (shed) and the 200s past it (late)")
     p.set_defaults(backends="kafka")
     args = p.parse_args()
     data_dir = args.cache_dir.parent
@@ -241,8 +244,8 @@ def main() -> None:
 
     def load(url: str, rate: float) -> dict:
         if binary:
-            return go_load(binary, url, payloads, rate, args.duration)
-        return in_process(url, payloads, rate, args.duration)
+            return go_load(binary, url, payloads, rate, args.duration, args.deadline_ms)
+        return in_process(url, payloads, rate, args.duration, args.deadline_ms)
 
     def run_rates(base: str, replicas: int, kind: str, worker, serve) -> list[dict]:
         out = []
@@ -260,7 +263,8 @@ def main() -> None:
                 out.append({"endpoint": endpoint, "backend": kind, "replicas": replicas,
                             "loadgen": loadgen, "trainer": worker is not None,
                             "trainer_nice": args.trainer_nice if worker else None,
-                            "trainer_learned": learned, **r})
+                            "trainer_learned": learned, "deadline_ms": args.deadline_ms or None,
+                            **r})
                 print(out[-1], flush=True)
         return out
 
@@ -301,7 +305,8 @@ def main() -> None:
             r["p99_vs_noop"] = round(r["p99_ms"] / floor["p99_ms"], 2)
 
     print_table(rows, ["endpoint", "backend", "replicas", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
-                       "p999_ms", "errors", "p99_vs_noop", "replica_cpu_ms", "trainer_learned"])
+                       "p999_ms", "p99_ok_ms", "errors", "shed", "late", "p99_vs_noop",
+                       "replica_cpu_ms", "trainer_learned"])
     write_json(args.json, rows, duration_s=args.duration, candidates=100)
 
 

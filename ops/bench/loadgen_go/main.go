@@ -3,9 +3,15 @@
 // omission). The same measurement as ops/bench/loadgen.py, at a fraction of its CPU, so the
 // server under test keeps the cores it would have in production.
 //
-//	loadgen URL BODIES RATE DURATION   (BODIES: 4-byte big-endian length, then the body, repeated)
+//	loadgen URL BODIES RATE DURATION [DEADLINE_MS]
 //
-// Prints one JSON object: offered_rps, achieved_rps, p50_ms, p99_ms, p999_ms, errors, requests.
+// BODIES: 4-byte big-endian length, then the body (a JSON object), repeated. With DEADLINE_MS,
+// each body gets "deadline": its scheduled send time plus DEADLINE_MS (Unix seconds), as an ad
+// server in an auction would send it.
+//
+// Prints one JSON object: offered_rps, achieved_rps, p50_ms, p99_ms, p999_ms, p99_ok_ms (over
+// the 200s), errors (not 200), shed (503s), late (200s answered after their deadline),
+// requests.
 package main
 
 import (
@@ -57,8 +63,8 @@ func percentile(sorted []float64, q float64) float64 {
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 func main() {
-	if len(os.Args) != 5 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen URL BODIES RATE DURATION")
+	if len(os.Args) != 5 && len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: loadgen URL BODIES RATE DURATION [DEADLINE_MS]")
 		os.Exit(2)
 	}
 	url := os.Args[1]
@@ -73,6 +79,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "RATE and DURATION must be positive numbers")
 		os.Exit(2)
 	}
+	deadlineMs := 0.0
+	if len(os.Args) == 6 {
+		d, err := strconv.ParseFloat(os.Args[5], 64)
+		if err != nil || d <= 0 {
+			fmt.Fprintln(os.Stderr, "DEADLINE_MS must be a positive number")
+			os.Exit(2)
+		}
+		deadlineMs = d
+	}
+	budget := time.Duration(deadlineMs * float64(time.Millisecond))
 	n := int(rate * duration)
 	client := &http.Client{
 		Transport: &http.Transport{MaxIdleConns: 0, MaxIdleConnsPerHost: 4096,
@@ -81,6 +97,7 @@ func main() {
 	}
 	lat := make([]float64, n)
 	ok := make([]bool, n)
+	status := make([]int, n)
 	var wg sync.WaitGroup
 	t0 := time.Now().Add(200 * time.Millisecond)
 	for i := 0; i < n; i++ {
@@ -91,11 +108,17 @@ func main() {
 		wg.Add(1)
 		go func(i int, scheduled time.Time) {
 			defer wg.Done()
-			resp, err := client.Post(url, "application/json", bytes.NewReader(bodies[i%len(bodies)]))
+			body := bodies[i%len(bodies)]
+			if budget > 0 { // {"deadline": T, ...the body's own fields}
+				at := float64(scheduled.Add(budget).UnixNano()) / 1e9
+				body = append([]byte(fmt.Sprintf(`{"deadline":%.6f,`, at)), body[1:]...)
+			}
+			resp, err := client.Post(url, "application/json", bytes.NewReader(body))
 			if err == nil {
 				_, err = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				ok[i] = err == nil && resp.StatusCode == http.StatusOK
+				status[i] = resp.StatusCode
 			}
 			lat[i] = float64(time.Since(scheduled)) / float64(time.Millisecond)
 		}(i, scheduled)
@@ -104,19 +127,34 @@ func main() {
 	elapsed := time.Since(t0).Seconds()
 	// every request's latency counts (a 503 is an answer too, and a fast one), but only
 	// 200s count as achieved: a replica shedding load does not achieve what it sheds
-	errors := 0
+	errors, shed, late := 0, 0, 0
 	done := make([]float64, 0, n)
+	answered := make([]float64, 0, n)
 	for i := range lat {
 		if !ok[i] {
 			errors++
+			if status[i] == http.StatusServiceUnavailable {
+				shed++
+			}
+		} else {
+			answered = append(answered, lat[i])
+			if budget > 0 && lat[i] > deadlineMs {
+				late++
+			}
 		}
 		done = append(done, lat[i])
 	}
 	sort.Float64s(done)
+	sort.Float64s(answered)
+	var p99ok any // null where nothing was answered 200
+	if len(answered) > 0 {
+		p99ok = round3(percentile(answered, 0.99))
+	}
 	out := map[string]any{
 		"offered_rps": rate, "achieved_rps": math.Round(float64(n-errors)/elapsed*10) / 10,
 		"p50_ms": round3(percentile(done, 0.50)), "p99_ms": round3(percentile(done, 0.99)),
 		"p999_ms": round3(percentile(done, 0.999)), "errors": errors, "requests": n,
+		"p99_ok_ms": p99ok, "shed": shed, "late": late,
 	}
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(out); err != nil {
