@@ -84,6 +84,8 @@ def _finite(scores: np.ndarray, field: str) -> None:
 
 
 MAX_EXAMPLES = 10_000
+# the most a replica's estimate of answering a /recommend may shed ahead of its deadline
+EXPECTED_CAP = 0.1
 MAX_BODY = 8 * 1024 * 1024  # bytes of a request body; past it 413
 
 
@@ -96,10 +98,14 @@ class Serving:
         self.request_log, self.answer_log = request_log, answer_log
         self.example_log = example_log
         self.ranker = Ranker(store, default_output, popularity)
+        # seconds this replica takes to answer a /recommend once its body is read: a moving
+        # average, so a request whose deadline would pass before it is answered is shed now
+        self.expected = 0.0
 
     async def recommend(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
         raw = await _read(request)
+        t_read = time.perf_counter()
         d = parse_object(raw, "body")
         self.quotas.check(_check_tenant(request, d, "recommend"), "requests_per_s")
         added = {k: v for k, v in (("id", d.get("request_id") or uuid.uuid4().hex),
@@ -109,19 +115,22 @@ class Serving:
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise InvalidEvent("model", "must be a string")
-        if req.deadline is not None and time.time() >= req.deadline:
-            # it waited behind others past the point where an answer is of use: scoring it
-            # would only make the requests behind it late too
+        if req.deadline is not None and time.time() + self.expected >= req.deadline:
+            # it waited behind others past the point where an answer is of use (or where one
+            # would come too late): scoring it would only make the requests behind it late too
             self.m.shed.labels(req.tenant if self.store.get(req.tenant) else "unknown").inc()
-            return _error(503, "overloaded: the request's deadline passed before it was "
-                               "scored", retry_after=1)
+            return _error(503, "overloaded: the request's deadline passed, or would before it "
+                               f"is answered (about {self.expected * 1000:.1f} ms here)",
+                          retry_after=1)
         [rec] = self.ranker.rank_many([req], model)
         _finite_ranked(req, rec)
         # a tenant with no model is a label only once it has one: made-up names cost nothing
         label = "unknown" if rec.fallback else req.tenant
         if rec.fallback:
             self.m.fallback.labels(label, rec.fallback_kind).inc()
-        took = time.perf_counter() - t0
+        done = time.perf_counter()
+        self.expected += 0.05 * (min(done - t_read, EXPECTED_CAP) - self.expected)
+        took = done - t0
         rec.took_ms = round(took * 1000, 3)
         self.m.latency.labels(label).observe(took)
         self.m.candidates.observe(len(req.candidates))

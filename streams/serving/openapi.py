@@ -257,8 +257,9 @@ def _spec(secured: bool) -> dict:
                 "responses": {"200": {"description": "Ranked candidates",
                                       **_json(RECOMMEND_RESPONSE)}, "400": bad, "429": quota,
                               "404": {"description": "Unknown model output", **_json(ERROR)},
-                              "503": {"description": "Overloaded: the deadline passed before "
-                                      "scoring (see Retry-After)", **_json(ERROR)}}}},
+                              "503": {"description": "Overloaded: the deadline passed, or "
+                                      "would before the request is answered, when it came to "
+                                      "be scored (see Retry-After)", **_json(ERROR)}}}},
             "/predict": {"post": {
                 "summary": "Click probability of one labelled-style example",
                 "requestBody": {"required": True, **_json(PREDICT_REQUEST)},

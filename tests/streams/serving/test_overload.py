@@ -91,3 +91,20 @@ def test_the_description_says_any_call_but_probes_may_be_shed(store):
             shed = "503" in op["responses"] and "overloaded" in \
                 op["responses"]["503"]["description"].lower()
             assert shed == (path not in ("/healthz", "/readyz", "/metrics")), (method, path)
+
+
+def test_a_request_whose_deadline_would_pass_before_its_answer_is_shed(store):
+    from streams.serving.api import EXPECTED_CAP, SERVING
+
+    app = create_serving_app(store, lag=lambda: 0.0)
+    serving = app[SERVING]
+    with ServerThread(app) as srv:
+        for _ in range(5):
+            assert call(srv.url("/recommend"), BODY)[0] == 200
+        assert 0 < serving.expected <= EXPECTED_CAP  # learned from the answers it gave
+        serving.expected = 0.05  # as a replica that answers in 50 ms now
+        status, r = call(srv.url("/recommend"), {**BODY, "deadline": time.time() + 0.02})
+        assert status == 503 and "deadline passed, or would" in r["error"]
+        assert "50.0 ms" in r["error"]
+        status, r = call(srv.url("/recommend"), {**BODY, "deadline": time.time() + 2})
+        assert status == 200 and len(r["ranked"]) == 100
