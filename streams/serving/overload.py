@@ -12,6 +12,12 @@ too late (:meth:`streams.serving.api.Serving.recommend`). Calls held at once are
 (``MAX_IN_FLIGHT``): clients that open calls and send their bodies slowly cannot make the
 replica hold an unbounded number of them.
 
+The signal rests on how asyncio's loop orders its work: a timer due is run in the first turn
+after it, beside the sockets that turn found ready, so a turn spent on a backlog shows as a
+late timer. Under uvloop it did not: one replica offered twice what it could answer kept
+answering with a tail of 13 s where asyncio's stayed under 0.7 s (docs/benchmarks.md,
+2026-12-07), so the replicas keep asyncio's loop.
+
 >>> import asyncio, time
 >>> async def demo():
 ...     lag = LoopLag(every=0.01).start()
