@@ -40,6 +40,7 @@ import numpy as np
 from ._forest_kernels import forest_predict, forest_progressive, reset_tree
 from ._forest_serving import FrozenForest, freeze
 from .base import Features, Freezable, Learner
+from .columns import ItemColumns
 from .state import Persistent
 
 MISSING = 0
@@ -105,9 +106,13 @@ class Columns:
     def transform_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
         """The bins of ``{**shared, **item}`` for each item, the shared part binned once."""
         out = np.zeros((len(items), len(self.names)), dtype=np.int16)
-        in_items = set().union(*items)
+        by_col = isinstance(items, ItemColumns) and not shared.keys() & items.columns
+        in_items = items.columns if by_col else set().union(*items)
         for j, name in enumerate(self.names):
             if name in in_items:
+                if by_col:
+                    out[:, j] = self._column(j, items.columns[name])
+                    continue
                 sv = shared.get(name)
                 out[:, j] = self._column(j, [it.get(name, sv) for it in items])
             elif shared.get(name) is not None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .columns import ItemColumns
+
 MEMO_MAX = 2_000_000  # memoised token hashes before the memo starts over
 _CATEGORICAL = {str, int}  # (bools take the general path: True == 1 as a dict key)
 
@@ -123,6 +125,18 @@ class FeatureHasher:
             h = km[v] = token_hash(k if v is None else f"{k}={v}")
         return h
 
+    def _hashes(self, k: str, vals: list) -> list[int]:
+        """The hashes of feature ``k``'s categorical values ``vals`` (no None, no float):
+        one memo lookup each, in C, a bool (equal to 1 as a key) by :meth:`_hash`."""
+        if not vals:
+            return []
+        if bool in set(map(type, vals)):
+            return [self._hash(k, v) for v in vals]
+        hs = list(map(self._memo.get(k, {}).get, vals))
+        if None in hs:
+            hs = [self._hash(k, v) if h is None else h for h, v in zip(hs, vals, strict=True)]
+        return hs
+
     def transform(self, X: Sequence[dict]) -> Rows:
         indptr = np.empty(len(X) + 1, dtype=np.int64)
         indptr[0] = 0
@@ -200,9 +214,13 @@ class FeatureHasher:
         n = len(items)
         if not n:
             return PreparedRequest(general=True)
-        keys = list(items[0])
-        if len(set().union(*items)) != len(keys):  # some item has a feature the first lacks
-            keys = list(dict.fromkeys(k for it in items for k in it))
+        if isinstance(items, ItemColumns):  # the columns as they are
+            keys, cols = items.names, list(items.columns.values())
+        else:
+            keys = list(items[0])
+            if len(set().union(*items)) != len(keys):  # some item has a feature the first lacks
+                keys = list(dict.fromkeys(k for it in items for k in it))
+            cols = None
         if shared.keys() & set(keys):  # an item overrides a shared feature
             return PreparedRequest(general=True)
         hash_ = self._hash
@@ -227,31 +245,27 @@ class FeatureHasher:
                 if v.__class__ is int:
                     sn_hash.append(hash_(k, None))
                     sn_val.append(float(v))
-        cols = [[it.get(k) for it in items] for k in keys]
+        if cols is None:
+            cols = [[it.get(k) for it in items] for k in keys]
         classes = [set(map(type, col)) for col in cols]
         N_hash, N = _int_columns(keys, cols, classes, hash_)
         if set().union(*classes) <= _CATEGORICAL:  # the usual case
-            hcols = []
-            for k, col in zip(keys, cols, strict=True):
-                hs = list(map(self._memo.get(k, {}).get, col))
-                if None in hs:
-                    hs = [hash_(k, v) if h is None else h for h, v in zip(hs, col, strict=True)]
-                hcols.append(hs)
+            hcols = [self._hashes(k, col) for k, col in zip(keys, cols, strict=True)]
             H = np.ascontiguousarray(np.array(hcols, dtype=np.int64).reshape(len(keys), n).T)
             V = np.ones((n, len(keys)))
             P = C = np.ones((n, len(keys)), dtype=np.bool_)
-        else:
+        else:  # missing values, numbers, bools: still column by column
             H, V = np.zeros((n, len(keys)), dtype=np.int64), np.ones((n, len(keys)))
             P, C = np.zeros((n, len(keys)), dtype=np.bool_), np.zeros((n, len(keys)), np.bool_)
             for j, (k, col) in enumerate(zip(keys, cols, strict=True)):
-                for i, v in enumerate(col):
-                    if v is None:
-                        continue
-                    P[i, j] = True
-                    if v.__class__ is float:
-                        H[i, j], V[i, j] = hash_(k, None), v
-                    else:
-                        H[i, j], C[i, j] = hash_(k, v), True
+                P[:, j] = [v is not None for v in col]
+                fl = np.array([v.__class__ is float for v in col], dtype=np.bool_)
+                C[:, j] = P[:, j] & ~fl
+                H[C[:, j], j] = self._hashes(k, [v for v in col if v is not None
+                                                 and v.__class__ is not float])
+                if fl.any():
+                    H[fl, j] = hash_(k, None)
+                    V[fl, j] = [v for v in col if v.__class__ is float]
         return PreparedRequest(False, np.asarray(s_hash, dtype=np.int64),
                                np.asarray(s_val, dtype=np.float64), sh_names,
                                np.asarray(sh_hash, dtype=np.int64),

@@ -12,9 +12,11 @@ learners take them as configuration (:class:`learners.hashing.FeatureHasher`).
 
 from __future__ import annotations
 
+from learners.columns import ItemColumns, by_columns
 from streams.contracts.events import Candidate
 
 DECADES = {"age", "year"}
+_DECADE = {k: (lambda v: v // 10 * 10) for k in DECADES}
 
 
 def _put(out: dict, prefix: str, feats: dict) -> None:
@@ -33,24 +35,30 @@ def pair_features(user: dict, context: dict, cand: Candidate) -> dict:
     return out
 
 
-def request_features(user: dict, context: dict, candidates) -> tuple[dict, list[dict]]:
+def request_features(user: dict, context: dict, candidates) -> tuple[dict, ItemColumns]:
     """One request as (shared, items): ``{**shared, **items[i]}`` equals ``pair_features`` of
-    candidate ``i``; the user and context part is built once.
+    candidate ``i``; the user and context part is built once, the candidates' part column by
+    column (:class:`learners.columns.ItemColumns`).
 
     >>> from streams.contracts.events import Candidate
     >>> shared, items = request_features({"age": 27}, {"hour": 9}, [Candidate("m1", {"year": 1997})])
     >>> {**shared, **items[0]} == pair_features({"age": 27}, {"hour": 9}, Candidate("m1", {"year": 1997}))
     True
+    >>> items.columns
+    {'a_ad_id': ['m1'], 'a_year': [1990]}
     """
     shared: dict = {}
     _put(shared, "u_", user)
     _put(shared, "c_", context)
-    items = []
-    for cand in candidates:
-        it = {"a_ad_id": cand.ad_id}
-        _put(it, "a_", cand.features)
-        items.append(it)
-    return shared, items
+    cols = by_columns([c.features for c in candidates], "a_", _DECADE).columns
+    if "a_ad_id" in cols:  # a feature named ad_id: it overrides the id, as in pair_features
+        items = []
+        for cand in candidates:
+            it = {"a_ad_id": cand.ad_id}
+            _put(it, "a_", cand.features)
+            items.append(it)
+        return shared, by_columns(items)
+    return shared, ItemColumns({"a_ad_id": [c.ad_id for c in candidates], **cols})
 
 
 #: Crosses that pay on ad data (user affinity to ad content; ad appeal by audience segment),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ensemble import build_combiner
 from ensemble.vote import Vote
 from learners.checks import stream
+from learners.columns import by_columns
 from learners.hashing import FeatureHasher
 from learners.registry import ALL, build
 from streams.contracts.events import Candidate
@@ -30,10 +31,13 @@ CROSSES = (("u_user_id", "a_genre"), ("u_user_id", "u_gender"), ("a_ad_id", "a_g
 @settings(max_examples=300, deadline=None)
 @given(shared=st.dictionaries(st.sampled_from(["u_user_id", "u_gender", "u_x", "c_hour"]), VALUES),
        items=st.lists(st.dictionaries(st.sampled_from(["a_ad_id", "a_genre", "a_x", "u_x"]),
-                                      VALUES), max_size=6))
-def test_request_rows_equal_merged_rows(shared, items):
+                                      VALUES), max_size=6),
+       as_columns=st.booleans())
+def test_request_rows_equal_merged_rows(shared, items, as_columns):
     h = FeatureHasher(12, CROSSES)
-    a, b = h.transform_request(shared, items), h.transform([{**shared, **it} for it in items])
+    given_items = by_columns(items) if as_columns and items else items
+    a = h.transform_request(shared, given_items)
+    b = h.transform([{**shared, **it} for it in given_items])
     assert a.indptr.tolist() == b.indptr.tolist()
     # the same tokens per row (their order may differ when items list keys differently)
     for i in range(len(items)):
@@ -42,6 +46,36 @@ def test_request_rows_equal_merged_rows(shared, items):
         sb = sorted(zip(b.indices[b.indptr[i]:b.indptr[i + 1]].tolist(),
                         b.values[b.indptr[i]:b.indptr[i + 1]].tolist(), strict=True))
         assert sa == sb
+
+
+FEATURES = st.dictionaries(st.sampled_from(["genre", "year", "age", "x", "ad_id"]), VALUES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cands=st.lists(st.tuples(st.sampled_from(["a", "b", "7"]), FEATURES), max_size=6),
+       user=FEATURES)
+def test_request_features_are_the_pairs_by_column(cands, user):
+    cands = [Candidate(ad, f) for ad, f in cands]
+    shared, items = request_features(user, {"hour": 3}, cands)
+    want = [pair_features(user, {"hour": 3}, c) for c in cands]
+    def present(rows):
+        return [{k: v for k, v in r.items() if v is not None} for r in rows]
+
+    assert present({**shared, **it} for it in items) == present(want)
+
+
+@pytest.mark.parametrize("name", ["forest", "ftrl", "fm"])
+def test_learners_score_columns_as_dicts(name):
+    model = build([name], DEFAULT_CROSSES[:2])[name]
+    X, y = stream(600)
+    model.learn_many(X, y)
+    rng = np.random.default_rng(3)
+    items = [{"a_ad_id": str(rng.integers(30)), "a_genre": rng.choice(["Drama", None]),
+              "a_x": float(rng.random()) if i % 3 else None, "a_n": int(i % 4)}
+             for i in range(40)]
+    shared = {"u_user_id": "7", "u_gender": "F"}
+    np.testing.assert_allclose(model.predict_request(shared, by_columns(items)),
+                               model.predict_request(shared, items), rtol=1e-12)
 
 
 def request(seed: int, n: int = 40):
