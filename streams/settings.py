@@ -48,8 +48,9 @@ class Settings(BaseSettings):
                                "(a member or ensemble_<strategy>).")
     serving_max_lag: float = Field(MAX_LAG, description="Seconds a replica's event loop may run "
                                    "late before it answers new calls 503 (Retry-After).")
-    serving_max_in_flight: int = Field(MAX_IN_FLIGHT, description="Calls a replica holds at once (bodies "
-                                       "being read, waiting, being scored); past it 503.")
+    serving_max_in_flight: int = Field(MAX_IN_FLIGHT, description="Calls of one endpoint a "
+                                       "replica holds at once (bodies being read, waiting, "
+                                       "being scored); past it 503.")
     cluster_workers: str = Field("", description="Workers' web URLs (comma-separated) that "
                                  "GET /cluster asks for trainers; default this machine's.")
     api_keys: Path | None = Field(None, description="API keys file (aimass keys add); unset: "

@@ -243,8 +243,10 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
                        max_in_flight: int = MAX_IN_FLIGHT) -> web.Application:
     """The serving API. While its event loop runs more than ``max_lag`` seconds late (``lag``:
     a callable giving how late; by default a :class:`LoopLag` started with the app), or while
-    it holds ``max_in_flight`` calls already, calls other than probes and scrapes are answered
-    503 with ``Retry-After`` before their bodies are read (:mod:`streams.serving.overload`)."""
+    it holds ``max_in_flight`` calls of an endpoint already, calls other than probes and
+    scrapes (of that endpoint) are answered 503 with ``Retry-After`` before their bodies are
+    read (:mod:`streams.serving.overload`). Counted per endpoint: a burst of slow calls of
+    one (``/examples`` waiting on Kafka) does not shed another (``/recommend``)."""
     registry = registry or CollectorRegistry()
     metrics = build_serving_metrics(registry)
     s = Serving(store, metrics, default_output, request_log, popularity, example_log,
@@ -252,27 +254,27 @@ def create_serving_app(store: ModelStore, registry: CollectorRegistry | None = N
     access = access or AccessControl(None)
     loop_lag = LoopLag()
     late = lag or loop_lag.late
-    in_flight = 0
+    in_flight: dict[str, int] = {}
 
     @web.middleware
     async def errors(request: web.Request, handler):
-        nonlocal in_flight
         # a route's path, never an arbitrary one: unknown paths share one label
         resource = request.match_info.route.resource
         endpoint = resource.canonical if resource is not None else "unknown"
+        held = in_flight.get(endpoint, 0)
         if endpoint not in UNLIMITED:
             behind = late()
             why = (f"its loop runs {behind:.3f} s late (at most {max_lag:g})" if behind > max_lag
-                   else f"{in_flight} calls in flight (at most {max_in_flight})"
-                   if in_flight >= max_in_flight else None)
+                   else f"{held} {endpoint} calls in flight (at most {max_in_flight})"
+                   if held >= max_in_flight else None)
             if why is not None:
                 metrics.requests.labels(endpoint, "503").inc()
                 return s.busy(endpoint, why)
-        in_flight += 1
+        in_flight[endpoint] = held + 1
         try:
             return await _handle(request, handler, endpoint)
         finally:
-            in_flight -= 1
+            in_flight[endpoint] -= 1
 
     async def _handle(request: web.Request, handler, endpoint: str) -> web.StreamResponse:
         try:

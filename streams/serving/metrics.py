@@ -68,6 +68,7 @@ def build_serving_metrics(registry: CollectorRegistry) -> ServingMetrics:
                            "over its quota ('*': a tenant under the default)",
                            ["tenant", "quota"], registry=registry),
         busy=Counter("aimass_http_busy_total", "Calls answered 503 before their body was "
-                     "read: the replica ran behind or held its most calls at once already", ["endpoint"],
+                     "read: the replica ran behind or held its most calls of the endpoint at "
+                     "once already", ["endpoint"],
                      registry=registry),
     )

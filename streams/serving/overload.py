@@ -8,9 +8,10 @@ due now has waited is how long anything ready on the loop waits. While that is o
 ``max_lag`` the API answers new calls 503 with ``Retry-After`` before reading their bodies
 (the cheapest answer it has), so the loop catches up and the callers back off or go to
 another replica. A request that carries a ``deadline`` is also shed once scoring it would be
-too late (:meth:`streams.serving.api.Serving.recommend`). Calls held at once are bounded too
-(``MAX_IN_FLIGHT``): clients that open calls and send their bodies slowly cannot make the
-replica hold an unbounded number of them.
+too late (:meth:`streams.serving.api.Serving.recommend`). Calls held at once are bounded too,
+per endpoint (``MAX_IN_FLIGHT``): clients that open calls and send their bodies slowly cannot
+make the replica hold an unbounded number of them, and slow calls of one endpoint (examples
+waiting on Kafka's acknowledgement) do not shed another's.
 
 The signal rests on how asyncio's loop orders its work: a timer due is run in the first turn
 after it, beside the sockets that turn found ready, so a turn spent on a backlog shows as a
@@ -38,8 +39,8 @@ from __future__ import annotations
 import asyncio
 
 MAX_LAG = 0.25  # seconds: past it a replica answers new calls 503 (an auction waits less)
-# calls a replica holds at once (bodies being read, waiting, being scored): at about 2 ms of
-# CPU a /recommend, 128 is about MAX_LAG's worth of work; past it 503
+# calls of one endpoint a replica holds at once (bodies being read, waiting, being scored): at
+# about 2 ms of CPU a /recommend, 128 is about MAX_LAG's worth of work; past it 503
 MAX_IN_FLIGHT = 128
 UNLIMITED = ("/healthz", "/readyz", "/metrics")  # probes and scrapes: answered when busy too
 BUSY = "overloaded: the replica runs behind (see Retry-After)"
