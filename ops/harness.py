@@ -122,3 +122,14 @@ def tree_cpu_seconds(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             continue  # it ended meanwhile
     return total
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of this machine has spent busy (user, nice, system, irq, softirq,
+    steal) since boot, from Linux's /proc/stat; 0.0 where it cannot be read."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    except (OSError, ValueError):
+        return 0.0
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")

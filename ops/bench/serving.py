@@ -18,7 +18,7 @@ import orjson
 
 from ensemble import build_combiner
 from learners import registry
-from ops.harness import WorkerProcess
+from ops.harness import WorkerProcess, machine_cpu_seconds
 from streams.contracts.features import DEFAULT_CROSSES
 from streams.contracts.topics import ensure_topics
 from streams.sources import movielens
@@ -251,13 +251,17 @@ def main() -> None:
         out = []
         for rate in (float(r) for r in args.rates.split(",")):
             for endpoint in ("noop", "recommend"):
-                cpu = serve.cpu_seconds()
+                cpu, machine = serve.cpu_seconds(), machine_cpu_seconds()
                 r = load(f"{base}/{endpoint}", rate)
                 answered = r["requests"] - r["errors"]
                 # the replicas' CPU per answer: comparable across runs where the machine's
-                # speed or its other load differs, which latency at saturation is not
+                # speed or its other load differs, which latency at saturation is not; and
+                # the whole machine's (replicas, broker, load generator, trainer, the bench):
+                # what an answer costs the cores they share
                 r["replica_cpu_ms"] = (round((serve.cpu_seconds() - cpu) * 1000 / answered, 3)
                                        if answered else None)
+                r["machine_cpu_ms"] = (round((machine_cpu_seconds() - machine) * 1000
+                                             / answered, 3) if answered else None)
                 learned = (worker.counter("aimass_examples_learned_total")
                            if worker else None)  # the trainer kept learning
                 out.append({"endpoint": endpoint, "backend": kind, "replicas": replicas,
@@ -306,7 +310,7 @@ def main() -> None:
 
     print_table(rows, ["endpoint", "backend", "replicas", "offered_rps", "achieved_rps", "p50_ms", "p99_ms",
                        "p999_ms", "p99_ok_ms", "errors", "shed", "late", "p99_vs_noop",
-                       "replica_cpu_ms", "trainer_learned"])
+                       "replica_cpu_ms", "machine_cpu_ms", "trainer_learned"])
     write_json(args.json, rows, duration_s=args.duration, candidates=100)
 
 

@@ -1,5 +1,6 @@
 """ops.harness.tree_cpu_seconds: the CPU of a process and its descendants (the serving bench's
-per-request CPU of `aimass serve --workers N`, whose replicas are children of its parent)."""
+per-request CPU of `aimass serve --workers N`, whose replicas are children of its parent), and
+machine_cpu_seconds: every core's busy time (the bench's whole-machine CPU per answer)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from ops.harness import tree_cpu_seconds
+from ops.harness import machine_cpu_seconds, tree_cpu_seconds
 
 BURN = ("import subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', "
@@ -30,3 +31,10 @@ def test_a_grandchilds_cpu_counts_for_the_parent():
         parent.kill()
         parent.wait()
     assert tree_cpu_seconds(parent.pid) == 0.0  # gone: nothing to count
+
+
+def test_the_machine_counts_a_process_it_did_not_start():
+    before = machine_cpu_seconds()
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                    "while time.process_time() - t < 0.5: pass"], check=True)
+    assert machine_cpu_seconds() - before >= 0.45  # (other processes only add to it)
