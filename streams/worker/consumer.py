@@ -47,6 +47,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
+from streams.worker.acks import BatchAcks
 from streams.worker.fetch import ConsumerThread, Fetched
 
 logger = logging.getLogger(__name__)
@@ -96,9 +97,10 @@ def undelivered(records: dict, delivered: dict) -> dict:
     return out
 
 
-class Consumer(faust_aiokafka.Consumer):
+class Consumer(BatchAcks, faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with the eager delivery of :func:`deliver`, one fetch always
-    in flight, and undelivered records given back (:meth:`_give_back`)."""
+    in flight, undelivered records given back (:meth:`_give_back`), and a batch of events
+    acknowledged in one pass (:mod:`streams.worker.acks`)."""
 
     _next: asyncio.Task | None = None  # the fetch started while the last batch is delivered
     _turns: asyncio.Lock | None = None  # fetches, seeks and rewinds, one at a time

@@ -31,6 +31,7 @@ from streams.contracts.events import InvalidEvent, TrainingExample, dead_letter,
 from streams.contracts.example_batches import encode_examples
 from streams.join.joiner import Joiner
 from streams.join.merge import OrderedMerge
+from streams.worker.acks import ack_events
 from streams.worker.runtime import Runtime
 
 # held events past which the agent waits for a release in flight: a bound on memory when
@@ -284,9 +285,7 @@ class JoinStage:
             return
         if self.before_ack is not None:
             await self.before_ack()
-        for q, n in done:
-            for _ in range(n):
-                q.popleft()[0].ack()
+        ack_events([q.popleft()[0] for q, n in done for _ in range(n)])
 
     def _orphan_letter(self, fb):
         err = InvalidEvent("request_id", f"no request {fb.request_id!r} came within the "

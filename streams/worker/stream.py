@@ -24,6 +24,8 @@ import faust
 from faust.types import ChannelT
 from mode.utils.times import want_seconds
 
+from streams.worker.acks import ack_events
+
 
 class Stream(faust.Stream):
     async def take_events(self, max_: int, within):  # noqa: C901 - one pass over the queue
@@ -84,6 +86,5 @@ class Stream(faust.Stream):
                 self.events_total += len(events)
                 yield events
                 generation = app.consumer_generation_id
-                for event in events:  # the stream's reference; a stage may hold its own
-                    if event.message.generation_id == generation:
-                        event.ack()
+                # the stream's reference; a stage may hold its own
+                ack_events([e for e in events if e.message.generation_id == generation])

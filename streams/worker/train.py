@@ -35,6 +35,7 @@ from streams.state.model_updates import SnapshotPublisher
 from streams.state.statefile import StateRejected
 from streams.training.model_set import ModelSet
 from streams.training.trainer import Trainer, make_trainer
+from streams.worker.acks import ack_events
 from streams.worker.runtime import Runtime, WriteBehind
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,7 @@ class TrainStage:
                 self.rt.metrics.checkpointed.labels(tenant).set(handled)
                 self.rt.metrics.dedup_ids.labels(tenant).set(len(ms.learned))
                 self.rt.metrics.dedup_floor.labels(tenant).set(max(ms.learned.floor, 0.0))
-            for ev in held:
-                ev.ack()
+            ack_events(held)
             log.debug("checkpoint of %s acknowledged %s",
                       ", ".join(f"{t} ({n} examples)" for t, *_, n in sealed), _offsets(held))
             self.rt.metrics.checkpoint_seconds.observe(time.perf_counter() - started)

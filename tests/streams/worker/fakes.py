@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry
 
@@ -31,6 +32,8 @@ class FakeMessage:
 
 
 class FakeEvent:
+    app = SimpleNamespace(consumer=None)  # not the worker's consumer: acknowledged one by one
+
     def __init__(self, offset: int, value: bytes, acked: list):
         self.message, self.value, self._acked = FakeMessage(offset), value, acked
 
