@@ -1,6 +1,6 @@
-"""One request's candidates by column: what the parser checked column by column, handed on to
-the learners that score a request column by column (:meth:`FeatureHasher.prepare_request`,
-the forest's binning), without a feature dict per candidate in between.
+"""One request's candidates by column, handed to the learners that score a request column by
+column (:meth:`FeatureHasher.prepare_request`, the forest's binning) without a feature dict
+per candidate in between; a stream's batch of examples the same way (``FeatureHasher.transform``).
 
 A serving request carries a hundred candidates with the same few features. As dicts, every
 step of the request path (checking, prefixing, hashing, binning) ran a Python loop over the
@@ -66,17 +66,21 @@ class ItemColumns(Sequence):
 
 def by_columns(feats: Sequence[dict], prefix: str = "",
                shift: dict[str, Callable] | None = None) -> ItemColumns:
-    """Columns of a list of feature dicts, each name prefixed, ``shift[name]`` applied to the
-    ints of that column (bools excepted)."""
-    raw = {k: list(map(itemgetter(k), feats)) for k in feats[0]} \
-        if uniform(feats) else {k: [f.get(k) for f in feats] for k in names_of(feats)}
-    out = {}
-    for k, col in raw.items():
-        f = (shift or {}).get(k)
-        if f is not None:
-            col = [f(v) if isinstance(v, int) and v.__class__ is not bool else v for v in col]
-        out[prefix + k] = col
-    return ItemColumns(out, len(feats))
+    """Columns of a list of feature dicts, each name prefixed, ``shift[name]`` applied to
+    each value of that column (None included)."""
+    cols = uniform_columns(feats)
+    raw = cols.columns if cols is not None else \
+        {k: [f.get(k) for f in feats] for k in names_of(feats)}
+    return ItemColumns({prefix + k: list(map(shift[k], col)) if shift and k in shift else col
+                        for k, col in raw.items()}, len(feats))
+
+
+def uniform_columns(feats: Sequence[dict]) -> ItemColumns | None:
+    """The columns of dicts that all list the same names in the same order; None where they
+    do not (or there is none)."""
+    if not uniform(feats):
+        return None
+    return ItemColumns({k: list(map(itemgetter(k), feats)) for k in feats[0]}, len(feats))
 
 
 def uniform(feats: Sequence[dict]) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import ItemColumns, by_columns, uniform
+from .columns import ItemColumns, uniform_columns
 
 MEMO_MAX = 2_000_000  # memoised token hashes before the memo starts over
 BY_COLUMNS = 32  # rows from which a batch whose dicts list the same names is hashed by column
@@ -143,8 +143,9 @@ class FeatureHasher:
         same names in the same order (a stream's examples) is hashed by column
         (:meth:`transform_request` with nothing shared): the same rows, each token in the
         same place, about 3.7x faster on MovieLens batches of 2,000."""
-        if len(X) >= BY_COLUMNS and uniform(X):
-            return self.transform_request({}, by_columns(X))
+        cols = uniform_columns(X) if len(X) >= BY_COLUMNS else None
+        if cols is not None:
+            return self.transform_request({}, cols)
         return self._transform_rows(X)
 
     def _transform_rows(self, X: Sequence[dict]) -> Rows:

@@ -16,14 +16,19 @@ from learners.columns import ItemColumns, by_columns
 from streams.contracts.events import Candidate
 
 DECADES = {"age", "year"}
-_DECADE = {k: (lambda v: v // 10 * 10) for k in DECADES}
+
+
+def decade(v):
+    """An int rounded down to its decade; any other value (a bool too) as it is."""
+    return v // 10 * 10 if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+_DECADE = dict.fromkeys(DECADES, decade)
 
 
 def _put(out: dict, prefix: str, feats: dict) -> None:
     for k, v in feats.items():
-        if k in DECADES and isinstance(v, int) and not isinstance(v, bool):
-            v = v // 10 * 10
-        out[prefix + k] = v
+        out[prefix + k] = decade(v) if k in DECADES else v
 
 
 def pair_features(user: dict, context: dict, cand: Candidate) -> dict:
@@ -52,12 +57,8 @@ def request_features(user: dict, context: dict, candidates) -> tuple[dict, ItemC
     _put(shared, "c_", context)
     cols = by_columns([c.features for c in candidates], "a_", _DECADE).columns
     if "a_ad_id" in cols:  # a feature named ad_id: it overrides the id, as in pair_features
-        items = []
-        for cand in candidates:
-            it = {"a_ad_id": cand.ad_id}
-            _put(it, "a_", cand.features)
-            items.append(it)
-        return shared, by_columns(items)
+        return shared, by_columns([{"ad_id": c.ad_id, **c.features} for c in candidates],
+                                  "a_", _DECADE)
     return shared, ItemColumns({"a_ad_id": [c.ad_id for c in candidates], **cols})
 
 

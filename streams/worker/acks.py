@@ -21,10 +21,10 @@ from mode.utils.futures import notify
 class BatchAcks:
     """A mixin of the app's consumer (:class:`streams.worker.consumer.Consumer`)."""
 
-    def ack_events(self, events: Iterable) -> int:
-        """``event.ack()`` of each event, in one pass; how many offsets became safe to
-        commit. Messages other than a consumer's take their own final acknowledgement."""
-        done, enabled = 0, {}
+    def ack_events(self, events: Iterable) -> None:
+        """``event.ack()`` of each event, in one pass. Messages other than a consumer's take
+        their own final acknowledgement."""
+        enabled: dict[str, bool] = {}
         notified = False
         with ack_lock:
             for ev in events:
@@ -53,10 +53,8 @@ class BatchAcks:
                         acked_index.add(offset)
                         self._acked[tp].append(offset)
                         self._n_acked += 1
-                        done += 1
             if notified:
                 notify(self._waiting_for_ack)
-        return done
 
 
 def ack_events(events: list) -> None:
