@@ -95,6 +95,11 @@ class WorkerProcess:
         """Until the worker has joined its group and been assigned partitions."""
         self.wait_for("aimass_assigned_partitions", 1, timeout)
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` of the process's log (what it wrote before it died)."""
+        self._out.flush()
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def stop(self, kill: bool = False) -> None:
         if kill:
             os.killpg(self.proc.pid, 9)

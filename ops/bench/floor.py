@@ -52,8 +52,13 @@ class Message:
         self.refs += n
 
 
+class _NoApp:
+    consumer = None  # no Faust consumer: the stages acknowledge these events one by one
+
+
 class Event:
     __slots__ = ("value", "message")
+    app = _NoApp
 
     def __init__(self, record, acks):
         self.value, self.message = record.value, Message(record, acks)

@@ -102,15 +102,20 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
             produced = time.perf_counter() - t0
             deadline = time.monotonic() + 1800
             while not samples or samples[-1][1] < expected:
-                if time.monotonic() > deadline or any(p.proc.poll() is not None for p in procs):
+                dead = [p for p in procs if p.proc.poll() is not None]
+                if time.monotonic() > deadline or dead:
+                    tail = "\n".join(f"{p.log.name}:\n{p.log_tail()}" for p in dead)
                     raise RuntimeError(f"learned {samples[-1][1] if samples else 0:.0f} "
-                                       f"of {expected}; see {log_dir}")
+                                       f"of {expected}\n{tail}")
                 time.sleep(0.05)
         finally:
             done.set()
             sampler.join()
         e2e = samples[-1][0]  # when the sample that saw them all was taken
         stages = {st: total("aimass_batch_seconds_sum", stage=st) for st in STAGES}
+        batches = {st: total("aimass_batch_size_count", stage=st) for st in STAGES}
+        sizes = {st: total("aimass_batch_size_sum", stage=st) / n if n else float("nan")
+                 for st, n in batches.items()}
         stage = stages["train"]
         while total("aimass_checkpoint_examples") < expected:  # rows all written
             if time.monotonic() > deadline:
@@ -139,7 +144,8 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
             "learned_at": [[round(t, 2), n] for t, n in samples[::5]],  # (s since t0, learned)
             # the last 0.1%: the windows the idle flush closes, once the stream has gone quiet
             "tail_seconds": e2e - next((t for t, n in samples if n >= 0.999 * expected), e2e),
-            **{f"{st}_seconds": secs for st, secs in stages.items()}}
+            **{f"{st}_seconds": secs for st, secs in stages.items()},
+            **{f"{st}_batch_mean": n for st, n in sizes.items()}}
 
 
 def steady_rate(samples: list[tuple[float, float]], expected: int,
