@@ -62,6 +62,55 @@ def request_features(user: dict, context: dict, candidates) -> tuple[dict, ItemC
     return shared, ItemColumns({"a_ad_id": [c.ad_id for c in candidates], **cols})
 
 
+def pairs_by_column(reqs) -> ItemColumns | None:
+    """The :func:`pair_features` of every (request, candidate) of ``reqs``, in that order, as
+    columns: where every request lists the same user and context names and every candidate
+    the same feature names, each in the same order (a stream's requests do), the dicts would
+    all list the same names, and each column is built straight from the requests. None
+    where they do not, or a candidate has a feature named ``ad_id``.
+
+    >>> from streams.contracts.events import AdRequest, Candidate
+    >>> reqs = [AdRequest("r1", 1.0, "t", {"age": 27}, [Candidate("m1", {"year": 1997}),
+    ...                                                 Candidate("m2", {"year": 2003})]),
+    ...         AdRequest("r2", 1.0, "t", {"age": 41}, [Candidate("m3", {"year": 1985})])]
+    >>> cols = pairs_by_column(reqs)
+    >>> cols.columns
+    {'u_age': [20, 20, 40], 'a_ad_id': ['m1', 'm2', 'm3'], 'a_year': [1990, 2000, 1980]}
+    >>> list(cols) == [pair_features(r.user, r.context, c) for r in reqs for c in r.candidates]
+    True
+    >>> pairs_by_column(reqs + [AdRequest("r3", 1.0, "t", {"gender": "F"}, [Candidate("m1")])])
+    """
+    reqs = [r for r in reqs if r.candidates]  # one with none has no pair
+    cands = [c for r in reqs for c in r.candidates]
+    if not cands:
+        return None
+    first = reqs[0]
+    users, contexts = tuple(first.user), tuple(first.context)
+    feats = tuple(cands[0].features)
+    if "ad_id" in feats or any(tuple(r.user) != users or tuple(r.context) != contexts
+                               for r in reqs) \
+            or any(tuple(c.features) != feats for c in cands):
+        return None
+    counts = [len(r.candidates) for r in reqs]
+    once = len(cands) == len(reqs)  # one candidate each: a request's value is its row's
+
+    def spread(values: list) -> list:
+        return values if once else [v for v, n in zip(values, counts, strict=True)
+                                    for _ in range(n)]
+
+    cols: dict[str, list] = {}
+    for prefix, names, of in (("u_", users, lambda r: r.user), ("c_", contexts,
+                                                                lambda r: r.context)):
+        for k in names:
+            col = spread([of(r)[k] for r in reqs])
+            cols[prefix + k] = list(map(decade, col)) if k in DECADES else col
+    cols["a_ad_id"] = [c.ad_id for c in cands]
+    for k in feats:
+        col = [c.features[k] for c in cands]
+        cols["a_" + k] = list(map(decade, col)) if k in DECADES else col
+    return ItemColumns(cols, len(cands))
+
+
 #: Crosses that pay on ad data (user affinity to ad content; ad appeal by audience segment),
 #: chosen on the MovieLens stream with ops/bench/learning.py.
 DEFAULT_CROSSES = (

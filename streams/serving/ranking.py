@@ -6,7 +6,10 @@ every answer given, by either path, ``served_by`` saying which.
 
 A request with many candidates is scored on its own, its user and context features built once
 (:meth:`Snapshot.score_request`); requests with a few candidates are scored together, one
-vectorised call per tenant and batch (:meth:`Snapshot.score`): the same probabilities.
+vectorised call per tenant and batch, their pairs by column where their features allow
+(:func:`~streams.contracts.features.pairs_by_column`, then :meth:`Snapshot.score_request` as
+one request with nothing shared), else each pair's dict (:meth:`Snapshot.score`): the same
+probabilities.
 
 >>> from streams.contracts.events import AdRequest, Candidate
 >>> r = Ranker(ModelStore(), "ensemble_stacking")
@@ -23,7 +26,7 @@ import numpy as np
 
 from learners.hashing import FeatureHasher
 from streams.contracts.events import AdRequest, Recommendation
-from streams.contracts.features import pair_features, request_features
+from streams.contracts.features import pair_features, pairs_by_column, request_features
 from streams.serving.snapshots import ModelStore, Snapshot
 
 MANY = 8  # candidates from which a request is scored on its own
@@ -72,9 +75,7 @@ class Ranker:
                                                      reqs[i].candidates)
                     scores[i] = snap.score_request(shared, items, used, self.hasher)
             if few:
-                X = [pair_features(reqs[i].user, reqs[i].context, c)
-                     for i in few for c in reqs[i].candidates]
-                flat, at = snap.score(X, used), 0
+                flat, at = self._score_few(snap, [reqs[i] for i in few], used), 0
                 for i in few:
                     n = len(reqs[i].candidates)
                     scores[i], at = flat[at:at + n], at + n
@@ -87,6 +88,16 @@ class Ranker:
                                fallback_kind=kind, ranked=ranked(r, s), took_ms=took,
                                served_by=self.served_by)
                 for r, s, (version, used, kind) in zip(reqs, scores, how, strict=True)]
+
+    def _score_few(self, snap: Snapshot, reqs: list[AdRequest], used: str) -> np.ndarray:
+        """The probabilities of the candidates of ``reqs``, in order: as one request of
+        their pairs by column where they allow it (:func:`pairs_by_column`), else of each
+        pair's features."""
+        items = pairs_by_column(reqs)
+        if items is not None:
+            return snap.score_request({}, items, used, self.hasher)
+        return snap.score([pair_features(r.user, r.context, c)
+                           for r in reqs for c in r.candidates], used)
 
     def fallback(self, req: AdRequest):
         """Scores and (version, output, kind) for a tenant with no model yet: popularity
@@ -111,8 +122,12 @@ def ranked(req: AdRequest, scores) -> list[dict]:
     >>> req = AdRequest("r", 1.0, "t", {}, [Candidate(a) for a in "abcd"])
     >>> [(d["ad_id"], d["score"]) for d in ranked(req, [0.2, float("nan"), 0.7, 0.2])]
     [('c', 0.7), ('a', 0.2), ('d', 0.2), ('b', nan)]
+    >>> ranked(AdRequest("r", 1.0, "t", {}, [Candidate("a")]), np.array([0.12345678]))
+    [{'ad_id': 'a', 'score': 0.123457}]
     """
     cands = req.candidates
+    if len(cands) == 1:  # a stream's request, most often
+        return [{"ad_id": cands[0].ad_id, "score": round(float(scores[0]), 6)}]
     if len(cands) >= MANY_RANKED:  # numpy's stable argsort of -s orders as described
         arr = np.asarray(scores, dtype=np.float64)
         r = np.round(arr, 6).tolist()

@@ -4,6 +4,8 @@ snapshot's ``score_request`` for every output, and the vectorised vote."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,9 +17,10 @@ from learners.checks import stream
 from learners.columns import by_columns
 from learners.hashing import FeatureHasher
 from learners.registry import ALL, build
-from streams.contracts.events import Candidate
-from streams.contracts.features import DEFAULT_CROSSES, pair_features, request_features
-from streams.serving.snapshots import load_snapshot
+from streams.contracts.events import AdRequest, Candidate
+from streams.contracts.features import DEFAULT_CROSSES, pair_features, pairs_by_column, request_features
+from streams.serving.ranking import Ranker, ranked
+from streams.serving.snapshots import ModelStore, load_snapshot
 from streams.state.model_sets import snapshot_of
 from streams.training.model_set import ModelSet
 from tests.helpers import KEY, examples
@@ -122,6 +125,38 @@ def test_snapshot_scores_a_request_as_its_merged_features():
             for hasher in (None, serving_hasher):
                 np.testing.assert_allclose(snap.score_request(shared, items, output, hasher),
                                            snap.score(merged, output), rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=40))
+def test_few_candidate_requests_score_as_their_pairs(shapes):
+    """rank_many scores requests of a few candidates together: by column where their
+    features allow it (pairs_by_column), else pair by pair; the same ranking either way."""
+    snap = _trained_snapshot()
+    store = ModelStore()
+    store.swap(snap)
+    reqs = []
+    for i, (n, odd) in enumerate(shapes):
+        user, ctx, cands = request(i, n)
+        if odd:  # one more feature name: the batch is no longer uniform
+            user = {**user, "age": 30 + i}
+        reqs.append(AdRequest(f"r{i}", 1.0, "t", user, cands, ctx))
+    pairs = [pair_features(r.user, r.context, c) for r in reqs for c in r.candidates]
+    assert (pairs_by_column(reqs) is not None) == (len(set(map(tuple, pairs))) == 1)
+    for output in snap.outputs():
+        got = Ranker(store, output).rank_many(reqs)
+        for rec, r in zip(got, reqs, strict=True):
+            want = snap.score([pair_features(r.user, r.context, c) for c in r.candidates],
+                              output) if r.candidates else []
+            assert rec.ranked == ranked(r, want)
+
+
+@functools.cache
+def _trained_snapshot():
+    ms = ModelSet("t", build(["ftrl", "fm", "adpredictor"], DEFAULT_CROSSES[:2]),
+                  ensembles={"stacking": build_combiner("stacking")})
+    ms.process(examples(400))
+    return load_snapshot(snapshot_of(ms, KEY), KEY)
 
 
 @pytest.mark.parametrize("policy", ["weighted", "average", "best", "abstain"])
