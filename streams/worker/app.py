@@ -155,6 +155,7 @@ def create_app(settings: Settings) -> faust.App:
     async def events(stream):
         """Requests and feedback: store, score, join, in one pass over each batch."""
         rt.follow_snapshots()
+        await asyncio.to_thread(ingest_.warm_up)
         async for batch in rt.waited("events", stream.take_events(**take)):
             valid = await ingest_.handle(batch)
             await score.handle([rec for _, rec, _ in valid["ad-requests"]])
