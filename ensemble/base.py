@@ -29,6 +29,13 @@ def example_losses(p: np.ndarray, y: float) -> np.ndarray:
     return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
+def progressive_args(P, y, learn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``combine_progressive``'s arguments as the kernels take them: float64, C order."""
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    learn = np.ones(len(y)) if learn is None else np.ascontiguousarray(learn, dtype=np.float64)
+    return np.ascontiguousarray(P, dtype=np.float64), y, learn
+
+
 class Combiner(ABC):
     name = "combiner"
 

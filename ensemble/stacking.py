@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from .base import Combiner, logit
+from . import _kernels
+from .base import Combiner, logit, progressive_args
 
 
 class Stacking(Combiner):
@@ -45,6 +46,15 @@ class Stacking(Combiner):
             self.combine_one(P[0])
         s = logit(P) @ self.w[:-1] + self.w[-1]
         return 1.0 / (1.0 + np.exp(-np.clip(s, -35.0, 35.0)))
+
+    def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
+        P, y, learn = progressive_args(P, y, learn)
+        out = np.empty(len(y))
+        if len(y):
+            if self.w is None:
+                self.combine_one(P[0])  # the starting weights
+            _kernels.stacking_progressive(P, y, learn, self.w, self._g2, self.lr, self.l2, out)
+        return out
 
     def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
         z = self._z(p)

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Combiner
+from . import _kernels
+from .base import Combiner, progressive_args
 from .weighted import Hedge
 
-POLICIES = ("weighted", "average", "best", "abstain")
+POLICIES = _kernels.POLICIES
 
 
 class Vote(Combiner):
@@ -82,6 +83,19 @@ class Vote(Combiner):
             settle = np.full(len(P), 0.5)
         return np.where(share >= self.threshold, yes,
                         np.where(1 - share >= self.threshold, no, settle))
+
+    def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
+        P, y, learn = progressive_args(P, y, learn)
+        out = np.empty(len(y))
+        if len(y):
+            h = self.hedge
+            if h.losses is None:
+                h.losses = np.zeros(P.shape[1])
+            self.conflicts += _kernels.vote_progressive(
+                P, y, learn, h.losses, h.eta, h.decay, self.threshold,
+                _kernels.POLICIES.index(self.policy), out)
+            self.decisions += len(y)
+        return out
 
     def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
         self.hedge.learn_one(p, y, w)

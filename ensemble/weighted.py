@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Combiner, example_losses
+from . import _kernels
+from .base import Combiner, example_losses, progressive_args
 
 
 class Hedge(Combiner):
@@ -44,6 +45,15 @@ class Hedge(Combiner):
         if self.losses is None:
             return P.mean(axis=1)
         return P @ self.weights
+
+    def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
+        P, y, learn = progressive_args(P, y, learn)
+        out = np.empty(len(y))
+        if len(y):
+            if self.losses is None:
+                self.losses = np.zeros(P.shape[1])
+            _kernels.hedge_progressive(P, y, learn, self.losses, self.eta, self.decay, out)
+        return out
 
     def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
         if self.losses is None:
