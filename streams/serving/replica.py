@@ -13,7 +13,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from learners.hashing import FeatureHasher
-from streams.contracts.events import TrainingExample
 from streams.contracts.features import request_features
 from streams.gcpause import TimedFullCollections, freeze_startup, observe_pauses
 from streams.serving.access import AccessControl
@@ -27,18 +26,13 @@ KEEPALIVE = 75.0
 
 def warm_up(settings) -> None:
     """Load the compiled kernels (numba's on-disk cache, or compile them) before the first
-    request: score one request with a small model set of the configured kinds."""
-    from learners import registry
+    request: score one request by every output of a small model set of the configured kinds."""
     from streams.contracts.events import Candidate
-    from streams.contracts.features import DEFAULT_CROSSES
     from streams.serving.snapshots import load_snapshot
     from streams.state.model_sets import snapshot_of
-    from streams.training.model_set import ModelSet
+    from streams.training.trainer import warm_up as learn_warm_up
 
-    names = [n for n in settings.model_names if n != "deep"]  # torch warms up on its own
-    ms = ModelSet("warm-up", registry.build(names, DEFAULT_CROSSES, "cpu"))
-    x = {"u_user_id": "1", "a_ad_id": "1"}
-    ms.process([TrainingExample(f"w{i}", 0.0, "warm-up", x, i % 2) for i in range(4)])
+    ms = learn_warm_up(settings)
     key = b"warm-up"
     snap = load_snapshot(snapshot_of(ms, key), key)
     shared, items = request_features({"user_id": "1"}, {}, [Candidate("1"), Candidate("2")])

@@ -34,7 +34,7 @@ from streams.state.model_sets import load_checkpoint, seal_model_set
 from streams.state.model_updates import SnapshotPublisher
 from streams.state.statefile import StateRejected
 from streams.training.model_set import ModelSet
-from streams.training.trainer import Trainer, make_trainer
+from streams.training.trainer import Trainer, make_trainer, warm_up
 from streams.worker.acks import ack_events
 from streams.worker.runtime import Runtime, WriteBehind
 
@@ -258,6 +258,7 @@ class TrainStage:
         self.rt.follow_specs()
         self.rt.run_tasks()
         self.trainer  # noqa: B018 - restores on first use
+        warm_up(self.rt.settings)
         self.store.connect()
         self.publisher.connect()
         self.rt.sink(schema.MODEL_METRICS)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from learners.registry import build
+from streams.settings import Settings
 from streams.training.model_set import is_holdout
-from streams.training.trainer import Trainer
+from streams.training.trainer import Trainer, warm_up
 from tests.helpers import examples
 
 
@@ -140,3 +141,10 @@ def test_a_value_of_the_wrong_type_for_its_column_is_refused_not_learned():
     spec = parse({"members": {"ftrl": {"kind": "ftrl"}}, "schema": {"score": "any"}})
     lenient = build_model_set("t", spec)  # the tenant's graph says: take anything there
     assert lenient.process(batch).refused == []
+
+
+def test_warm_up_learns_with_the_configured_kinds_and_combiners():
+    ms = warm_up(Settings(models="ftrl,fm,deep", ensembles="average,stacking,vote"))
+    assert set(ms.models) == {"ftrl", "fm"}  # torch warms up on its own
+    assert set(ms.ensembles) == {"average", "stacking", "vote"}
+    assert ms.ensembles["vote"].decisions == 4  # each combiner went through the examples
