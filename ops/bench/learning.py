@@ -47,7 +47,8 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     process); read the predictions back from ClickHouse. examples_per_s is end to end: from
     the first request produced to the last example learned; steady_examples_per_s over the
     middle of the stream (:func:`steady_rate`); train_stage_examples_per_s counts the train
-    stage's own time."""
+    stage's own time; worker_cpu_us_per_example the workers' CPU (all their threads) from the
+    first request produced to the last example learned, per example."""
     from ops.harness import WorkerProcess
     from sinks.clickhouse import connect
     from streams.contracts.topics import ensure_topics
@@ -83,6 +84,7 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
                     time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(s.group_rebalance_timeout)
+        cpu0 = sum(p.cpu_seconds() for p in procs)
         t0 = time.perf_counter()
         samples: list[tuple[float, float]] = []  # (seconds since t0, examples learned)
         done = threading.Event()
@@ -112,6 +114,7 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
             done.set()
             sampler.join()
         e2e = samples[-1][0]  # when the sample that saw them all was taken
+        cpu = sum(p.cpu_seconds() for p in procs) - cpu0
         stages = {st: total("aimass_batch_seconds_sum", stage=st) for st in STAGES}
         batches = {st: total("aimass_batch_size_count", stage=st) for st in STAGES}
         sizes = {st: total("aimass_batch_size_sum", stage=st) / n if n else float("nan")
@@ -141,6 +144,9 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
             "steady_examples_per_s": steady_rate(samples, expected),
             "train_stage_examples_per_s": len(rows) / stage if stage else float("nan"),
             "replay_seconds": produced, "e2e_seconds": e2e,
+            # the workers' own CPU (every thread) per example learned: steadier than the rates
+            # where the machine's speed drifts between runs
+            "worker_cpu_us_per_example": cpu * 1e6 / len(rows),
             "learned_at": [[round(t, 2), n] for t, n in samples[::5]],  # (s since t0, learned)
             # the last 0.1%: the windows the idle flush closes, once the stream has gone quiet
             "tail_seconds": e2e - next((t for t, n in samples if n >= 0.999 * expected), e2e),
@@ -265,8 +271,8 @@ def main() -> None:
             r["rate_vs_floor"] = r["examples_per_s"] / floor["examples_per_s"]
     print_table(rows, ["name", "mode", "workers", "examples", "logloss", "auc",
                        "examples_per_s", "steady_examples_per_s", "train_stage_examples_per_s",
-                       "logloss_vs_in_process", "logloss_vs_same_order", "rate_vs_in_process",
-                       "rate_vs_floor"])
+                       "worker_cpu_us_per_example", "logloss_vs_in_process",
+                       "logloss_vs_same_order", "rate_vs_in_process", "rate_vs_floor"])
     write_json(args.json, rows, examples=len(exs))
 
 
