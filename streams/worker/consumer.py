@@ -48,6 +48,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
 from streams.worker.acks import BatchAcks
+from streams.worker.conductor import Conductor
 from streams.worker.fetch import ConsumerThread, Fetched
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,8 @@ class Consumer(BatchAcks, faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for, to_message = app.topics.acks_enabled_for, self._to_message
         buffered, generation = self._buffered_partitions, app.consumer_generation_id
+        conductor = app.topics
+        put_now = conductor.put_now if isinstance(conductor, Conductor) else (lambda tp: None)
         delivered: dict = {}
         since_yield = 0
         for tp in records:
@@ -226,6 +229,8 @@ class Consumer(BatchAcks, faust_aiokafka.Consumer):
             if suspend.is_set():  # rebalancing: Faust's own race
                 delivery = callback(message)
                 ok = delivery in (await wait_first(delivery, suspend.wait())).done
+            elif (put := put_now(tp)) is not None and put(message):
+                ok = True  # delivered with nothing to wait for (streams.worker.conductor)
             else:
                 ok = await deliver(callback(message), suspend, wait_first)
             if not ok or app.consumer_generation_id != generation:
@@ -292,6 +297,10 @@ class ProducerBuffer(faust_producer.ProducerBuffer):
 
     threaded = False  # app.conf.producer_threaded, set by :class:`Producer`
 
+    def ebbed(self) -> bool:
+        """Would ``wait_until_ebb`` return without waiting?"""
+        return self.size <= self.max_messages
+
     @property
     def size(self) -> int:
         if self.threaded:
@@ -314,7 +323,9 @@ class Producer(faust_aiokafka.Producer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with :class:`Consumer` and :class:`Producer`."""
+    """Faust's aiokafka transport with :class:`Consumer`, :class:`Producer` and
+    :class:`streams.worker.conductor.Conductor`."""
 
     Consumer = Consumer
     Producer = Producer
+    Conductor = Conductor

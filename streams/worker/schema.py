@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -42,9 +43,17 @@ class Schema(faust.Schema):
             return super().compile(app, on_key_decode_error=on_key_decode_error,
                                    on_value_decode_error=on_value_decode_error,
                                    default_propagate=default_propagate)
-        event = app.conf.Event
+        make = self.event_maker(app)
 
         async def decode(message: Message, *, propagate: bool = default_propagate) -> Any:
-            return event(app, message.key, message.value, message.headers, message)
+            return make(message)
 
         return decode
+
+    def event_maker(self, app: AppT) -> Callable[[Message], Any] | None:
+        """The event of a message, as the compiled decode builds it (a plain function, for
+        :meth:`streams.worker.conductor.Conductor.put_now`); None for a schema not raw."""
+        if not self.raw(app):
+            return None
+        event = app.conf.Event
+        return lambda message: event(app, message.key, message.value, message.headers, message)
