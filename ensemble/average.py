@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Combiner
+from .base import Combiner, progressive_args
 
 
 class Average(Combiner):
@@ -27,5 +27,5 @@ class Average(Combiner):
 
     def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
         """Nothing to learn: every row at once."""
-        return np.asarray(P, dtype=np.float64).reshape(len(y), -1).mean(axis=1) if len(y) \
-            else np.empty(0)
+        P, y, _ = progressive_args(P, y, learn)
+        return P.mean(axis=1) if len(y) else np.empty(0)

@@ -29,11 +29,21 @@ def example_losses(p: np.ndarray, y: float) -> np.ndarray:
     return -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-def progressive_args(P, y, learn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``combine_progressive``'s arguments as the kernels take them: float64, C order."""
+def progressive_args(P, y, learn, state: np.ndarray | None = None, extra: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``combine_progressive``'s arguments as the kernels take them: float64, C order. A
+    kernel checks no bounds: ``P`` must be (n, m) with one label and weight per row, and a
+    learned ``state`` (one value per member, plus ``extra``) of the same members, else
+    ValueError, as numpy's example-by-example arithmetic would raise."""
     y = np.ascontiguousarray(y, dtype=np.float64)
     learn = np.ones(len(y)) if learn is None else np.ascontiguousarray(learn, dtype=np.float64)
-    return np.ascontiguousarray(P, dtype=np.float64), y, learn
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    if len(y) and (P.ndim != 2 or len(P) != len(y) or len(learn) != len(y)):
+        raise ValueError(f"predictions {P.shape} for {len(y)} labels and {len(learn)} weights")
+    if len(y) and state is not None and len(state) != P.shape[1] + extra:
+        raise ValueError(f"{P.shape[1]} members' predictions for a combiner of "
+                         f"{len(state) - extra}")
+    return P, y, learn
 
 
 class Combiner(ABC):

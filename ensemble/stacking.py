@@ -48,7 +48,7 @@ class Stacking(Combiner):
         return 1.0 / (1.0 + np.exp(-np.clip(s, -35.0, 35.0)))
 
     def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
-        P, y, learn = progressive_args(P, y, learn)
+        P, y, learn = progressive_args(P, y, learn, self.w, extra=1)
         out = np.empty(len(y))
         if len(y):
             if self.w is None:

@@ -85,7 +85,7 @@ class Vote(Combiner):
                         np.where(1 - share >= self.threshold, no, settle))
 
     def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
-        P, y, learn = progressive_args(P, y, learn)
+        P, y, learn = progressive_args(P, y, learn, self.hedge.losses)
         out = np.empty(len(y))
         if len(y):
             h = self.hedge

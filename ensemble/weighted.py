@@ -47,7 +47,7 @@ class Hedge(Combiner):
         return P @ self.weights
 
     def combine_progressive(self, P: np.ndarray, y, learn=None) -> np.ndarray:
-        P, y, learn = progressive_args(P, y, learn)
+        P, y, learn = progressive_args(P, y, learn, self.losses)
         out = np.empty(len(y))
         if len(y):
             if self.losses is None:

@@ -46,3 +46,14 @@ def test_compiled_pass_is_the_one_by_one_pass(name, m, cuts, seed):
                 assert a[k] == b[k], k
             else:
                 np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_other_members_or_shapes_are_refused_not_read_past(name):
+    c = MAKERS[name]()
+    c.combine_progressive(np.full((3, 3), 0.6), np.ones(3))
+    if name != "average":  # it learns nothing, so any number of members will do
+        with pytest.raises(ValueError, match="members"):
+            c.combine_progressive(np.full((2, 4), 0.6), np.ones(2))
+    with pytest.raises(ValueError, match="labels"):
+        c.combine_progressive(np.full((2, 3), 0.6), np.ones(3))
