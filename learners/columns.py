@@ -71,8 +71,15 @@ def by_columns(feats: Sequence[dict], prefix: str = "",
     cols = uniform_columns(feats)
     raw = cols.columns if cols is not None else \
         {k: [f.get(k) for f in feats] for k in names_of(feats)}
-    return ItemColumns({prefix + k: list(map(shift[k], col)) if shift and k in shift else col
-                        for k, col in raw.items()}, len(feats))
+    return ItemColumns(prefixed(raw, prefix, shift), len(feats))
+
+
+def prefixed(columns: dict[str, list], prefix: str,
+             shift: dict[str, Callable] | None = None) -> dict[str, list]:
+    """``columns`` with each name prefixed, ``shift[name]`` applied to each value of that
+    column."""
+    return {prefix + k: list(map(shift[k], col)) if shift and k in shift else col
+            for k, col in columns.items()}
 
 
 def uniform_columns(feats: Sequence[dict]) -> ItemColumns | None:

@@ -12,7 +12,7 @@ learners take them as configuration (:class:`learners.hashing.FeatureHasher`).
 
 from __future__ import annotations
 
-from learners.columns import ItemColumns, by_columns
+from learners.columns import ItemColumns, by_columns, prefixed, uniform_columns
 from streams.contracts.events import Candidate
 
 DECADES = {"age", "year"}
@@ -84,31 +84,24 @@ def pairs_by_column(reqs) -> ItemColumns | None:
     cands = [c for r in reqs for c in r.candidates]
     if not cands:
         return None
-    first = reqs[0]
-    users, contexts = tuple(first.user), tuple(first.context)
-    feats = tuple(cands[0].features)
-    if "ad_id" in feats or any(tuple(r.user) != users or tuple(r.context) != contexts
-                               for r in reqs) \
-            or any(tuple(c.features) != feats for c in cands):
+    users, contexts, feats = parts = (uniform_columns([r.user for r in reqs]),
+                                      uniform_columns([r.context for r in reqs]),
+                                      uniform_columns([c.features for c in cands]))
+    if any(p is None for p in parts) or "ad_id" in feats.columns:
         return None
     counts = [len(r.candidates) for r in reqs]
-    once = len(cands) == len(reqs)  # one candidate each: a request's value is its row's
 
-    def spread(values: list) -> list:
-        return values if once else [v for v, n in zip(values, counts, strict=True)
-                                    for _ in range(n)]
+    def spread(columns: dict[str, list]) -> dict[str, list]:
+        """A request's value in each of its candidates' rows."""
+        if len(cands) == len(reqs):  # one candidate each: a request's value is its row's
+            return columns
+        return {k: [v for v, n in zip(col, counts, strict=True) for _ in range(n)]
+                for k, col in columns.items()}
 
-    cols: dict[str, list] = {}
-    for prefix, names, of in (("u_", users, lambda r: r.user), ("c_", contexts,
-                                                                lambda r: r.context)):
-        for k in names:
-            col = spread([of(r)[k] for r in reqs])
-            cols[prefix + k] = list(map(decade, col)) if k in DECADES else col
-    cols["a_ad_id"] = [c.ad_id for c in cands]
-    for k in feats:
-        col = [c.features[k] for c in cands]
-        cols["a_" + k] = list(map(decade, col)) if k in DECADES else col
-    return ItemColumns(cols, len(cands))
+    return ItemColumns({**prefixed(spread(users.columns), "u_", _DECADE),
+                        **prefixed(spread(contexts.columns), "c_", _DECADE),
+                        "a_ad_id": [c.ad_id for c in cands],
+                        **prefixed(feats.columns, "a_", _DECADE)}, len(cands))
 
 
 #: Crosses that pay on ad data (user affinity to ad content; ad appeal by audience segment),
