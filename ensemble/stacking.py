@@ -34,16 +34,19 @@ class Stacking(Combiner):
     def _z(self, p: np.ndarray) -> np.ndarray:
         return np.append(logit(p), 1.0)
 
-    def combine_one(self, p: np.ndarray) -> float:
+    def start(self, members: int) -> None:
+        """The average of ``members``' logits, unless it has learned already."""
         if self.w is None:
-            self.w = np.append(np.full(len(p), 1.0 / len(p)), 0.0)
-            self._g2 = np.full(len(p) + 1, 1e-6)
+            self.w = np.append(np.full(members, 1.0 / members), 0.0)
+            self._g2 = np.full(members + 1, 1e-6)
+
+    def combine_one(self, p: np.ndarray) -> float:
+        self.start(len(p))
         s = float(self.w @ self._z(p))
         return 1.0 / (1.0 + math.exp(-max(min(s, 35.0), -35.0)))
 
     def combine_many(self, P: np.ndarray) -> np.ndarray:
-        if self.w is None:
-            self.combine_one(P[0])
+        self.start(P.shape[1])
         s = logit(P) @ self.w[:-1] + self.w[-1]
         return 1.0 / (1.0 + np.exp(-np.clip(s, -35.0, 35.0)))
 
@@ -51,8 +54,7 @@ class Stacking(Combiner):
         P, y, learn = progressive_args(P, y, learn, self.w, extra=1)
         out = np.empty(len(y))
         if len(y):
-            if self.w is None:
-                self.combine_one(P[0])  # the starting weights
+            self.start(P.shape[1])
             _kernels.stacking_progressive(P, y, learn, self.w, self._g2, self.lr, self.l2, out)
         return out
 

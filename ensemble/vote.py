@@ -89,8 +89,7 @@ class Vote(Combiner):
         out = np.empty(len(y))
         if len(y):
             h = self.hedge
-            if h.losses is None:
-                h.losses = np.zeros(P.shape[1])
+            h.start(P.shape[1])
             self.conflicts += _kernels.vote_progressive(
                 P, y, learn, h.losses, h.eta, h.decay, self.threshold,
                 _kernels.POLICIES.index(self.policy), out)

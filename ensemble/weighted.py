@@ -36,9 +36,13 @@ class Hedge(Combiner):
         w = np.exp(z)
         return w / w.sum()
 
-    def combine_one(self, p: np.ndarray) -> float:
+    def start(self, members: int) -> None:
+        """Equal weights over ``members``, unless it has learned already."""
         if self.losses is None:
-            self.losses = np.zeros(len(p))
+            self.losses = np.zeros(members)
+
+    def combine_one(self, p: np.ndarray) -> float:
+        self.start(len(p))
         return float(self.weights @ p)
 
     def combine_many(self, P: np.ndarray) -> np.ndarray:
@@ -50,14 +54,12 @@ class Hedge(Combiner):
         P, y, learn = progressive_args(P, y, learn, self.losses)
         out = np.empty(len(y))
         if len(y):
-            if self.losses is None:
-                self.losses = np.zeros(P.shape[1])
+            self.start(P.shape[1])
             _kernels.hedge_progressive(P, y, learn, self.losses, self.eta, self.decay, out)
         return out
 
     def learn_one(self, p: np.ndarray, y: float, w: float = 1.0) -> None:
-        if self.losses is None:
-            self.losses = np.zeros(len(p))
+        self.start(len(p))
         self.losses = self.decay * self.losses + w * example_losses(p, y)
 
     def state(self) -> dict:
