@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from ops.bench.common import print_table, write_json
+from ops.bench.movielens_stream import join_events
 
 BATCH = 2000  # events per batch, as the worker takes them (AIMASS_BATCH_SIZE)
 SCORED = 800  # requests per score batch: the requests of a batch of events
@@ -69,14 +70,8 @@ def main() -> None:
     req_raw, fb_raw = raws(reqs), raws(fbs)
     now = time.time()
 
-    def join():
-        j, out = Joiner(s.join_window, "request", track_requests=True), []
-        for e in evs:
-            out += j.on_request(e.request)
-            out += j.on_feedback(e.impression)
-            if e.click:
-                out += j.on_feedback(e.click)
-        return out + j.advance() + j.flush()
+    def join():  # tracking requests, as the worker's join does for its merge
+        return join_events(evs, Joiner(s.join_window, "request", track_requests=True))
 
     exs = join()
     tenant = reqs[0].tenant
