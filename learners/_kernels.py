@@ -284,3 +284,34 @@ def request_rows(s_hash, s_val, H, V, P, C, cross_kind, cross_ref, sh_hash, mask
                 t += 1
         indptr[i + 1] = t
     return indptr, idx[:t], val[:t]
+
+
+@njit(cache=True)
+def int_columns_expanded(H, V, P, C, N, N_hash):
+    """The item columns with a numeric column after each column that holds an int (``N``:
+    the ints as floats, NaN where a row has none; ``N_hash``: each column's numeric token):
+    hashes, values (0 where no int), present, categorical; and each column's new position."""
+    n, k = H.shape
+    expand = np.zeros(k, dtype=np.bool_)
+    for j in range(k):
+        for i in range(n):
+            if not math.isnan(N[i, j]):
+                expand[j] = True
+                break
+    width = k + expand.sum()
+    H2, V2 = np.empty((n, width), dtype=np.int64), np.empty((n, width))
+    P2, C2 = np.empty((n, width), dtype=np.bool_), np.empty((n, width), dtype=np.bool_)
+    pos = np.empty(k, dtype=np.int64)
+    c = 0
+    for j in range(k):
+        pos[j] = c
+        for i in range(n):
+            H2[i, c], V2[i, c], P2[i, c], C2[i, c] = H[i, j], V[i, j], P[i, j], C[i, j]
+        c += 1
+        if expand[j]:
+            for i in range(n):
+                x = N[i, j]
+                has = not math.isnan(x)
+                H2[i, c], V2[i, c], P2[i, c], C2[i, c] = N_hash[j], x if has else 0.0, has, False
+            c += 1
+    return H2, V2, P2, C2, pos

@@ -126,12 +126,13 @@ class FeatureHasher:
             h = km[v] = token_hash(k if v is None else f"{k}={v}")
         return h
 
-    def _hashes(self, k: str, vals: list) -> list[int]:
+    def _hashes(self, k: str, vals: list, classes: set | None = None) -> list[int]:
         """The hashes of feature ``k``'s categorical values ``vals`` (no None, no float):
-        one memo lookup each, in C, a bool (equal to 1 as a key) by :meth:`_hash`."""
+        one memo lookup each, in C, a bool (equal to 1 as a key) by :meth:`_hash`.
+        ``classes``: the values' types, where the caller has them."""
         if not vals:
             return []
-        if bool in set(map(type, vals)):
+        if bool in (set(map(type, vals)) if classes is None else classes):
             return [self._hash(k, v) for v in vals]
         hs = list(map(self._memo.get(k, {}).get, vals))
         if None in hs:
@@ -261,7 +262,8 @@ class FeatureHasher:
         classes = [set(map(type, col)) for col in cols]
         N_hash, N = _int_columns(keys, cols, classes, hash_)
         if set().union(*classes) <= _CATEGORICAL:  # the usual case
-            hcols = [self._hashes(k, col) for k, col in zip(keys, cols, strict=True)]
+            hcols = [self._hashes(k, col, cl) for k, col, cl in zip(keys, cols, classes,
+                                                                     strict=True)]
             H = np.ascontiguousarray(np.array(hcols, dtype=np.int64).reshape(len(keys), n).T)
             V = np.ones((n, len(keys)))
             P = C = np.ones((n, len(keys)), dtype=np.bool_)
@@ -304,28 +306,19 @@ def _int_columns(keys: list, cols: list, classes: list,
     N = np.full((len(cols[0]), len(keys)), np.nan)
     for j in found:
         N_hash[j] = hash_(keys[j], None)
-        N[:, j] = [float(v) if v.__class__ is int else np.nan for v in cols[j]]
+        N[:, j] = cols[j] if classes[j] == {int} else [
+            float(v) if v.__class__ is int else np.nan for v in cols[j]]
     return N_hash, N
 
 
 def _with_int_columns(pr: PreparedRequest):
     """The item columns with a numeric column after each int column (as :meth:`transform`
     puts an int's numeric token right after its categorical one), and where each feature's
-    categorical column now is. Made once per request (``pr.expanded``)."""
-    if pr.expanded is not None:
-        return pr.expanded
-    has = ~np.isnan(pr.N)
-    expand = has.any(axis=0)
-    k = pr.H.shape[1]
-    src = np.repeat(np.arange(k), np.where(expand, 2, 1))  # each column, twice if expanded
-    numeric = np.zeros(len(src), dtype=np.bool_)
-    numeric[1:] = src[1:] == src[:-1]  # the second of a pair is the numeric one
-    H, V, P, C = (np.ascontiguousarray(a[:, src]) for a in (pr.H, pr.V, pr.P, pr.C))
-    num_src = src[numeric]
-    H[:, numeric] = pr.N_hash[num_src]
-    V[:, numeric] = np.nan_to_num(pr.N[:, num_src])
-    P[:, numeric] = has[:, num_src]
-    C[:, numeric] = False
-    pos = np.flatnonzero(~numeric)  # column j's categorical position
-    pr.expanded = H, V, P, C, {name: int(pos[j]) for name, j in pr.col.items()}
+    categorical column now is. Made once per request (``pr.expanded``), in one compiled pass."""
+    from ._kernels import int_columns_expanded
+
+    if pr.expanded is None:
+        H, V, P, C, pos = int_columns_expanded(pr.H, pr.V, pr.P, pr.C, pr.N, pr.N_hash)
+        pos = pos.tolist()
+        pr.expanded = H, V, P, C, {name: pos[j] for name, j in pr.col.items()}
     return pr.expanded
