@@ -32,128 +32,17 @@ True
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from ._forest_columns import Columns
 from ._forest_kernels import forest_predict, forest_progressive, reset_tree
 from ._forest_serving import FrozenForest, freeze
 from .base import Features, Freezable, Learner
-from .columns import ItemColumns
 from .state import Persistent
 
-MISSING = 0
-
-
-class Columns:
-    """Feature names to columns, and values to bins (1..bins; 0 = missing)."""
-
-    def __init__(self, bins: int, max_features: int):
-        self.bins, self.max_features = bins, max_features
-        self.names: list[str] = []
-        self.numeric: list[bool] = []
-        self.edges: list[np.ndarray] = []
-        self._memo: dict = {None: MISSING}  # value -> bin
-
-    def fit(self, X: Sequence[Features]) -> None:
-        """Fix each column's kind and bin edges from the warm-up rows."""
-        seen: dict[str, list] = {}
-        for x in X:
-            for k, v in x.items():
-                if v is not None:
-                    seen.setdefault(k, []).append(v)
-        for k, vals in seen.items():
-            self._add(k, vals)
-
-    def _add(self, name: str, vals: list) -> None:
-        if name in self._index or len(self.names) >= self.max_features:
-            return
-        floats = [float(v) for v in vals if isinstance(v, int | float)
-                  and not isinstance(v, bool)]
-        numeric = (len(floats) == len(vals) and bool(vals)
-                   and (any(isinstance(v, float) for v in vals)
-                        or len(set(floats)) > self.bins))
-        edges = np.zeros(0)
-        if numeric:
-            qs = np.quantile(np.asarray(floats), np.linspace(0, 1, self.bins + 1)[1:-1])
-            edges = np.unique(qs)
-        self.names.append(name)
-        self.numeric.append(numeric)
-        self.edges.append(edges)
-        self._index_cache = None
-
-    @property
-    def _index(self) -> dict[str, int]:
-        if getattr(self, "_index_cache", None) is None:
-            self._index_cache = {n: i for i, n in enumerate(self.names)}
-        return self._index_cache
-
-    def transform(self, X: Sequence[Features], grow: bool = True) -> np.ndarray:
-        """(n, columns) bins. Learning (``grow``), a column not seen at warm-up joins
-        (categorical, or numeric with edges from this batch) while there is room; predicting,
-        it is ignored (a request never changes the model)."""
-        if grow:
-            for x in X:
-                for k, v in x.items():
-                    if v is not None and k not in self._index:
-                        self._add(k, [x2[k] for x2 in X if x2.get(k) is not None])
-        out = np.zeros((len(X), len(self.names)), dtype=np.int16)
-        for j, name in enumerate(self.names):
-            out[:, j] = self._column(j, [x.get(name) for x in X])
-        return out
-
-    def transform_request(self, shared: Features, items: Sequence[Features]) -> np.ndarray:
-        """The bins of ``{**shared, **item}`` for each item, the shared part binned once."""
-        out = np.zeros((len(items), len(self.names)), dtype=np.int16)
-        by_col = isinstance(items, ItemColumns) and not shared.keys() & items.columns
-        in_items = items.columns if by_col else set().union(*items)
-        for j, name in enumerate(self.names):
-            if name in in_items:
-                if by_col:
-                    out[:, j] = self._column(j, items.columns[name])
-                    continue
-                sv = shared.get(name)
-                out[:, j] = self._column(j, [it.get(name, sv) for it in items])
-            elif shared.get(name) is not None:
-                out[:, j] = self._column(j, [shared[name]])[0]
-        return out
-
-    def _column(self, j: int, col: list) -> np.ndarray | list:
-        if self.numeric[j]:
-            v = np.array([c if isinstance(c, int | float) and not isinstance(c, bool)
-                          else np.nan for c in col], dtype=np.float64)
-            b = np.searchsorted(self.edges[j], v, side="right") + 1
-            b[np.isnan(v)] = MISSING
-            return b
-        bins = list(map(self._memo.get, col))  # None is in the memo: MISSING
-        if None in bins:  # values not binned yet
-            bins = [self._bin(c) if b is None else b for b, c in zip(bins, col, strict=True)]
-        return bins
-
-    def _bin(self, v) -> int:
-        b = self._memo.get(v)
-        if b is None:
-            if len(self._memo) > 100_000:
-                self._memo.clear()
-                self._memo[None] = MISSING
-            key = f"{type(v).__name__}:{v}".encode()
-            b = self._memo[v] = 1 + zlib.crc32(key) % self.bins
-        return b
-
-    def to_state(self) -> dict:
-        return {"bins": self.bins, "max_features": self.max_features, "names": self.names,
-                "numeric": self.numeric, "edges": self.edges}
-
-    @classmethod
-    def from_state(cls, s: dict) -> Columns:
-        c = cls(s["bins"], s["max_features"])
-        c.names, c.numeric = list(s["names"]), list(s["numeric"])
-        c.edges = [np.asarray(e, dtype=np.float64) for e in s["edges"]]
-        return c
-
-
-# -- the compiled forest -----------------------------------------------------------------------
+__all__ = ["Columns", "OnlineForest"]
 
 
 class OnlineForest(Learner, Freezable, Persistent):
