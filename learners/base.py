@@ -127,8 +127,9 @@ class Phased(ABC):
 
 class Freezable(ABC):
     """A learner that scores faster from tables made once per version (a replica's model
-    never learns). ``freeze`` makes them now; learning drops them, and the next prediction
-    makes them again."""
+    never learns). ``freeze`` makes them now; learning drops them (the forest makes them
+    again at its next prediction; the hashed linear models score from their arrays until
+    frozen again)."""
 
     @abstractmethod
     def freeze(self) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .base import Learner, MiniBatchLearner
+from .base import Freezable, Learner, MiniBatchLearner
 from .metrics import log_loss
 from .state import copy_state, encode
 
@@ -100,6 +100,27 @@ def check_request_scoring(learner: Learner) -> None:
     after = encode(learner)
     assert before[0] == after[0] and all(np.array_equal(a, b) for a, b in
                                          zip(before[1], after[1], strict=True))
+
+
+def check_frozen_scores_alike(learner: Learner) -> None:
+    """A frozen learner (a replica's) scores as it did before, requests included, and once it
+    learns again it scores as a twin that was never frozen."""
+    twin = learner.clone()
+    for m in (learner, twin):
+        m.progressive_outputs(X[:700], Y[:700])
+    shared = {"u_user_id": "7", "u_gender": "F", "never_seen": 1.5}
+    items = [{k: v for k, v in x.items() if not k.startswith("u_")} for x in X[700:760]]
+    before = learner.predict_proba_many(X[700:900]), learner.predict_request(shared, items)
+    learner.freeze()
+    after = learner.predict_proba_many(X[700:900]), learner.predict_request(shared, items)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    a, b = learner.progressive_outputs(X[900:1100], Y[900:1100]), \
+        twin.progressive_outputs(X[900:1100], Y[900:1100])
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    np.testing.assert_array_equal(learner.predict_proba_many(X[1100:1200]),
+                                  twin.predict_proba_many(X[1100:1200]))
 
 
 def check_state_is_data(learner: Learner) -> None:
@@ -208,6 +229,8 @@ PER_EXAMPLE = (check_predict_before_learn, check_holdout_is_scored_not_learned,
 def yield_checks(learner: Learner) -> Iterator[Callable[[Learner], None]]:
     """The checks that apply to ``learner``."""
     yield from COMMON
+    if isinstance(learner, Freezable):
+        yield check_frozen_scores_alike
     if isinstance(learner, MiniBatchLearner):
         yield check_minibatch_holdout_never_learned
     else:

@@ -9,12 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _kernels as K
+from ._frozen_tables import FrozenLinear, factors_of, linear_weights
+from .base import Freezable
 from .hashed import HashedLearner
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
 
 
-class FactorizationMachine(HashedLearner):
+class FactorizationMachine(HashedLearner, Freezable):
     """Hashed FM for click prediction.
 
     Parameters: ``n_factors``, ``lr`` and ``l2_v`` (factors), ``init_std`` (factor init),
@@ -58,9 +60,11 @@ class FactorizationMachine(HashedLearner):
         self.touched = np.zeros(size, dtype=np.bool_)  # learned (saved with the state)
         self.ready = np.zeros(size, dtype=np.bool_)  # factors written (learned or drawn)
         self.scaler = BucketScaler(size=self.hasher.size)
+        self._frozen: FrozenLinear | None = None  # serving tables (learning drops them)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)
+        self._frozen = None  # the arrays change
         rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
@@ -70,11 +74,23 @@ class FactorizationMachine(HashedLearner):
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
         rows = self.scaler.transform(rows)
+        if self._frozen is not None:
+            return self._frozen.predict(rows.indptr, rows.indices, rows.values)
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.V,
                      self.ready, self.seed, self.init_std, self.alpha, self.beta, self.l1,
                      self.l2, out)
         return out
+
+    def freeze(self) -> None:
+        """The weights and factors of the touched buckets in a compact table
+        (:mod:`learners._frozen_tables`); the others' factors are drawn where used."""
+        if self._frozen is None:
+            b = np.flatnonzero((self.n > 0) | (self.z != 0) | self.ready)
+            self._frozen = FrozenLinear(
+                b, linear_weights(b, self.z, self.n, self.alpha, self.beta, self.l1, self.l2),
+                factors_of(b, self.V, self.ready, self.seed, self.init_std), self.seed,
+                self.init_std)
 
     def _dense_state(self) -> dict[str, np.ndarray]:
         return {"z": self.z, "n": self.n, "V": self.V, "G": self.G, "touched": self.touched}

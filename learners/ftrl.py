@@ -9,12 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _kernels as K
+from ._frozen_tables import FrozenLinear, linear_weights
+from .base import Freezable
 from .hashed import HashedLearner
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
 
 
-class FTRLProximal(HashedLearner):
+class FTRLProximal(HashedLearner, Freezable):
     """Logistic regression trained by FTRL-Proximal on hashed features and crosses.
 
     Parameters: ``alpha``, ``beta`` (per-coordinate rate ``alpha / (beta + sqrt(n))``), ``l1``,
@@ -42,9 +44,11 @@ class FTRLProximal(HashedLearner):
         self.z = np.zeros(self.hasher.size, dtype=np.float64)
         self.n = np.zeros(self.hasher.size, dtype=np.float64)
         self.scaler = BucketScaler(size=self.hasher.size)
+        self._frozen: FrozenLinear | None = None  # serving tables (learning drops them)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)
+        self._frozen = None  # the arrays change
         rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.ftrl_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
@@ -53,10 +57,19 @@ class FTRLProximal(HashedLearner):
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
         rows = self.scaler.transform(rows)
+        if self._frozen is not None:
+            return self._frozen.predict(rows.indptr, rows.indices, rows.values)
         out = np.empty(len(rows), dtype=np.float64)
         K.ftrl_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.alpha,
                        self.beta, self.l1, self.l2, out)
         return out
+
+    def freeze(self) -> None:
+        """The weights of the touched buckets in a compact table (:mod:`learners._frozen_tables`)."""
+        if self._frozen is None:
+            b = np.flatnonzero((self.n > 0) | (self.z != 0))
+            self._frozen = FrozenLinear(b, linear_weights(b, self.z, self.n, self.alpha,
+                                                          self.beta, self.l1, self.l2))
 
     def _dense_state(self) -> dict[str, np.ndarray]:
         return {"z": self.z, "n": self.n}
