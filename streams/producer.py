@@ -60,6 +60,9 @@ class Delivery:
                                  f"{self.errors[0]}")
 
 
+POLL_EVERY = 64  # messages between two polls of the delivery reports while sending
+
+
 class EventProducer:
     def __init__(self, settings: Settings, **overrides: Any):
         conf = {
@@ -77,6 +80,8 @@ class EventProducer:
         self._p = Producer(conf)
         self.delivered = 0
         self.errors = 0
+        self._plain = self._callback(None)  # one callback for every message of no Delivery
+        self._unpolled = 0  # messages queued since the last poll
 
     def _callback(self, delivery: Delivery | None, seq: int = -1):
         def on_delivery(err, msg) -> None:
@@ -92,28 +97,36 @@ class EventProducer:
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None,
                  delivery: Delivery | None = None, partition: int | None = None,
                  headers: list | None = None) -> None:
-        seq = delivery._add() if delivery is not None else -1
+        callback = self._plain if delivery is None else self._callback(delivery,
+                                                                        delivery._add())
         extra = {} if partition is None else {"partition": partition}
         if headers:
             extra["headers"] = headers
-        callback = self._callback(delivery, seq)
         while True:
             try:
-                self._p.produce(topic, value=value, key=key, on_delivery=callback, **extra)
+                self._p.produce(topic, value, key, on_delivery=callback, **extra)
                 break
             except BufferError:  # the local queue is full: let librdkafka drain it
                 self._p.poll(0.05)
-        self._p.poll(0)
+        self._polled()
 
     def try_send_raw(self, topic: str, key: bytes | None, value: bytes | None) -> bool:
         """Queue one message without ever blocking; False when the local queue is full (Kafka
         away long enough to fill it): the caller counts what it drops."""
         try:
-            self._p.produce(topic, value=value, key=key, on_delivery=self._callback(None))
+            self._p.produce(topic, value, key, on_delivery=self._plain)
         except BufferError:
             return False
-        self._p.poll(0)
+        self._polled()
         return True
+
+    def _polled(self) -> None:
+        """Serve the delivery reports every :data:`POLL_EVERY` messages, not after each: a
+        poll costs about what a produce does, and the waits and flushes poll anyway."""
+        self._unpolled += 1
+        if self._unpolled >= POLL_EVERY:
+            self._unpolled = 0
+            self._p.poll(0)
 
     def send(self, topic: str, key: str, event: Any, delivery: Delivery | None = None) -> None:
         self.send_raw(topic, key.encode(), encode(event), delivery)

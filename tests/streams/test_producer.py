@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from streams.producer import Delivery, DeliveryFailed, EventProducer
+from streams.producer import POLL_EVERY, Delivery, DeliveryFailed, EventProducer
 
 
 class FakeProducer:
@@ -60,6 +60,28 @@ def test_one_failed_delivery_never_fails_a_later_call(tmp_path):
         p.send_raw("t", b"k%d" % i, b"v", second)
     p.wait(second, 1.0)  # raises nothing: the earlier failure was the first call's
     assert second.confirmed == 3 and not second.errors
+
+
+def test_reports_are_served_every_poll_every_sends_and_by_every_wait(tmp_path):
+    """Sending polls once per POLL_EVERY messages, not after each; a wait serves the rest."""
+    from streams.settings import Settings
+
+    p = EventProducer(Settings(data_dir=tmp_path))
+    fake = p._p = FakeProducer()
+    polls = []
+    poll = fake.poll
+    fake.poll = lambda timeout=0: polls.append(timeout) or poll(timeout)
+    for i in range(POLL_EVERY - 1):
+        assert p.try_send_raw("t", b"k", b"v")
+    assert polls == [] and p.delivered == 0
+    p.try_send_raw("t", b"k", b"v")
+    assert len(polls) == 1 and p.delivered == POLL_EVERY
+    d = Delivery()
+    for i in range(5):
+        p.send_raw("t", b"k%d" % i, b"v", d)
+    assert d.confirmed == 0
+    p.wait(d, 1.0)
+    assert d.confirmed == 5 and p.delivered == POLL_EVERY + 5
 
 
 def test_the_api_answers_503_for_its_own_failed_delivery_then_202(tmp_path):
