@@ -35,7 +35,7 @@ from streams.producer import DeliveryFailed
 from streams.serving.access import PROTECTED, AccessControl, AccessDenied
 from streams.serving.cluster import ClusterView
 from streams.serving.graphs import Graphs
-from streams.serving.http import PRINCIPAL, _body, _error, _ok, _read
+from streams.serving.http import PRINCIPAL, _body, _error, _ok, _ok_encoded, _read
 from streams.serving.metrics import ServingMetrics, build_serving_metrics
 from streams.serving.openapi import spec
 from streams.serving.overload import BUSY, MAX_IN_FLIGHT, MAX_LAG, UNLIMITED, LoopLag
@@ -134,16 +134,18 @@ class Serving:
         rec.took_ms = round(took * 1000, 3)
         self.m.latency.labels(label).observe(took)
         self.m.candidates.observe(len(req.candidates))
+        body = orjson.dumps(rec.body())
         if self.request_log is not None:  # after the answer is ready; librdkafka queues it
-            asyncio.get_running_loop().call_soon(self._log, req.id, raw, added, rec)
-        return _ok(rec.body())
+            asyncio.get_running_loop().call_soon(self._log, req.id, raw, added, rec, body)
+        return _ok_encoded(body)
 
     def busy(self, endpoint: str, why: str) -> web.Response:
         """The cheapest answer there is, for a call the replica has no room for now."""
         self.m.busy.labels(endpoint).inc()
         return _error(503, f"{BUSY}: {why}", retry_after=1)
 
-    def _log(self, request_id: str, raw: bytes, added: dict, rec: Recommendation) -> None:
+    def _log(self, request_id: str, raw: bytes, added: dict, rec: Recommendation,
+             answer: bytes) -> None:
         """The request as it came (it was valid), with the id and time it was given here and
         marked ``served`` (the worker joins its feedback and does not score it again): the
         worker validates it again; re-encoding 100 candidates would cost more. And the answer,
@@ -155,7 +157,7 @@ class Serving:
                 self.m.errors.labels("request_log", "queue_full").inc()
                 return
             if self.answer_log is not None and \
-                    self.answer_log(request_id.encode(), encode(rec)) is False:
+                    self.answer_log(request_id.encode(), rec.record(answer)) is False:
                 self.m.errors.labels("answer_log", "queue_full").inc()
             self.m.logged.inc()
         except Exception as exc:  # logging must never fail a request

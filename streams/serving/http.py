@@ -23,7 +23,11 @@ def _error(status: int, message: str, field: str | None = None,
 
 
 def _ok(body: dict, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+    return _ok_encoded(orjson.dumps(body), status)
+
+
+def _ok_encoded(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 BODY_TIMEOUT = 10.0  # seconds a client may take to send its body

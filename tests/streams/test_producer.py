@@ -71,7 +71,7 @@ def test_reports_are_served_every_poll_every_sends_and_by_every_wait(tmp_path):
     polls = []
     poll = fake.poll
     fake.poll = lambda timeout=0: polls.append(timeout) or poll(timeout)
-    for i in range(POLL_EVERY - 1):
+    for _ in range(POLL_EVERY - 1):
         assert p.try_send_raw("t", b"k", b"v")
     assert polls == [] and p.delivered == 0
     p.try_send_raw("t", b"k", b"v")

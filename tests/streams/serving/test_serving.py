@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.contracts.events import AdRequest, decode
+from streams.contracts.events import AdRequest, Recommendation, decode
 from streams.serving.api import create_serving_app
 from streams.serving.snapshots import ModelStore, load_snapshot
 from streams.state.model_sets import snapshot_of
@@ -21,11 +22,12 @@ from tests.helpers import BODY, KEY, ServerThread, call, trained_snapshot, wait_
 def server():
     store = ModelStore()
     store.swap(load_snapshot(snapshot_of(trained_snapshot(), KEY), KEY))
-    logged = []
+    logged, answers = [], []
     app = create_serving_app(store, request_log=lambda k, v: logged.append((k, v)),
+                             answer_log=lambda k, v: answers.append((k, v)),
                              example_log=lambda msgs: None)
     with ServerThread(app) as srv:
-        srv.logged = logged
+        srv.logged, srv.answers = logged, answers
         yield srv
 
 
@@ -41,6 +43,17 @@ def test_recommend_ranks_every_candidate(server):
                                  if k == b"req-1"], 5, "the request logged", every=0.01)
     assert len(logged) == 1 and logged[0].id == "req-1" and logged[0].event_time > 0
     assert len(logged[0].candidates) == 100 and logged[0].user == BODY["user"]
+
+
+def test_the_recommendations_topic_carries_the_answer_as_given(server):
+    """The answer log's record is the worker's record format: the answer, with the time it
+    was made and who made it."""
+    status, r = call(server.url("/recommend"), {**BODY, "request_id": "req-a"})
+    [(key, value)] = wait_until(lambda: [a for a in server.answers if a[0] == b"req-a"], 5,
+                                "the answer logged", every=0.01)
+    rec = decode(Recommendation, value)
+    assert status == 200 and rec.served_by == "replica" and time.time() - rec.event_time < 60
+    assert rec.body() == r and set(json.loads(value)) == set(asdict(rec))
 
 
 def test_a_member_can_be_asked_for(server):
