@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._kernels import _ftrl_weight, _sigmoid, factor_init, shared_prefix
+from ._kernels import _fm_pair, _ftrl_weight, _sigmoid, factor_init, shared_prefix
 
 
 @njit(cache=True)
@@ -36,7 +36,7 @@ def build_keys(buckets):
     rows = np.zeros(size, dtype=np.int64)
     mask = size - 1
     for r in range(len(buckets)):
-        s = (buckets[r] * 0x9E3779B1) & mask
+        s = buckets[r] & mask  # (a bucket is a hash already)
         while keys[s] != -1:
             s = (s + 1) & mask
         keys[s], rows[s] = buckets[r], r
@@ -44,11 +44,14 @@ def build_keys(buckets):
 
 
 @njit(cache=True)
-def _row(keys, rows, k):
+def table_row(keys, rows, h):
+    """The row of hash ``h`` in an open-addressing table (``keys``: a power of two of hashes
+    or -1, ``rows``), or -1: :func:`build_keys`' tables and
+    :class:`learners.compiled.TokenTable`'s."""
     mask = keys.shape[0] - 1
-    s = (k * 0x9E3779B1) & mask
+    s = h & mask
     while keys[s] != -1:
-        if keys[s] == k:
+        if keys[s] == h:
             return rows[s]
         s = (s + 1) & mask
     return -1
@@ -70,12 +73,12 @@ def ftrl_predict_frozen(indptr, idx, val, keys, rows, w, out):
     p = shared_prefix(indptr, idx, val)
     base = 0.0
     for j in range(indptr[0], indptr[0] + p):
-        r = _row(keys, rows, idx[j])
+        r = table_row(keys, rows, idx[j])
         base += (w[r] if r >= 0 else 0.0) * val[j]
     for i in range(len(indptr) - 1):
         wx = base
         for j in range(indptr[i] + p, indptr[i + 1]):
-            r = _row(keys, rows, idx[j])
+            r = table_row(keys, rows, idx[j])
             wx += (w[r] if r >= 0 else 0.0) * val[j]
         out[i] = _sigmoid(wx)
 
@@ -88,7 +91,7 @@ def _factor_sums(s, e, idx, val, keys, rows, V, seed, std, S, Q):
         k = idx[j]
         if k == 0:
             continue
-        r = _row(keys, rows, k)
+        r = table_row(keys, rows, k)
         for f in range(kf):
             t = (V[r, f] if r >= 0 else factor_init(seed, k, f, std)) * val[j]
             S[f] += t
@@ -107,22 +110,19 @@ def fm_predict_frozen(indptr, idx, val, keys, rows, w, V, seed, std, out):
     s0 = indptr[0]
     lin0 = 0.0
     for j in range(s0, s0 + p):
-        r = _row(keys, rows, idx[j])
+        r = table_row(keys, rows, idx[j])
         lin0 += (w[r] if r >= 0 else 0.0) * val[j]
     _factor_sums(s0, s0 + p, idx, val, keys, rows, V, seed, std, S0, Q0)
     for i in range(len(indptr) - 1):
         s, e = indptr[i] + p, indptr[i + 1]
         lin = lin0
         for j in range(s, e):
-            r = _row(keys, rows, idx[j])
+            r = table_row(keys, rows, idx[j])
             lin += (w[r] if r >= 0 else 0.0) * val[j]
         S[:] = S0
         Q[:] = Q0
         _factor_sums(s, e, idx, val, keys, rows, V, seed, std, S, Q)
-        pair = 0.0
-        for f in range(kf):
-            pair += 0.5 * (S[f] * S[f] - Q[f])
-        out[i] = _sigmoid(lin + pair)
+        out[i] = _sigmoid(lin + _fm_pair(S, Q))
 
 
 @njit(cache=True)

@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 from river.linear_model.ad_predictor import _BIAS_KEY
 
+from ._frozen_tables import table_row
 from .hashing import PreparedRequest, token_hash
 
 
@@ -47,17 +48,6 @@ class TokenTable:
 
 
 @njit(cache=True)
-def _row(keys, rows, h):
-    mask = keys.shape[0] - 1
-    s = h & mask
-    while keys[s] != -1:
-        if keys[s] == h:
-            return rows[s]
-        s = (s + 1) & mask
-    return -1
-
-
-@njit(cache=True)
 def _sums(s_hash, s_val, H, V, P, keys, rows, a, b, a_default, b_default, active_only):
     """Per item: sum of ``a[row]*v`` (and of ``b[row]``) over its tokens and the shared ones;
     an unknown token adds ``a_default*v`` (``b_default``). ``active_only``: skip zero values."""
@@ -69,7 +59,7 @@ def _sums(s_hash, s_val, H, V, P, keys, rows, a, b, a_default, b_default, active
         v = s_val[j]
         if active_only and v == 0.0:
             continue
-        r = _row(keys, rows, s_hash[j])
+        r = table_row(keys, rows, s_hash[j])
         base_a += (a[r] if r >= 0 else a_default) * v
         base_b += b[r] if r >= 0 else b_default
     for i in range(n):
@@ -80,7 +70,7 @@ def _sums(s_hash, s_val, H, V, P, keys, rows, a, b, a_default, b_default, active
             v = V[i, j]
             if active_only and v == 0.0:
                 continue
-            r = _row(keys, rows, H[i, j])
+            r = table_row(keys, rows, H[i, j])
             sa[i] += (a[r] if r >= 0 else a_default) * v
             sb[i] += b[r] if r >= 0 else b_default
     return sa, sb

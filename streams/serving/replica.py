@@ -35,7 +35,8 @@ def warm_up(settings) -> None:
     ms = learn_warm_up(settings)
     key = b"warm-up"
     snap = load_snapshot(snapshot_of(ms, key), key)
-    shared, items = request_features({"user_id": "1"}, {}, [Candidate("1"), Candidate("2")])
+    shared, items = request_features({"user_id": "1"}, {}, [  # an int column: its kernel too
+        Candidate("1", {"year": 1990}), Candidate("2", {"year": 1995})])
     for output in snap.outputs():
         snap.score_request(shared, items, output, FeatureHasher())
 
