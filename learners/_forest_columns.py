@@ -14,6 +14,9 @@ from .columns import ItemColumns
 
 MISSING = 0
 _NUMBERS = {int, float}  # the classes of a numeric column that need no conversion
+# the classes whose values are their own memo keys: a bool or a float equals an int as a dict
+# key (True == 1 == 1.0), so those are memoised by (class, value), never in place of the int
+_PLAIN = {str, int, type(None)}
 
 
 class Columns:
@@ -24,7 +27,8 @@ class Columns:
         self.names: list[str] = []
         self.numeric: list[bool] = []
         self.edges: list[np.ndarray] = []
-        self._memo: dict = {None: MISSING}  # value -> bin
+        self._memo: dict = {None: MISSING}  # value -> bin, values of _PLAIN classes only
+        self._typed: dict = {}  # (class, value) -> bin, for the others
 
     def fit(self, X: Sequence[Features]) -> None:
         """Fix each column's kind and bin edges from the warm-up rows."""
@@ -92,7 +96,7 @@ class Columns:
     def _one(self, j: int, v) -> int:
         """:meth:`_column` of one value, without arrays (a request's shared features)."""
         if not self.numeric[j]:
-            b = self._memo.get(v)
+            b = self._memo.get(v) if v.__class__ in _PLAIN else None
             return self._bin(v) if b is None else b
         if not isinstance(v, int | float) or isinstance(v, bool) or v != v:
             return MISSING
@@ -106,19 +110,24 @@ class Columns:
             b = np.searchsorted(self.edges[j], v, side="right") + 1
             b[np.isnan(v)] = MISSING
             return b
+        if not set(map(type, col)) <= _PLAIN:  # bools, floats: by class and value
+            return [self._bin(c) for c in col]
         bins = list(map(self._memo.get, col))  # None is in the memo: MISSING
         if None in bins:  # values not binned yet
             bins = [self._bin(c) if b is None else b for b, c in zip(bins, col, strict=True)]
         return bins
 
     def _bin(self, v) -> int:
-        b = self._memo.get(v)
+        """``v``'s bin: a hash of its class and value, the same in every process whatever
+        values came before it."""
+        plain = v.__class__ in _PLAIN
+        memo, key = (self._memo, v) if plain else (self._typed, (v.__class__, v))
+        b = memo.get(key)
         if b is None:
-            if len(self._memo) > 100_000:
-                self._memo.clear()
+            if len(memo) > 100_000:
+                memo.clear()
                 self._memo[None] = MISSING
-            key = f"{type(v).__name__}:{v}".encode()
-            b = self._memo[v] = 1 + zlib.crc32(key) % self.bins
+            b = memo[key] = 1 + zlib.crc32(f"{type(v).__name__}:{v}".encode()) % self.bins
         return b
 
     def to_state(self) -> dict:
