@@ -14,7 +14,8 @@ the table has weight 0 (FTRL's weight of z = 0) and its initial factors, compute
 
 Each kernel makes its sums in the learning kernel's order (the rows' common start once, then
 entry by entry; each factor's sum over the entries in order), so a frozen model's predictions
-are its own to the bit.
+are its own to the bit. The tables are made without holding the GIL (``nogil``): a replica
+makes them in the thread that follows model updates while its loop goes on answering.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from numba import njit
 from ._kernels import _fm_pair, _ftrl_weight, _sigmoid, factor_init, shared_prefix
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_keys(buckets):
     """The open-addressing table of ``buckets`` (distinct, >= 0): ``keys[s]`` a bucket or -1,
     ``rows[s]`` its index in ``buckets``."""
@@ -57,7 +58,7 @@ def table_row(keys, rows, h):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def linear_weights(buckets, z, n, alpha, beta, l1, l2):
     """FTRL's weight of each of ``buckets``."""
     w = np.empty(len(buckets))
@@ -125,7 +126,7 @@ def fm_predict_frozen(indptr, idx, val, keys, rows, w, V, seed, std, out):
         out[i] = _sigmoid(lin + _fm_pair(S, Q))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def factors_of(buckets, V, ready, seed, std):
     """The factors of each of ``buckets``: learned or drawn (``ready``), else the initial ones."""
     out = np.empty((len(buckets), V.shape[1]))
