@@ -134,3 +134,13 @@ class Freezable(ABC):
     @abstractmethod
     def freeze(self) -> None:
         """Make the serving tables now (a snapshot's loader calls it, off the request path)."""
+
+    def serve_only(self) -> None:
+        """Freeze for good: a snapshot's member never learns, so a learner may drop what only
+        learning reads (its state can no longer be saved, and learning raises
+        :class:`ServingOnly`). By default it keeps everything."""
+        self.freeze()
+
+
+class ServingOnly(RuntimeError):
+    """A learner that kept only its serving tables was asked to learn or be saved."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .base import Freezable, Learner, MiniBatchLearner
+from .base import Freezable, Learner, MiniBatchLearner, ServingOnly
 from .metrics import log_loss
 from .state import copy_state, encode
 
@@ -121,6 +121,22 @@ def check_frozen_scores_alike(learner: Learner) -> None:
         np.testing.assert_array_equal(a[k], b[k])
     np.testing.assert_array_equal(learner.predict_proba_many(X[1100:1200]),
                                   twin.predict_proba_many(X[1100:1200]))
+
+
+def check_serve_only_scores_alike(learner: Learner) -> None:
+    """Kept for serving only (a snapshot's member), a learner scores as it did; learning or
+    saving it then either works or raises ServingOnly, never goes on from lost state."""
+    learner.progressive_outputs(X[:700], Y[:700])
+    before = learner.predict_proba_many(X[700:900])
+    learner.serve_only()
+    np.testing.assert_allclose(learner.predict_proba_many(X[700:900]), before, rtol=1e-12,
+                               atol=0)
+    for use in (lambda: learner.progressive_outputs(X[900:950], Y[900:950]),
+                lambda: encode(learner)):
+        try:
+            use()
+        except ServingOnly:
+            pass
 
 
 def check_state_is_data(learner: Learner) -> None:
@@ -231,6 +247,7 @@ def yield_checks(learner: Learner) -> Iterator[Callable[[Learner], None]]:
     yield from COMMON
     if isinstance(learner, Freezable):
         yield check_frozen_scores_alike
+        yield check_serve_only_scores_alike
     if isinstance(learner, MiniBatchLearner):
         yield check_minibatch_holdout_never_learned
     else:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._frozen_tables import FrozenLinear, linear_weights
-from .base import Freezable
+from .base import Freezable, ServingOnly
 from .hashed import HashedLearner
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
@@ -45,9 +45,12 @@ class FTRLProximal(HashedLearner, Freezable):
         self.n = np.zeros(self.hasher.size, dtype=np.float64)
         self.scaler = BucketScaler(size=self.hasher.size)
         self._frozen: FrozenLinear | None = None  # serving tables (learning drops them)
+        self._serving_only = False  # (serve_only: the arrays are gone)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)
+        if self._serving_only:
+            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
         self._frozen = None  # the arrays change
         rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
@@ -71,7 +74,16 @@ class FTRLProximal(HashedLearner, Freezable):
             self._frozen = FrozenLinear(b, linear_weights(b, self.z, self.n, self.alpha,
                                                           self.beta, self.l1, self.l2))
 
+    def serve_only(self) -> None:
+        """Freeze, then drop the bucket arrays: the tables hold all scoring reads."""
+        self.freeze()
+        self._serving_only = True
+        self.z = np.zeros(0, dtype=self.z.dtype)
+        self.n = np.zeros(0, dtype=self.n.dtype)
+
     def _dense_state(self) -> dict[str, np.ndarray]:
+        if self._serving_only:
+            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
         return {"z": self.z, "n": self.n}
 
     def _touched(self) -> np.ndarray:

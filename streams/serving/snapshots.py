@@ -106,8 +106,8 @@ def load_snapshot(data: bytes, key: bytes) -> Snapshot:
         raise StateRejected("malformed snapshot: a member is not a learner or combiner")
     models = s.pop("models")
     for m in models.values():
-        if isinstance(m, Freezable):  # its serving tables now, not at its first request
-            m.freeze()
+        if isinstance(m, Freezable):  # its serving tables now, not at its first request,
+            m.serve_only()  # and only those: a snapshot's member never learns
     compiled = {n: c for n, m in models.items() if (c := compile_linear(m)) is not None}
     return Snapshot(models=models, compiled=compiled, **s)
 

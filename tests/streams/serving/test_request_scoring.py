@@ -23,7 +23,7 @@ from streams.serving.ranking import Ranker, ranked
 from streams.serving.snapshots import ModelStore, load_snapshot
 from streams.state.model_sets import snapshot_of
 from streams.training.model_set import ModelSet
-from tests.helpers import KEY, examples
+from tests.helpers import KEY, examples, trained_snapshot
 
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", "1"]),
                    st.floats(-2, 2, allow_nan=False))
@@ -168,3 +168,21 @@ def test_vote_combine_many_is_combine_one_per_row(policy):
     v.combine_progressive(P[:300], y[:300])
     np.testing.assert_allclose(v.combine_many(P[300:]),
                                [v.combine_one(row) for row in P[300:]], rtol=1e-12)
+
+
+def test_a_loaded_snapshot_keeps_only_what_scoring_reads():
+    """A replica's snapshot holds the hashed models' serving tables, not their bucket arrays
+    (hundreds of MB a tenant): it scores as the trained set does and refuses to learn."""
+    from learners.base import ServingOnly
+    from learners.checks import X as rows
+    from learners.checks import Y as labels
+
+    ms = trained_snapshot()
+    snap = load_snapshot(snapshot_of(ms, KEY), KEY)
+    for name in ("ftrl", "fm"):
+        m, trained = snap.models[name], ms.models[name]
+        assert m.z.size == m.n.size == 0 < trained.z.size
+        np.testing.assert_allclose(m.predict_proba_many(rows[:50]),
+                                   trained.predict_proba_many(rows[:50]), rtol=1e-12, atol=0)
+        with pytest.raises(ServingOnly):
+            m.progressive_many(rows[:10], labels[:10])
