@@ -10,13 +10,12 @@ import numpy as np
 
 from . import _kernels as K
 from ._frozen_tables import FrozenLinear, factors_of, linear_weights
-from .base import Freezable, ServingOnly
-from .hashed import HashedLearner
+from .hashed import FreezableHashed
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
 
 
-class FactorizationMachine(HashedLearner, Freezable):
+class FactorizationMachine(FreezableHashed):
     """Hashed FM for click prediction.
 
     Parameters: ``n_factors``, ``lr`` and ``l2_v`` (factors), ``init_std`` (factor init),
@@ -40,6 +39,7 @@ class FactorizationMachine(HashedLearner, Freezable):
     """
 
     name = "fm"
+    BUCKET_ARRAYS = ("z", "n", "V", "G", "touched", "ready")
 
     def __init__(self, n_factors: int = 8, lr: float = 0.05, l2_v: float = 1e-4,
                  init_std: float = 0.01, alpha: float = 0.05, beta: float = 1.0,
@@ -60,14 +60,10 @@ class FactorizationMachine(HashedLearner, Freezable):
         self.touched = np.zeros(size, dtype=np.bool_)  # learned (saved with the state)
         self.ready = np.zeros(size, dtype=np.bool_)  # factors written (learned or drawn)
         self.scaler = BucketScaler(size=self.hasher.size)
-        self._frozen: FrozenLinear | None = None  # serving tables (learning drops them)
-        self._serving_only = False  # (serve_only: the arrays are gone)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)
-        if self._serving_only:
-            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
-        self._frozen = None  # the arrays change
+        self._learning()
         rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
@@ -75,10 +71,7 @@ class FactorizationMachine(HashedLearner, Freezable):
                          self.alpha, self.beta, self.l1, self.l2, self.lr, self.l2_v, out)
         return out
 
-    def predict_rows(self, rows: Rows) -> np.ndarray:
-        rows = self.scaler.transform(rows)
-        if self._frozen is not None:
-            return self._frozen.predict(rows.indptr, rows.indices, rows.values)
+    def _predict_arrays(self, rows: Rows) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.float64)
         K.fm_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.V,
                      self.ready, self.seed, self.init_std, self.alpha, self.beta, self.l1,
@@ -95,20 +88,7 @@ class FactorizationMachine(HashedLearner, Freezable):
                 factors_of(b, self.V, self.ready, self.seed, self.init_std), self.seed,
                 self.init_std)
 
-    def serve_only(self) -> None:
-        """Freeze, then drop the bucket arrays: the tables hold all scoring reads."""
-        self.freeze()
-        self._serving_only = True
-        self.z = np.zeros(0, dtype=self.z.dtype)
-        self.n = np.zeros(0, dtype=self.n.dtype)
-        self.V = np.zeros(0, dtype=self.V.dtype)
-        self.G = np.zeros(0, dtype=self.G.dtype)
-        self.touched = np.zeros(0, dtype=self.touched.dtype)
-        self.ready = np.zeros(0, dtype=self.ready.dtype)
-
     def _dense_state(self) -> dict[str, np.ndarray]:
-        if self._serving_only:
-            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
         return {"z": self.z, "n": self.n, "V": self.V, "G": self.G, "touched": self.touched}
 
     def _touched(self) -> np.ndarray:

@@ -10,13 +10,12 @@ import numpy as np
 
 from . import _kernels as K
 from ._frozen_tables import FrozenLinear, linear_weights
-from .base import Freezable, ServingOnly
-from .hashed import HashedLearner
+from .hashed import FreezableHashed
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
 
 
-class FTRLProximal(HashedLearner, Freezable):
+class FTRLProximal(FreezableHashed):
     """Logistic regression trained by FTRL-Proximal on hashed features and crosses.
 
     Parameters: ``alpha``, ``beta`` (per-coordinate rate ``alpha / (beta + sqrt(n))``), ``l1``,
@@ -34,6 +33,7 @@ class FTRLProximal(HashedLearner, Freezable):
     """
 
     name = "ftrl"
+    BUCKET_ARRAYS = ("z", "n")
 
     def __init__(self, alpha: float = 0.05, beta: float = 1.0, l1: float = 1.0, l2: float = 1.0,
                  bits: int = 20, crosses: Sequence[tuple[str, str]] = ()):
@@ -44,24 +44,17 @@ class FTRLProximal(HashedLearner, Freezable):
         self.z = np.zeros(self.hasher.size, dtype=np.float64)
         self.n = np.zeros(self.hasher.size, dtype=np.float64)
         self.scaler = BucketScaler(size=self.hasher.size)
-        self._frozen: FrozenLinear | None = None  # serving tables (learning drops them)
-        self._serving_only = False  # (serve_only: the arrays are gone)
 
     def progressive_rows(self, rows: Rows, y: np.ndarray, learn: np.ndarray) -> np.ndarray:
         learn = np.asarray(learn, dtype=np.float64)  # each example's weight (0: not learned)
-        if self._serving_only:
-            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
-        self._frozen = None  # the arrays change
+        self._learning()
         rows = self.scaler.progressive(rows, learn)
         out = np.empty(len(rows), dtype=np.float64)
         K.ftrl_progressive(rows.indptr, rows.indices, rows.values, y, learn, self.z, self.n,
                            self.alpha, self.beta, self.l1, self.l2, out)
         return out
 
-    def predict_rows(self, rows: Rows) -> np.ndarray:
-        rows = self.scaler.transform(rows)
-        if self._frozen is not None:
-            return self._frozen.predict(rows.indptr, rows.indices, rows.values)
+    def _predict_arrays(self, rows: Rows) -> np.ndarray:
         out = np.empty(len(rows), dtype=np.float64)
         K.ftrl_predict(rows.indptr, rows.indices, rows.values, self.z, self.n, self.alpha,
                        self.beta, self.l1, self.l2, out)
@@ -74,16 +67,7 @@ class FTRLProximal(HashedLearner, Freezable):
             self._frozen = FrozenLinear(b, linear_weights(b, self.z, self.n, self.alpha,
                                                           self.beta, self.l1, self.l2))
 
-    def serve_only(self) -> None:
-        """Freeze, then drop the bucket arrays: the tables hold all scoring reads."""
-        self.freeze()
-        self._serving_only = True
-        self.z = np.zeros(0, dtype=self.z.dtype)
-        self.n = np.zeros(0, dtype=self.n.dtype)
-
     def _dense_state(self) -> dict[str, np.ndarray]:
-        if self._serving_only:
-            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
         return {"z": self.z, "n": self.n}
 
     def _touched(self) -> np.ndarray:

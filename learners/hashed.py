@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import Features, Learner
+from ._frozen_tables import FrozenLinear
+from .base import Features, Freezable, Learner, ServingOnly
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
 from .state import Persistent
@@ -92,6 +93,46 @@ class HashedLearner(Learner, Persistent):
             a[rows] = saved
         model._load_extra_state(state["extra"])
         return model
+
+
+class FreezableHashed(HashedLearner, Freezable):
+    """A hashed model a replica scores from compact tables of the buckets it touched
+    (:mod:`learners._frozen_tables`, made by ``freeze``). Subclasses call :meth:`_learning`
+    before their arrays change, score from their arrays in ``_predict_arrays``, and name the
+    arrays indexed by bucket in ``BUCKET_ARRAYS`` (what :meth:`serve_only` drops)."""
+
+    BUCKET_ARRAYS: tuple[str, ...] = ()
+    _frozen: FrozenLinear | None = None  # serving tables (learning drops them)
+    _serving_only = False  # (serve_only: the bucket arrays are gone)
+
+    def _predict_arrays(self, rows: Rows) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_rows(self, rows: Rows) -> np.ndarray:
+        rows = self.scaler.transform(rows)
+        if self._frozen is not None:
+            return self._frozen.predict(rows.indptr, rows.indices, rows.values)
+        return self._predict_arrays(rows)
+
+    def _learning(self) -> None:
+        """The arrays are about to change: the tables go (a serving-only model refuses)."""
+        self._refuse()
+        self._frozen = None
+
+    def serve_only(self) -> None:
+        """Freeze, then drop the bucket arrays: the tables hold all that scoring reads."""
+        self.freeze()
+        self._serving_only = True
+        for name in self.BUCKET_ARRAYS:
+            setattr(self, name, np.zeros(0, dtype=getattr(self, name).dtype))
+
+    def to_state(self) -> dict:
+        self._refuse()
+        return super().to_state()
+
+    def _refuse(self) -> None:
+        if self._serving_only:
+            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
 
 
 def _mask(learn, n: int) -> np.ndarray:
