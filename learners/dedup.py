@@ -95,18 +95,23 @@ def _delete(table, hs):
 
 @njit(cache=True)
 def _classify(table, hs, ts, floor, out):
+    # the batch's new ids so far, in a table of their own: an id again within the batch is a
+    # duplicate of its first, whatever its time (a batch of the examples topic holds tens of
+    # thousands of ids once the trainer has a backlog: a scan of those before each was
+    # quadratic, and called a repeat at or before the floor late)
+    size = 16
+    while size < 2 * hs.shape[0]:
+        size *= 2
+    seen = np.zeros(size, dtype=np.uint64)
     for i in range(hs.shape[0]):
         h = hs[i]
-        if _slot(table, h) >= 0:
+        if _slot(table, h) >= 0 or _slot(seen, h) >= 0:
             out[i] = 1
         elif ts[i] <= floor:
             out[i] = 2
         else:
             out[i] = 0
-            for j in range(i):  # again within this batch (batches are small: a few thousand)
-                if hs[j] == h and out[j] == 0:
-                    out[i] = 1
-                    break
+            _insert(seen, hs[i:i + 1])
 
 
 def _key(hashes) -> np.ndarray:
