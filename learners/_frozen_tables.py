@@ -59,12 +59,11 @@ def table_row(keys, rows, h):
 
 
 @njit(cache=True, nogil=True)
-def linear_weights(buckets, z, n, alpha, beta, l1, l2):
-    """FTRL's weight of each of ``buckets``."""
-    w = np.empty(len(buckets))
-    for r in range(len(buckets)):
-        k = buckets[r]
-        w[r] = _ftrl_weight(z[k], n[k], alpha, beta, l1, l2)
+def linear_weights(z, n, alpha, beta, l1, l2):
+    """FTRL's weight of each bucket of the tables (``z``, ``n``: their rows)."""
+    w = np.empty(len(z))
+    for r in range(len(z)):
+        w[r] = _ftrl_weight(z[r], n[r], alpha, beta, l1, l2)
     return w
 
 
@@ -128,12 +127,12 @@ def fm_predict_frozen(indptr, idx, val, keys, rows, w, V, seed, std, out):
 
 @njit(cache=True, nogil=True)
 def factors_of(buckets, V, ready, seed, std):
-    """The factors of each of ``buckets``: learned or drawn (``ready``), else the initial ones."""
+    """The factors of each of ``buckets`` (``V``, ``ready``: their rows): learned or drawn
+    (``ready``), else the initial ones."""
     out = np.empty((len(buckets), V.shape[1]))
     for r in range(len(buckets)):
-        k = buckets[r]
         for f in range(V.shape[1]):
-            out[r, f] = V[k, f] if ready[k] else factor_init(seed, k, f, std)
+            out[r, f] = V[r, f] if ready[r] else factor_init(seed, buckets[r], f, std)
     return out
 
 

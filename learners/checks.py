@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import Freezable, Learner, MiniBatchLearner, ServingOnly
 from .metrics import log_loss
-from .state import copy_state, encode
+from .state import ReadForServing, copy_state, decode, encode
 
 
 def stream(n: int, seed: int = 0) -> tuple[list[dict], list[int]]:
@@ -139,6 +139,30 @@ def check_serve_only_scores_alike(learner: Learner) -> None:
             pass
 
 
+def check_read_for_serving_scores_alike(learner: Learner) -> None:
+    """Read from its state for serving only (a replica's snapshot), a learner scores to the
+    bit as the same state read whole and then kept for serving only, and refuses to learn
+    or be saved."""
+    learner.progressive_outputs(X[:700], Y[:700])
+    tree, arrays = encode(learner)
+    whole = decode(tree, [a.copy() for a in arrays])
+    whole.serve_only()
+    served = decode(tree, [a.copy() for a in arrays], serving=True)
+    shared = {"u_user_id": "7", "u_gender": "F", "never_seen": 1.5}
+    items = [{k: v for k, v in x.items() if not k.startswith("u_")} for x in X[700:760]]
+    np.testing.assert_array_equal(served.predict_proba_many(X[700:900]),
+                                  whole.predict_proba_many(X[700:900]))
+    np.testing.assert_array_equal(served.predict_request(shared, items),
+                                  whole.predict_request(shared, items))
+    for use in (lambda: served.progressive_outputs(X[900:950], Y[900:950]),
+                lambda: encode(served)):
+        try:
+            use()
+        except ServingOnly:
+            continue
+        raise AssertionError("a learner read for serving learned or was saved")
+
+
 def check_state_is_data(learner: Learner) -> None:
     """Its state holds no object arrays and encodes (an unknown type would raise)."""
     learner.progressive_outputs(X[:100], Y[:100])
@@ -248,6 +272,8 @@ def yield_checks(learner: Learner) -> Iterator[Callable[[Learner], None]]:
     if isinstance(learner, Freezable):
         yield check_frozen_scores_alike
         yield check_serve_only_scores_alike
+    if isinstance(learner, ReadForServing):
+        yield check_read_for_serving_scores_alike
     if isinstance(learner, MiniBatchLearner):
         yield check_minibatch_holdout_never_learned
     else:

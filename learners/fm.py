@@ -40,6 +40,7 @@ class FactorizationMachine(FreezableHashed):
 
     name = "fm"
     BUCKET_ARRAYS = ("z", "n", "V", "G", "touched", "ready")
+    TABLE_ARRAYS = ("z", "n", "V", "ready")
 
     def __init__(self, n_factors: int = 8, lr: float = 0.05, l2_v: float = 1e-4,
                  init_std: float = 0.01, alpha: float = 0.05, beta: float = 1.0,
@@ -78,15 +79,19 @@ class FactorizationMachine(FreezableHashed):
                      self.l2, out)
         return out
 
-    def freeze(self) -> None:
+    def _in_tables(self, a: dict[str, np.ndarray]) -> np.ndarray:
+        return (a["n"] > 0) | (a["z"] != 0) | a["ready"]
+
+    def _tables(self, buckets: np.ndarray, a: dict[str, np.ndarray]) -> FrozenLinear:
         """The weights and factors of the touched buckets in a compact table
         (:mod:`learners._frozen_tables`); the others' factors are drawn where used."""
-        if self._frozen is None:
-            b = np.flatnonzero((self.n > 0) | (self.z != 0) | self.ready)
-            self._frozen = FrozenLinear(
-                b, linear_weights(b, self.z, self.n, self.alpha, self.beta, self.l1, self.l2),
-                factors_of(b, self.V, self.ready, self.seed, self.init_std), self.seed,
-                self.init_std)
+        return FrozenLinear(
+            buckets, linear_weights(a["z"], a["n"], self.alpha, self.beta, self.l1, self.l2),
+            factors_of(buckets, a["V"], a["ready"], self.seed, self.init_std), self.seed,
+            self.init_std)
+
+    def _table_arrays(self, saved: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**saved, "ready": saved["touched"]}  # (as _load_extra_state sets it)
 
     def _dense_state(self) -> dict[str, np.ndarray]:
         return {"z": self.z, "n": self.n, "V": self.V, "G": self.G, "touched": self.touched}

@@ -33,7 +33,7 @@ class FTRLProximal(FreezableHashed):
     """
 
     name = "ftrl"
-    BUCKET_ARRAYS = ("z", "n")
+    BUCKET_ARRAYS = TABLE_ARRAYS = ("z", "n")
 
     def __init__(self, alpha: float = 0.05, beta: float = 1.0, l1: float = 1.0, l2: float = 1.0,
                  bits: int = 20, crosses: Sequence[tuple[str, str]] = ()):
@@ -60,12 +60,13 @@ class FTRLProximal(FreezableHashed):
                        self.beta, self.l1, self.l2, out)
         return out
 
-    def freeze(self) -> None:
+    def _in_tables(self, a: dict[str, np.ndarray]) -> np.ndarray:
+        return (a["n"] > 0) | (a["z"] != 0)
+
+    def _tables(self, buckets: np.ndarray, a: dict[str, np.ndarray]) -> FrozenLinear:
         """The weights of the touched buckets in a compact table (:mod:`learners._frozen_tables`)."""
-        if self._frozen is None:
-            b = np.flatnonzero((self.n > 0) | (self.z != 0))
-            self._frozen = FrozenLinear(b, linear_weights(b, self.z, self.n, self.alpha,
-                                                          self.beta, self.l1, self.l2))
+        return FrozenLinear(buckets, linear_weights(a["z"], a["n"], self.alpha, self.beta,
+                                                    self.l1, self.l2))
 
     def _dense_state(self) -> dict[str, np.ndarray]:
         return {"z": self.z, "n": self.n}

@@ -58,6 +58,17 @@ class Persistent:
         raise NotImplementedError
 
 
+class ReadForServing(Persistent):
+    """A persistent class a reader that will only score with it (a replica's snapshot,
+    :func:`decode` with ``serving=True``) reads with ``from_serving_state``: straight into
+    what scoring reads, never building what only learning needs. What it returns refuses to
+    learn or be saved (:class:`learners.base.ServingOnly`)."""
+
+    @classmethod
+    def from_serving_state(cls, state: Any) -> ReadForServing:
+        raise NotImplementedError
+
+
 #: name ("module:qualname") -> class. Only these can be rebuilt from a state. The builtin
 #: types are here as ``defaultdict`` factories (``defaultdict(dict)``).
 ALLOWED: dict[str, type] = {f"builtins:{t.__name__}": t
@@ -245,8 +256,9 @@ def encode(obj: Any) -> tuple[Any, list[np.ndarray]]:
 # -- decode ----------------------------------------------------------------------------------
 
 class _Decoder:
-    def __init__(self, arrays: list[np.ndarray]):
+    def __init__(self, arrays: list[np.ndarray], serving: bool = False):
         self.arrays = arrays
+        self.serving = serving
         self.memo: dict[int, Any] = {}
 
     def put(self, node: dict, obj):
@@ -328,6 +340,8 @@ class _Decoder:
             cls = _allowed(node["cls"])
             if not issubclass(cls, Persistent):
                 raise StateError(f"{node['cls']} has no from_state")
+            if self.serving and issubclass(cls, ReadForServing):
+                return self.put(node, cls.from_serving_state(self.dec(node["v"])))
             return self.put(node, cls.from_state(self.dec(node["v"])))
         if kind == "obj":
             cls = _allowed(node["cls"])
@@ -351,10 +365,11 @@ class _Decoder:
         return tuple(_Decoder._tuples(x) if isinstance(x, list | tuple) else x for x in v)
 
 
-def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
-    """Rebuild what :func:`encode` wrote; raises :class:`StateError` on anything else."""
+def decode(tree: Any, arrays: list[np.ndarray], serving: bool = False) -> Any:
+    """Rebuild what :func:`encode` wrote; raises :class:`StateError` on anything else.
+    ``serving``: for scoring only (:class:`ReadForServing` classes read just what it needs)."""
     try:
-        return _Decoder(arrays).dec(tree)
+        return _Decoder(arrays, serving).dec(tree)
     except StateError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

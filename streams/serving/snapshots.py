@@ -92,7 +92,7 @@ class Snapshot:
 
 def load_snapshot(data: bytes, key: bytes) -> Snapshot:
     """A snapshot from a signed state file, or :class:`StateRejected`."""
-    _, s = unseal(key, data, "snapshot")
+    _, s = unseal(key, data, "snapshot", serving=True)  # its members read for scoring only
     fields = {"tenant", "version", "created_at", "models", "ensembles", "members", "metrics"}
     if not isinstance(s, dict) or not fields <= set(s) <= fields | {"over", "serve"}:
         raise StateRejected("malformed snapshot: not a snapshot's fields")
@@ -107,7 +107,8 @@ def load_snapshot(data: bytes, key: bytes) -> Snapshot:
     models = s.pop("models")
     for m in models.values():
         if isinstance(m, Freezable):  # its serving tables now, not at its first request,
-            m.serve_only()  # and only those: a snapshot's member never learns
+            m.serve_only()  # and only those: a snapshot's member never learns (those read
+            # for serving hold only their tables already)
     compiled = {n: c for n, m in models.items() if (c := compile_linear(m)) is not None}
     return Snapshot(models=models, compiled=compiled, **s)
 

@@ -104,8 +104,10 @@ def verify(key: bytes, data: bytes | None, kind: str) -> dict:
     return _checked(key, data, kind)[0]
 
 
-def unseal(key: bytes, data: bytes | None, kind: str) -> tuple[dict, object]:
-    """(header, object) of a state file, or :class:`StateRejected`."""
+def unseal(key: bytes, data: bytes | None, kind: str,
+           serving: bool = False) -> tuple[dict, object]:
+    """(header, object) of a state file, or :class:`StateRejected`. ``serving``: the object
+    will only score (:func:`learners.state.decode`)."""
     header, body, start = _checked(key, data, kind)
     size = header.get("payload_bytes")
     if not isinstance(size, int) or not 4 <= size <= MAX_PAYLOAD:
@@ -121,7 +123,7 @@ def unseal(key: bytes, data: bytes | None, kind: str) -> tuple[dict, object]:
         tree_len = struct.unpack_from("<I", payload, 0)[0]
         tree = orjson.loads(payload[4:4 + tree_len])
         arrays = [_array(payload, spec) for spec in header.get("arrays", [])]
-        return header, decode(tree, arrays)
+        return header, decode(tree, arrays, serving)
     except (StateError, ValueError, TypeError, KeyError, struct.error) as exc:
         raise StateRejected(f"malformed state: {exc}") from None
 
