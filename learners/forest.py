@@ -39,13 +39,13 @@ import numpy as np
 from ._forest_columns import Columns
 from ._forest_kernels import forest_predict, forest_progressive, reset_tree
 from ._forest_serving import FrozenForest, freeze
-from .base import Features, Freezable, Learner
-from .state import Persistent
+from .base import Features, Freezable, Learner, ServingOnly
+from .state import ReadForServing
 
 __all__ = ["Columns", "OnlineForest"]
 
 
-class OnlineForest(Learner, Freezable, Persistent):
+class OnlineForest(Learner, Freezable, ReadForServing):
     """Parameters: ``n_trees``, ``max_depth``, ``grace`` (examples at a leaf between split
     attempts), ``bins``, ``features_per_leaf``, ``delta`` and ``tau`` (the Hoeffding bound
     and its tie threshold), ``min_gain``, ``lam`` (online bagging), ``drift_ratio`` (a tree
@@ -79,6 +79,7 @@ class OnlineForest(Learner, Freezable, Persistent):
         self.base = np.zeros(2)  # positives, negatives (before the trees are built)
         self.early: OnlineForest | None = None  # predicts during the warm-up (see above)
         self._frozen: FrozenForest | None = None  # the serving tables of these arrays
+        self._serving_only = False  # (serve_only: the learning arrays are gone)
         T, L, m = n_trees, max_nodes // 2 + 1, features_per_leaf
         self.feat = np.full((T, max_nodes), -1, dtype=np.int32)
         self.kind = np.zeros((T, max_nodes), dtype=np.int8)
@@ -123,6 +124,7 @@ class OnlineForest(Learner, Freezable, Persistent):
         self._run(X, np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64), True)
 
     def _run(self, X, y, learn, do_learn, rows: np.ndarray | None = None) -> np.ndarray:
+        self._refuse()
         self._frozen = None  # the arrays change
         if rows is None:
             rows = self.columns.transform(X, grow=do_learn)
@@ -138,6 +140,22 @@ class OnlineForest(Learner, Freezable, Persistent):
             self._frozen = freeze(self)
         if self.early is not None:
             self.early.freeze()
+
+    def serve_only(self) -> None:
+        """Freeze, then drop the learning arrays (the leaves' histograms: 32 MB by default):
+        the tables and the columns are all that scoring reads."""
+        self.freeze()
+        if self.early is not None:
+            self.early.serve_only()
+        if self.ready:
+            self._serving_only = True
+            for k in _ARRAYS:
+                a = getattr(self, k)
+                setattr(self, k, np.zeros((0,) * a.ndim, dtype=a.dtype))
+
+    def _refuse(self) -> None:
+        if self._serving_only:
+            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
 
     def _predict(self, rows: np.ndarray) -> np.ndarray:
         self.freeze()
@@ -209,17 +227,15 @@ class OnlineForest(Learner, Freezable, Persistent):
 
     # -- state: the constructor's parameters, the columns, the arrays
     def to_state(self) -> dict:
-        names = ("feat", "kind", "thr", "left", "right", "depth", "pos", "neg", "slot", "free",
-                 "nfree", "hist", "lf", "nnodes", "since", "loss", "seen", "rng", "base", "lmc",
-                 "lnb")
+        self._refuse()
         return {"params": {k: getattr(self, k) for k in self._init_params()},
                 "columns": self.columns.to_state(), "ready": self.ready,
                 "buffer_x": self.buffer_x, "buffer_y": self.buffer_y, "buffer_w": self.buffer_w,
                 "early": None if self.early is None else self.early.to_state(),
-                "arrays": {k: getattr(self, k) for k in names}}
+                "arrays": {k: getattr(self, k) for k in (*_ARRAYS, "base")}}
 
     @classmethod
-    def from_state(cls, state: dict) -> OnlineForest:
+    def from_state(cls, state: dict, copy: bool = True) -> OnlineForest:
         f = cls(**state["params"])
         f.columns = Columns.from_state(state["columns"])
         f.ready = bool(state["ready"])
@@ -235,5 +251,15 @@ class OnlineForest(Learner, Freezable, Persistent):
             a = np.asarray(a, dtype=mine.dtype)
             if a.shape != mine.shape:
                 raise ValueError(f"forest.{k}: shape {a.shape} does not fit {mine.shape}")
-            setattr(f, k, a.copy())
+            setattr(f, k, a.copy() if copy else a)
         return f
+
+    @classmethod
+    def from_serving_state(cls, state: dict) -> OnlineForest:
+        f = cls.from_state(state, copy=False)  # (the decoder's arrays, read once, dropped)
+        f.serve_only()
+        return f
+
+
+_ARRAYS = ("feat", "kind", "thr", "left", "right", "depth", "pos", "neg", "slot", "free", "nfree",
+           "hist", "lf", "nnodes", "since", "loss", "seen", "rng", "lmc", "lnb")

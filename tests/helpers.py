@@ -153,9 +153,9 @@ def examples(n, tenant="t", start=0):
 
 
 
-def trained_snapshot(n=1500, version_batches=3, tenant="acme"):
+def trained_snapshot(n=1500, version_batches=3, tenant="acme", models=("ftrl", "fm")):
     X, y = stream(n, seed=11)
-    ms = ModelSet(tenant, build(["ftrl", "fm"]),
+    ms = ModelSet(tenant, build(list(models)),
                   ensembles={s: build_combiner(s) for s in ("average", "stacking")})
     step = n // version_batches
     for i in range(0, n, step):

@@ -171,17 +171,21 @@ def test_vote_combine_many_is_combine_one_per_row(policy):
 
 
 def test_a_loaded_snapshot_keeps_only_what_scoring_reads():
-    """A replica's snapshot holds the hashed models' serving tables, not their bucket arrays
-    (hundreds of MB a tenant): it scores as the trained set does and refuses to learn."""
+    """A replica's snapshot holds the hashed models' and the forest's serving tables, not
+    their learning arrays (hundreds of MB a tenant): it scores as the trained set does and
+    refuses to learn."""
     from learners.base import ServingOnly
     from learners.checks import X as rows
     from learners.checks import Y as labels
 
-    ms = trained_snapshot()
+    ms = trained_snapshot(models=("ftrl", "fm", "forest"))
     snap = load_snapshot(snapshot_of(ms, KEY), KEY)
-    for name in ("ftrl", "fm"):
+    for name in ("ftrl", "fm", "forest"):
         m, trained = snap.models[name], ms.models[name]
-        assert m.z.size == m.n.size == 0 < trained.z.size
+        if name == "forest":
+            assert m.hist.size == m.pos.size == 0 < trained.hist.size
+        else:
+            assert m.z.size == m.n.size == 0 < trained.z.size
         np.testing.assert_allclose(m.predict_proba_many(rows[:50]),
                                    trained.predict_proba_many(rows[:50]), rtol=1e-12, atol=0)
         with pytest.raises(ServingOnly):
