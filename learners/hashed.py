@@ -95,6 +95,8 @@ class HashedLearner(Learner, Persistent):
                              f"expected {sorted(dense)}")
         if len(rows) and (rows.min() < 0 or rows.max() >= self.hasher.size):
             raise ValueError("bucket index out of range")
+        if np.any(np.diff(rows) <= 0):  # (to_state saves them so: one row a bucket)
+            raise ValueError("bucket indexes not strictly increasing")
         saved = {}
         for k, a in dense.items():
             saved[k] = np.asarray(state["arrays"][k], dtype=a.dtype)
