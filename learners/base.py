@@ -131,6 +131,8 @@ class Freezable(ABC):
     again at its next prediction; the hashed linear models score from their arrays until
     frozen again)."""
 
+    _serving_only = False  # (what only learning reads was dropped: see _drop_for_serving)
+
     @abstractmethod
     def freeze(self) -> None:
         """Make the serving tables now (a snapshot's loader calls it, off the request path)."""
@@ -140,6 +142,19 @@ class Freezable(ABC):
         learning reads (its state can no longer be saved, and learning raises
         :class:`ServingOnly`). By default it keeps everything."""
         self.freeze()
+
+    def _drop_for_serving(self, names) -> None:
+        """Drop the arrays ``names`` (each left empty, of its dtype): from now on learning or
+        saving, which would read them, raises :class:`ServingOnly` (:meth:`_refuse`)."""
+        self._serving_only = True
+        for name in names:
+            a = getattr(self, name)
+            setattr(self, name, np.zeros((0, *a.shape[1:]), dtype=a.dtype))
+
+    def _refuse(self) -> None:
+        """Called before learning or saving: a learner that dropped its arrays cannot."""
+        if self._serving_only:
+            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
 
 
 class ServingOnly(RuntimeError):

@@ -39,7 +39,7 @@ import numpy as np
 from ._forest_columns import Columns
 from ._forest_kernels import forest_predict, forest_progressive, reset_tree
 from ._forest_serving import FrozenForest, freeze
-from .base import Features, Freezable, Learner, ServingOnly
+from .base import Features, Freezable, Learner
 from .state import ReadForServing
 
 __all__ = ["Columns", "OnlineForest"]
@@ -79,7 +79,6 @@ class OnlineForest(Learner, Freezable, ReadForServing):
         self.base = np.zeros(2)  # positives, negatives (before the trees are built)
         self.early: OnlineForest | None = None  # predicts during the warm-up (see above)
         self._frozen: FrozenForest | None = None  # the serving tables of these arrays
-        self._serving_only = False  # (serve_only: the learning arrays are gone)
         T, L, m = n_trees, max_nodes // 2 + 1, features_per_leaf
         self.feat = np.full((T, max_nodes), -1, dtype=np.int32)
         self.kind = np.zeros((T, max_nodes), dtype=np.int8)
@@ -148,14 +147,7 @@ class OnlineForest(Learner, Freezable, ReadForServing):
         if self.early is not None:
             self.early.serve_only()
         if self.ready:
-            self._serving_only = True
-            for k in _ARRAYS:
-                a = getattr(self, k)
-                setattr(self, k, np.zeros((0,) * a.ndim, dtype=a.dtype))
-
-    def _refuse(self) -> None:
-        if self._serving_only:
-            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
+            self._drop_for_serving(_ARRAYS)
 
     def _predict(self, rows: np.ndarray) -> np.ndarray:
         self.freeze()

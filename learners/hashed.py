@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._frozen_tables import FrozenLinear
-from .base import Features, Freezable, Learner, ServingOnly
+from .base import Features, Freezable, Learner
 from .hashing import FeatureHasher, Rows
 from .numeric import BucketScaler
 from .state import Persistent, ReadForServing
@@ -121,7 +121,6 @@ class FreezableHashed(HashedLearner, Freezable, ReadForServing):
     BUCKET_ARRAYS: tuple[str, ...] = ()
     TABLE_ARRAYS: tuple[str, ...] = ()
     _frozen: FrozenLinear | None = None  # serving tables (learning drops them)
-    _serving_only = False  # (serve_only: the bucket arrays are gone)
 
     def _predict_arrays(self, rows: Rows) -> np.ndarray:
         raise NotImplementedError
@@ -152,7 +151,7 @@ class FreezableHashed(HashedLearner, Freezable, ReadForServing):
         a = model._table_arrays(saved)
         keep = model._in_tables(a)
         model._frozen = model._tables(rows[keep], {k: a[k][keep] for k in cls.TABLE_ARRAYS})
-        model._drop_arrays()
+        model._drop_for_serving(cls.BUCKET_ARRAYS)
         return model
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
@@ -169,21 +168,11 @@ class FreezableHashed(HashedLearner, Freezable, ReadForServing):
     def serve_only(self) -> None:
         """Freeze, then drop the bucket arrays: the tables hold all that scoring reads."""
         self.freeze()
-        self._drop_arrays()
-
-    def _drop_arrays(self) -> None:
-        self._serving_only = True
-        for name in self.BUCKET_ARRAYS:
-            setattr(self, name, np.zeros((0, *getattr(self, name).shape[1:]),
-                                         dtype=getattr(self, name).dtype))
+        self._drop_for_serving(self.BUCKET_ARRAYS)
 
     def to_state(self) -> dict:
         self._refuse()
         return super().to_state()
-
-    def _refuse(self) -> None:
-        if self._serving_only:
-            raise ServingOnly(f"{self.name}: a snapshot's member keeps only its serving tables")
 
 
 def _mask(learn, n: int) -> np.ndarray:
