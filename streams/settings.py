@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     gc_full_every: float = Field(30.0, gt=0, description="Seconds between full garbage "
                                  "collections in workers and replicas (none triggered by "
                                  "allocation: see streams.gcpause).")
+    gc_young_allocations: int = Field(100_000, ge=1, lt=2**31 - 1,
+                                      description="Allocations between young garbage "
+                                      "collections in workers (CPython's own: 700); their "
+                                      "survivors wait for the full ones (streams.gcpause).")
     batch_within: float = Field(0.5, description="Longest wait (s) to fill a micro-batch.")
     state_key: str | None = Field(None, description="Key that signs model state on Kafka "
                                   "(HMAC-SHA256); default: the state key file.")

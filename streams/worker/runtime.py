@@ -139,7 +139,8 @@ class Runtime:
             self._frozen = True
             observe_pauses(self.registry)
             freeze_startup()
-            TimedFullCollections(self.settings.gc_full_every).start()
+            TimedFullCollections(self.settings.gc_full_every,
+                                 young=self.settings.gc_young_allocations).start()
 
     @property
     def producer(self) -> EventProducer:

@@ -10,20 +10,25 @@ from pathlib import Path
 from streams.gcpause import TimedFullCollections
 
 
-def full_passes_while(make) -> int:
-    """How many generation-2 collections ran while ``make()`` allocated."""
-    seen = []
+def passes_while(make) -> dict[int, int]:
+    """How many collections of each generation ran while ``make()`` allocated."""
+    seen = {0: 0, 1: 0, 2: 0}
 
     def callback(phase, info):
-        if phase == "start" and info["generation"] == 2:
-            seen.append(1)
+        if phase == "start":
+            seen[info["generation"]] += 1
 
     gc.callbacks.append(callback)
     try:
         make()
     finally:
         gc.callbacks.remove(callback)
-    return len(seen)
+    return seen
+
+
+def full_passes_while(make) -> int:
+    """How many generation-2 collections ran while ``make()`` allocated."""
+    return passes_while(make)[2]
 
 
 def in_flight_state():
@@ -43,6 +48,28 @@ def test_allocation_triggers_full_passes_by_default_and_none_when_timed():
         assert full_passes_while(in_flight_state) == 0
     finally:
         timed.stop()
+
+
+def test_young_passes_come_every_young_allocations_and_no_middle_ones():
+    before = gc.get_threshold()
+    timed = TimedFullCollections(every=3600, young=50_000).start()
+    try:
+        seen = passes_while(in_flight_state)  # 800,000 containers: about 16 young passes
+    finally:
+        timed.stop()
+    assert 10 <= seen[0] <= 20, seen
+    assert seen[1] == seen[2] == 0, seen
+    assert gc.get_threshold() == before  # stop() puts CPython's thresholds back
+
+
+def test_young_must_be_a_count():
+    for bad in (0, -5, 2**31 - 1):
+        try:
+            TimedFullCollections(young=bad)
+        except ValueError as e:
+            assert "young" in str(e)
+        else:
+            raise AssertionError(f"young={bad} accepted")
 
 
 def test_the_clock_runs_full_passes():
