@@ -7,7 +7,8 @@ event. The worker acknowledges whole batches (a stream's batch, the events a joi
 the events a checkpoint made durable): 5.5% of its main thread went to that chain
 (docs/benchmarks.md, 2026-12-07). :meth:`BatchAcks.ack_events` does the same bookkeeping for
 a batch under one acquisition of the lock: a message's reference dropped, and on its last one
-its offset marked safe to commit exactly as ``Consumer.ack`` marks it.
+its offset marked safe to commit exactly as ``Consumer.ack`` marks it. :func:`hold_events`
+takes the stage's reference likewise (``Message.incref`` takes the lock per message).
 """
 
 from __future__ import annotations
@@ -55,6 +56,22 @@ class BatchAcks:
                         self._n_acked += 1
             if notified:
                 notify(self._waiting_for_ack)
+
+
+def hold_events(events: list) -> None:
+    """One more reference on each event's message (``message.incref()`` of each; the events of
+    one app), for a stage that keeps them past their batch and releases each with
+    :func:`ack_events`: under one acquisition of Faust's ack lock where the app's consumer is
+    ours, one by one where it is another."""
+    if not events:
+        return
+    if isinstance(events[0].app.consumer, BatchAcks):
+        with ack_lock:
+            for ev in events:
+                ev.message.refcount += 1
+    else:
+        for ev in events:
+            ev.message.incref()
 
 
 def ack_events(events: list) -> None:

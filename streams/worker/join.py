@@ -31,7 +31,7 @@ from streams.contracts.events import InvalidEvent, TrainingExample, dead_letter,
 from streams.contracts.example_batches import encode_examples
 from streams.join.joiner import Joiner
 from streams.join.merge import OrderedMerge
-from streams.worker.acks import ack_events
+from streams.worker.acks import ack_events, hold_events
 from streams.worker.runtime import Runtime
 
 # held events past which the agent waits for a release in flight: a bound on memory when
@@ -131,8 +131,8 @@ class JoinStage:
             made[key] += self.joiner(key).advance()
         out = self._merged(made)
         rid_of = {id(ev): (key, rid) for ev, key, rid in placed}
-        for ev in batch:  # invalid ones too: they must not jump the queue
-            ev.message.incref()
+        hold_events(batch)  # invalid ones too: they must not jump the queue
+        for ev in batch:
             key, rid = rid_of.get(id(ev), (None, None))
             self.queue[ev.message.tp].append((ev, key, rid))
         self._emit(out)

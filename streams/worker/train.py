@@ -35,7 +35,7 @@ from streams.state.model_updates import SnapshotPublisher
 from streams.state.statefile import StateRejected
 from streams.training.model_set import ModelSet
 from streams.training.trainer import Trainer, make_trainer, warm_up
-from streams.worker.acks import ack_events
+from streams.worker.acks import ack_events, hold_events
 from streams.worker.runtime import Runtime, WriteBehind
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,8 @@ class TrainStage:
             if res.examples:
                 self.dirty.add(tenant)
         # learned: only now may a checkpoint acknowledge them
+        hold_events(events)  # released by the next checkpoint
         for ev in events:
-            ev.message.incref()  # released by the next checkpoint
             tp = ev.message.tp
             self.next_offset[tp] = max(self.next_offset.get(tp, 0), ev.message.offset + 1)
         self.held += events

@@ -8,7 +8,7 @@ import faust
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.worker.acks import BatchAcks, ack_events
+from streams.worker.acks import BatchAcks, ack_events, hold_events
 
 
 def app_and_events(name: str):
@@ -44,3 +44,21 @@ def test_a_batch_in_one_pass_is_each_event_acknowledged():
         assert state(ours, tp, batch) == state(theirs, tp2, one_by_one)
     assert sorted(ours.consumer._acked[tp]) == list(range(3, 12))
     assert all(e.message.acked for e in batch)
+
+
+def test_events_held_in_one_pass_are_each_event_increfed():
+    ours, tp, batch = app_and_events("ours-held")
+    theirs, tp2, one_by_one = app_and_events("theirs-held")
+    assert isinstance(ours.consumer, BatchAcks)
+    hold_events(batch)
+    for ev in one_by_one:
+        ev.message.incref()
+    assert state(ours, tp, batch) == state(theirs, tp2, one_by_one)
+    assert [e.message.refcount for e in batch] == [3, 2, 2, 2] * 3
+    for rounds in range(3):  # the batch's, the held ones', the stage's
+        assert len(ours.consumer._acked[tp]) == (0, 0, 7)[rounds]  # 3..11 but 4 and 8
+        ack_events(batch)
+        for ev in one_by_one:
+            ev.ack()
+        assert state(ours, tp, batch) == state(theirs, tp2, one_by_one)
+    assert sorted(ours.consumer._acked[tp]) == list(range(3, 12))
