@@ -172,6 +172,13 @@ class JoinStage:
           wall clock (:meth:`Joiner.idle_clock`), so each window closes ``join_window`` after
           its request and memory stays bounded. Feedback that comes after all is late,
           counted as such.
+
+        What it closes is acknowledged in the background, as the agent's batches are
+        (:meth:`_release_behind`): awaiting the release here waited for the lock the agent's
+        releases hold back to back while it works through a backlog (11-13 s in a run of two
+        workers), the timer stood still meanwhile, and the end offsets it notes
+        (:meth:`note_ends`) were first seen to stand still only once the backlog was done:
+        the last windows then waited ``join_idle_flush`` more (docs/benchmarks.md).
         """
         now = time.monotonic()
         quiet = {r: max(now - (t or self.started), now - self.last_produced.get(r, now))
@@ -197,7 +204,7 @@ class JoinStage:
             out = self._merged({})
         if out:
             self._emit(out)
-        await self._release_finished()
+        await self._release_behind()  # never held behind the agent's releases: see below
         self._gauges()
 
     def _emit(self, examples: list[TrainingExample]) -> None:

@@ -94,10 +94,56 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
         await stage.released()
         assert [o for o, _ in acked_at] == [0, 1] and acked_at[0][1] >= settled[0]
         await asyncio.gather(stage.flush_idle(caught_up), stage.flush_idle(caught_up))
+        await stage.released()
 
     asyncio.run(run())
     assert [o for o, _ in acked_at] == [0, 1, 2, 3]  # each once, in order
     assert all(any(s <= t for s in settled) for _, t in acked_at)
+
+
+def test_the_idle_flush_is_not_held_behind_a_release_in_flight(tmp_path):
+    """The idle flush runs on a timer that also notes the inputs' end offsets: while the
+    agent's release waits for the earlier stages (here until ``gate`` opens), a flush returns
+    at once and leaves its acknowledgements to that release, still in offset order."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
+
+    s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
+    rt = FakeRuntime(s)
+    acked: list[FakeEvent] = []
+    gate = asyncio.Event()
+
+    async def before_ack():
+        await gate.wait()  # the rows are still being written
+
+    rt.send = lambda role, messages, **kw: None
+    stage = JoinStage(rt, before_ack=before_ack)
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
+            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    valid = {"ad-requests": [(e, r, 0) for e, r in zip(events, recs, strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r, 0) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+
+    async def caught_up(role=None):
+        return True
+
+    async def run():
+        await stage.handle(valid, events)  # r2 closes r1's window: its release waits
+        for ev in events:
+            ev.ack()  # the agent's own reference
+        for role in stage.last_by_role:
+            stage.last_by_role[role] -= 60.0  # both inputs quiet: r2's window closes too
+        await asyncio.wait_for(stage.flush_idle(caught_up), 2.0)
+        assert acked == []  # nothing before the earlier stages settle
+        gate.set()
+        await stage.released()
+
+    asyncio.run(run())
+    assert [e.message.offset for e in acked] == [0, 1, 2, 3]
 
 
 def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
@@ -245,6 +291,7 @@ def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
                     ev.ack()  # the agent's own reference
         stage.partition_lag = {q: 0 for q in parts}
         await stage.flush_idle(caught_up)
+        await stage.released()
 
     asyncio.run(run())
     exs = [e for v in produced for e in decode_examples(v)[0]]
