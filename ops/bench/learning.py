@@ -4,7 +4,7 @@ and Vowpal Wabbit on the same features in the same run.
 
     python -m ops.bench.learning [--limit N] [--learners ftrl,fm]
                                  [--modes in-process,kafka,floor,vw] [--workers 1,2]
-                                 [--backends kafka] [--json PATH]
+                                 [--backends kafka] [--logs DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 
@@ -221,6 +222,8 @@ def main() -> None:
     p.add_argument("--modes", default="in-process,kafka,vw",
                    help="in-process, kafka (the Faust workers), floor (no framework), vw")
     p.add_argument("--workers", default="1", help="worker counts of the kafka mode: 1,2")
+    p.add_argument("--logs", type=Path, default=None,
+                   help="keep the workers' logs in this directory (default: a temporary one)")
     args = p.parse_args()
     modes = args.modes.split(",")
     names = args.learners.split(",")
@@ -244,11 +247,15 @@ def main() -> None:
     if "floor" in modes:
         runs.append((True, 1))
     if runs:
+        import contextlib
         import tempfile
-        from pathlib import Path
 
         for kind in args.backends.split(","):
-            with backend(kind, args.cache_dir) as s, tempfile.TemporaryDirectory() as logs:
+            kept = contextlib.nullcontext(args.logs) if args.logs else None
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+            with backend(kind, args.cache_dir) as s, \
+                    kept or tempfile.TemporaryDirectory() as logs:
                 for n in names:
                     for floor, workers in runs:
                         r = through_kafka(n, s, args.limit or None, len(exs), Path(logs),
