@@ -40,10 +40,12 @@ log = logging.getLogger(__name__)
 class Message:
     """What the stages read of a Faust message, and its reference count."""
 
-    __slots__ = ("topic", "partition", "offset", "key", "headers", "tp", "refs", "acks")
+    __slots__ = ("topic", "partition", "offset", "key", "headers", "tp", "refs", "acks",
+                 "timestamp")
 
     def __init__(self, record, acks):
         self.topic, self.partition, self.offset = record.topic, record.partition, record.offset
+        self.timestamp = None if record.timestamp is None else record.timestamp / 1000.0
         self.key, self.headers = record.key, list(record.headers or [])
         self.tp = TopicPartition(record.topic, record.partition)
         self.refs, self.acks = 1, acks

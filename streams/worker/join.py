@@ -61,6 +61,7 @@ class JoinStage:
         self.last_by_role = {"ad-requests": 0.0, "feedback": 0.0}  # monotonic, last valid event
         self.last_ends: dict[str, dict] = {}  # role -> {partition: end offset} last noted
         self.last_produced: dict[str, float] = {}  # role -> monotonic, when its ends last moved
+        self.last_written: dict[str, float] = {}  # role -> the newest record's Kafka timestamp
         self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
 
@@ -116,6 +117,10 @@ class JoinStage:
         for role in ("ad-requests", "feedback"):
             if valid.get(role):
                 self.last_by_role[role] = time.monotonic()
+                written = max((ts for ts in (v[0].message.timestamp for v in valid[role])
+                               if ts is not None), default=None)
+                if written is not None:
+                    self.last_written[role] = max(self.last_written.get(role, written), written)
             for ev, rec, partition in valid.get(role, ()):
                 key = (partition, rec.tenant)
                 j = self.joiner(key)
@@ -165,8 +170,13 @@ class JoinStage:
 
         - Nothing came on either input for ``join_idle_flush`` seconds (the end of a replay,
           producers gone quiet): every open window closes. An input is quiet since the last
-          valid event read from it or, where the consumer tells its end offsets
-          (:meth:`note_ends`), since they last moved, whichever is longer ago.
+          valid event read from it, since its end offsets last moved (:meth:`note_ends`, where
+          the consumer tells them), or since the newest of its records read was written (its
+          Kafka timestamp: the producer's clock, or the broker's where the topic appends
+          its own), whichever is longer ago. Read to the end, the last is exact; the others
+          are when this worker learnt of it, which a worker working through a backlog does
+          late: the end offsets of a partition it had not fetched since the producers stopped
+          "moved" when it did, seconds after (docs/benchmarks.md).
         - Only one input is idle (requests go on, feedback stopped or never came: requests a
           replica answered that were never shown): the idle input's clock runs on with the
           wall clock (:meth:`Joiner.idle_clock`), so each window closes ``join_window`` after
@@ -181,7 +191,9 @@ class JoinStage:
         the last windows then waited ``join_idle_flush`` more (docs/benchmarks.md).
         """
         now = time.monotonic()
-        quiet = {r: max(now - (t or self.started), now - self.last_produced.get(r, now))
+        wall = time.time()
+        quiet = {r: max(now - (t or self.started), now - self.last_produced.get(r, now),
+                        wall - self.last_written.get(r, wall))
                  for r, t in self.last_by_role.items()}
         held = len(self.merge) if self.merge is not None else 0
         idle = [r for r, q in quiet.items() if q > self.idle_flush]
@@ -255,7 +267,7 @@ class JoinStage:
             self._dropped_seen.clear()  # the counts start again with the new joiners
             self.started = time.monotonic()  # idleness counts from the new assignment
             self.last_by_role = dict.fromkeys(self.last_by_role, 0.0)
-            self.last_ends, self.last_produced = {}, {}
+            self.last_ends, self.last_produced, self.last_written = {}, {}, {}
 
     async def released(self) -> None:
         """Until the release in the background (if any) is done."""

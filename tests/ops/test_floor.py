@@ -8,7 +8,7 @@ from streams.worker.acks import ack_events
 
 def record(offset: int):
     return SimpleNamespace(topic="t", partition=0, offset=offset, key=None, headers=None,
-                           value=b"{}")
+                           value=b"{}", timestamp=None)
 
 
 def test_the_stages_acknowledgement_of_floor_events_makes_them_committable():

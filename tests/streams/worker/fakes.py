@@ -26,6 +26,7 @@ class FakeMessage:
         self.key, self.headers = None, []
         self.refs = 1
         self.generation_id = 1
+        self.timestamp = None  # Kafka's, in seconds: the tests that need one set it
 
     def incref(self):
         self.refs += 1

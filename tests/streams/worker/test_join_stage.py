@@ -246,6 +246,44 @@ def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_
     assert not sent and not acked
 
 
+def test_a_backlog_whose_records_were_written_long_ago_flushes_once_read_to_the_end(tmp_path):
+    """A worker reads the last of a backlog just now, and learns only now where the ends are
+    (its consumer had not fetched those partitions since the producers stopped): the
+    records' Kafka timestamps say nothing was written for longer than ``join_idle_flush``,
+    so its windows close. Records written just now keep them open."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
+
+    def run(written_at: float):
+        rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
+        sent: list = []
+        rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
+        stage = JoinStage(rt)
+        recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+                Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
+        events = [FakeEvent(i, b"", []) for i in range(len(recs))]
+        for ev in events:
+            ev.message.timestamp = written_at
+        valid = {"ad-requests": [(events[0], recs[0], 0)],
+                 "feedback": [(events[1], recs[1], 0)]}
+
+        async def caught_up(role=None):
+            return True
+
+        async def go():
+            await stage.handle(valid, events)  # read just now
+            for role in ("ad-requests", "feedback"):
+                stage.note_ends(role, {0: 7})  # first seen just now
+            await stage.flush_idle(caught_up)
+            await stage.released()
+
+        asyncio.run(go())
+        return [e.id for v in sent for e in decode_examples(v)[0]]
+
+    assert run(time.time() - 30.0) == ["r1/a"]
+    assert run(time.time()) == []
+
+
 def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
     """MovieLens requests and feedback on 4 partitions (keyed as Kafka does), read one
     partition's chunk at a time, as a consumer catching up reads them."""
