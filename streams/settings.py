@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     gc_full_every: float = Field(30.0, gt=0, description="Seconds between full garbage "
                                  "collections in workers and replicas (none triggered by "
                                  "allocation: see streams.gcpause).")
+    sink_min_rows: int = Field(20_000, ge=1, le=100_000,
+                               description="Rows of one table gathered into one ClickHouse "
+                               "insert by a worker's stages (streams.worker.write_behind).")
+    sink_max_seconds: float = Field(1.0, ge=0.0, le=60.0,
+                                    description="Longest (s) a row waits for its table's "
+                                    "insert to fill; its event's acknowledgement waits too.")
     gc_young_allocations: int = Field(100_000, ge=1, lt=2**31 - 1,
                                       description="Allocations between young garbage "
                                       "collections in workers (CPython's own: 700); their "

@@ -11,7 +11,7 @@ it is read there. Both are counted in ``aimass_events_misplaced_total``. Either 
 acknowledged, like every event, only once the join releases its place (a forward, once Kafka
 confirmed it).
 
-The ClickHouse writes go on behind the next stages (:class:`streams.worker.runtime.WriteBehind`); the
+The ClickHouse writes go on behind the next stages (:class:`streams.worker.write_behind.WriteBehind`); the
 join acknowledges events only after :meth:`IngestStage.settle` (their rows are written)."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from sinks import schema
 from streams.contracts import batches
 from streams.contracts.events import AdRequest, Feedback
 from streams.contracts.topics import partitions_for
-from streams.worker.runtime import Runtime, WriteBehind
+from streams.worker.runtime import Runtime
+from streams.worker.write_behind import write_behind
 
 ROLES = {  # role -> (record, table, rows)
     "ad-requests": (AdRequest, schema.AD_REQUESTS, batches.request_rows),
@@ -59,7 +60,7 @@ class IngestStage:
     def __init__(self, runtime: Runtime, reads=lambda topic, partition: True):
         self.rt = runtime
         self.role_of = {runtime.topics[r]: r for r in ROLES}
-        self.writes = WriteBehind(runtime)  # drained by the join before it acknowledges
+        self.writes = write_behind(runtime)  # drained by the join before it acknowledges
         self.partitions = runtime.settings.partitions
         self.reads = reads  # does this worker read that topic partition?
 

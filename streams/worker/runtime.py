@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
 import orjson
@@ -247,58 +246,3 @@ class Runtime:
         self.metrics.batch_size.labels(stage).observe(n)
         self.metrics.batch_seconds.labels(stage).observe(time.perf_counter() - started)
 
-
-class WriteBehind:
-    """Sink writes that proceed while the stage goes on to its next batch, coalesced per table:
-    while one insert into a table is in flight, the rows written meanwhile gather into the
-    next one. Fewer, larger inserts cost ClickHouse less (a part per insert, and the merges
-    of parts): on the MovieLens replay, batches of 2,000 rows into four tables kept the
-    server busier than the worker. Each :meth:`write` gets the future of its rows;
-    :meth:`drain` waits for all of them (a stage calls it before acknowledging the events
-    they came from), :meth:`take` hands them over. Past ``max_rows`` rows waiting for one
-    table, a write waits (back-pressure reaches the consumer)."""
-
-    def __init__(self, runtime: Runtime, max_rows: int = 100_000):
-        self.rt = runtime
-        self.max_rows = max_rows
-        self.pending: deque[asyncio.Future] = deque()
-        self._gathering: dict[str, tuple[schema.Table, list, asyncio.Future]] = {}
-        self._inserting: dict[str, asyncio.Task] = {}
-
-    async def write(self, table: schema.Table, rows: list[dict]) -> None:
-        if not rows:
-            return
-        name = table.name
-        if name not in self._gathering:
-            self._gathering[name] = (table, [], asyncio.get_running_loop().create_future())
-        _, gathered, done = self._gathering[name]
-        gathered.extend(rows)
-        self.pending.append(done)
-        task = self._inserting.get(name)
-        if task is None or task.done():
-            if task is not None:
-                task.result()  # an insert that failed fails the next write
-            task = self._inserting[name] = asyncio.ensure_future(self._insert(name))
-        while name in self._gathering and len(self._gathering[name][1]) > self.max_rows:
-            await asyncio.wait([task])  # back-pressure: the table is behind
-            task.result()
-
-    async def _insert(self, name: str) -> None:
-        while name in self._gathering:
-            table, rows, done = self._gathering.pop(name)
-            try:
-                await self.rt.write(table, rows)
-            except BaseException as exc:
-                done.set_exception(exc)
-                raise
-            done.set_result(None)
-
-    async def drain(self) -> None:
-        while self.pending:
-            await self.pending.popleft()
-
-    def take(self) -> list[asyncio.Future]:
-        """The writes not confirmed yet, handed over (to await before acknowledging their
-        events); later writes start a new list."""
-        out, self.pending = list(self.pending), deque()
-        return out

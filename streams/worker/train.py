@@ -36,7 +36,8 @@ from streams.state.statefile import StateRejected
 from streams.training.model_set import ModelSet
 from streams.training.trainer import Trainer, make_trainer, warm_up
 from streams.worker.acks import ack_events, hold_events
-from streams.worker.runtime import Runtime, WriteBehind
+from streams.worker.runtime import Runtime
+from streams.worker.write_behind import write_behind
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class TrainStage:
         self.dirty: set[str] = set()  # tenants that learned since the last checkpoint
         self.lock = asyncio.Lock()  # learning, and taking a checkpoint's cut
         self._checkpointing = asyncio.Lock()  # one checkpoint at a time
-        self.writes = WriteBehind(runtime)
+        self.writes = write_behind(runtime)
 
     @property
     def trainer(self) -> Trainer:
