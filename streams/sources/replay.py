@@ -103,8 +103,10 @@ def malformed_payload(i: int) -> bytes:
 
 def run_replay(settings, limit: int | None = None, rate: float | None = None,
                click_delay: float = 0.0, extra_candidates: int = 0, malformed_every: int = 0,
-               progress: bool = False, live: bool = False) -> ReplayStats:
-    """Fetch MovieLens-100k if needed and replay it to the configured Kafka."""
+               progress: bool = False, live: bool = False,
+               on_request: Callable[[int], None] | None = None) -> ReplayStats:
+    """Fetch MovieLens-100k if needed and replay it to the configured Kafka. ``on_request(1)``
+    after each request is sent (besides the progress bar)."""
     from tqdm import tqdm
 
     from streams.contracts.topics import ensure_topics, topic_names
@@ -116,5 +118,10 @@ def run_replay(settings, limit: int | None = None, rate: float | None = None,
     events = movielens.ad_stream(ml, limit, extra_candidates, click_delay)
     producer = EventProducer(settings)
     with tqdm(total=total, unit="req", disable=not progress, desc="replay") as bar:
+        def sent(n: int) -> None:
+            bar.update(n)
+            if on_request is not None:
+                on_request(n)
+
         return replay(events, producer, topic_names(settings), rate, click_delay,
-                      malformed_payload, malformed_every, on_request=bar.update, live=live)
+                      malformed_payload, malformed_every, on_request=sent, live=live)
