@@ -52,11 +52,29 @@ def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
     assert [e.message.offset for e in acked] == []  # live-1 (offset 0) is still open
 
 
+def two_windows(acked: list):
+    """Two requests of one partition, each with an impression: r2 closes r1's window (10 s).
+    Returns the events (acknowledged into ``acked``) and the stage's ``valid``."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
+            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    for ev in events:
+        ev.message.tp = ("requests", 0)
+    valid = {"ad-requests": [(e, r, 0) for e, r in zip(events, recs, strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r, 0) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+    return events, valid
+
+
 def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     """Ingest writes rows behind and score sends without waiting: the join acknowledges an
     event only once ``before_ack`` (rows written, sends confirmed) is done, and in offset order
     even when the idle flush releases at the same time."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback
     from streams.worker.join import JoinStage
 
     s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
@@ -70,18 +88,7 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
 
     rt.send = lambda role, messages, **kw: None
     stage = JoinStage(rt, before_ack=before_ack)
-    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
-            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
-    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
-    for ev in events:
-        ev.message.tp = ("requests", 0)
-    valid = {"ad-requests": [(e, r, e.message.partition) for e, r in zip(events, recs,
-                                                                          strict=True)
-                             if isinstance(r, AdRequest)],
-             "feedback": [(e, r, e.message.partition) for e, r in zip(events, recs, strict=True)
-                          if isinstance(r, Feedback)]}
+    events, valid = two_windows(acked)
     acked_at: list[tuple[int, float]] = []
     for ev in events:
         ev.ack = (lambda e: lambda: acked_at.append((e.message.offset, time.monotonic())))(ev)
@@ -105,7 +112,6 @@ def test_the_idle_flush_is_not_held_behind_a_release_in_flight(tmp_path):
     """The idle flush runs on a timer that also notes the inputs' end offsets: while the
     agent's release waits for the earlier stages (here until ``gate`` opens), a flush returns
     at once and leaves its acknowledgements to that release, still in offset order."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback
     from streams.worker.join import JoinStage
 
     s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
@@ -118,15 +124,7 @@ def test_the_idle_flush_is_not_held_behind_a_release_in_flight(tmp_path):
 
     rt.send = lambda role, messages, **kw: None
     stage = JoinStage(rt, before_ack=before_ack)
-    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
-            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
-    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
-    valid = {"ad-requests": [(e, r, 0) for e, r in zip(events, recs, strict=True)
-                             if isinstance(r, AdRequest)],
-             "feedback": [(e, r, 0) for e, r in zip(events, recs, strict=True)
-                          if isinstance(r, Feedback)]}
+    events, valid = two_windows(acked)
 
     async def caught_up(role=None):
         return True
@@ -197,25 +195,34 @@ def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
                                            {"reason": "late_feedback"})
 
 
+def one_request_worker(tmp_path, written_at: float | None = None):
+    """A join stage (a 60 s window, a 5 s idle flush) and a request with its impression, the
+    records written to Kafka at ``written_at``. Returns the stage, its ``valid``, the
+    events, what it sends and what it acknowledges."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+    from streams.worker.join import JoinStage
+
+    rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
+    sent: list = []
+    rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
+    stage = JoinStage(rt)
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
+    acked: list[FakeEvent] = []
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    for ev in events:
+        ev.message.timestamp = written_at
+    valid = {"ad-requests": [(events[0], recs[0], 0)], "feedback": [(events[1], recs[1], 0)]}
+    return stage, valid, events, sent, acked
+
+
 def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_path):
     """A backlog read after its producers stopped: the last event was read just now, but the
     end offsets have stood still for longer than ``join_idle_flush``, so once the worker has
     read to them its windows close (it does not wait ``join_idle_flush`` more). While the ends
     still move, the same read-up-to-them worker keeps its windows open."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback
-    from streams.worker.join import JoinStage
-
     def worker():
-        rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
-        sent: list = []
-        rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
-        stage = JoinStage(rt)
-        recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
-                Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
-        acked: list[FakeEvent] = []
-        events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
-        valid = {"ad-requests": [(events[0], recs[0], 0)], "feedback": [(events[1], recs[1], 0)]}
-        return stage, valid, events, sent, acked
+        return one_request_worker(tmp_path)
 
     async def caught_up(role=None):
         return True
@@ -251,21 +258,8 @@ def test_a_backlog_whose_records_were_written_long_ago_flushes_once_read_to_the_
     (its consumer had not fetched those partitions since the producers stopped): the
     records' Kafka timestamps say nothing was written for longer than ``join_idle_flush``,
     so its windows close. Records written just now keep them open."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback
-    from streams.worker.join import JoinStage
-
     def run(written_at: float):
-        rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
-        sent: list = []
-        rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
-        stage = JoinStage(rt)
-        recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
-                Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
-        events = [FakeEvent(i, b"", []) for i in range(len(recs))]
-        for ev in events:
-            ev.message.timestamp = written_at
-        valid = {"ad-requests": [(events[0], recs[0], 0)],
-                 "feedback": [(events[1], recs[1], 0)]}
+        stage, valid, events, sent, _ = one_request_worker(tmp_path, written_at)
 
         async def caught_up(role=None):
             return True
