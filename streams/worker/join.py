@@ -62,6 +62,7 @@ class JoinStage:
         self.last_ends: dict[str, dict] = {}  # role -> {partition: end offset} last noted
         self.last_produced: dict[str, float] = {}  # role -> monotonic, when its ends last moved
         self.last_written: dict[str, float] = {}  # role -> the newest record's Kafka timestamp
+        self.first_read: dict[str, float] = {}  # role -> wall clock of its first valid event
         self.next_offset: dict = {}  # TP -> next offset to handle
         self._dropped_seen: dict[str, int] = defaultdict(int)
 
@@ -117,6 +118,7 @@ class JoinStage:
         for role in ("ad-requests", "feedback"):
             if valid.get(role):
                 self.last_by_role[role] = time.monotonic()
+                self.first_read.setdefault(role, time.time())
                 written = max((ts for ts in (v[0].message.timestamp for v in valid[role])
                                if ts is not None), default=None)
                 if written is not None:
@@ -176,7 +178,10 @@ class JoinStage:
           its own), whichever is longer ago. Read to the end, the last is exact; the others
           are when this worker learnt of it, which a worker working through a backlog does
           late: the end offsets of a partition it had not fetched since the producers stopped
-          "moved" when it did, seconds after (docs/benchmarks.md).
+          "moved" when it did, seconds after (docs/benchmarks.md). A timestamp counts only if
+          it is no earlier than this worker's first read of the input: a producer may stamp
+          history with its own times (a replay of last year, a connector), and records stamped
+          before anything was read here say nothing of when the input last moved.
         - Only one input is idle (requests go on, feedback stopped or never came: requests a
           replica answered that were never shown): the idle input's clock runs on with the
           wall clock (:meth:`Joiner.idle_clock`), so each window closes ``join_window`` after
@@ -193,7 +198,7 @@ class JoinStage:
         now = time.monotonic()
         wall = time.time()
         quiet = {r: max(now - (t or self.started), now - self.last_produced.get(r, now),
-                        wall - self.last_written.get(r, wall))
+                        wall - self._written(r, wall))
                  for r, t in self.last_by_role.items()}
         held = len(self.merge) if self.merge is not None else 0
         idle = [r for r, q in quiet.items() if q > self.idle_flush]
@@ -218,6 +223,13 @@ class JoinStage:
             self._emit(out)
         await self._release_behind()  # never held behind the agent's releases: see below
         self._gauges()
+
+    def _written(self, role: str, default: float) -> float:
+        """When ``role``'s newest record read was written, where its timestamp can say."""
+        written = self.last_written.get(role)
+        if written is None or written < self.first_read.get(role, float("inf")):
+            return default
+        return written
 
     def _emit(self, examples: list[TrainingExample]) -> None:
         """Send the examples without waiting: an event is acknowledged only after Kafka
@@ -268,6 +280,7 @@ class JoinStage:
             self.started = time.monotonic()  # idleness counts from the new assignment
             self.last_by_role = dict.fromkeys(self.last_by_role, 0.0)
             self.last_ends, self.last_produced, self.last_written = {}, {}, {}
+            self.first_read = {}
 
     async def released(self) -> None:
         """Until the release in the background (if any) is done."""

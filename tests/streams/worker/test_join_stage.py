@@ -254,12 +254,16 @@ def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_
 
 
 def test_a_backlog_whose_records_were_written_long_ago_flushes_once_read_to_the_end(tmp_path):
-    """A worker reads the last of a backlog just now, and learns only now where the ends are
-    (its consumer had not fetched those partitions since the producers stopped): the
-    records' Kafka timestamps say nothing was written for longer than ``join_idle_flush``,
-    so its windows close. Records written just now keep them open."""
-    def run(written_at: float):
+    """A worker that began reading a minute ago reads the last of a backlog just now, and
+    learns only now where the ends are (its consumer had not fetched those partitions since
+    the producers stopped): the records' Kafka timestamps say nothing was written for longer
+    than ``join_idle_flush``, so its windows close. Records written just now keep them open,
+    and so do records stamped with last year's times read for the first time just now (a
+    producer replaying history with its own timestamps says nothing of when it wrote)."""
+    def run(written_at: float, reading_since: float | None):
         stage, valid, events, sent, _ = one_request_worker(tmp_path, written_at)
+        if reading_since is not None:  # it read other events of both inputs back then
+            stage.first_read = dict.fromkeys(("ad-requests", "feedback"), reading_since)
 
         async def caught_up(role=None):
             return True
@@ -274,8 +278,10 @@ def test_a_backlog_whose_records_were_written_long_ago_flushes_once_read_to_the_
         asyncio.run(go())
         return [e.id for v in sent for e in decode_examples(v)[0]]
 
-    assert run(time.time() - 30.0) == ["r1/a"]
-    assert run(time.time()) == []
+    now = time.time()
+    assert run(now - 30.0, reading_since=now - 60.0) == ["r1/a"]
+    assert run(time.time(), reading_since=now - 60.0) == []
+    assert run(now - 365 * 86400.0, reading_since=None) == []
 
 
 def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
