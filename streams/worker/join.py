@@ -188,12 +188,15 @@ class JoinStage:
           its request and memory stays bounded. Feedback that comes after all is late,
           counted as such.
 
-        What it closes is acknowledged in the background, as the agent's batches are
-        (:meth:`_release_behind`): awaiting the release here waited for the lock the agent's
-        releases hold back to back while it works through a backlog (11-13 s in a run of two
-        workers), the timer stood still meanwhile, and the end offsets it notes
-        (:meth:`note_ends`) were first seen to stand still only once the backlog was done:
-        the last windows then waited ``join_idle_flush`` more (docs/benchmarks.md).
+        It returns once what it released is acknowledged, so its timer waits while a release
+        does: through a backlog (the agent's releases, back to back: 11-13 s in a run of two
+        workers), and through a broker outage (a release waits for this worker's own sends).
+        The second is wanted: once the broker is back, the consumer is read to the end before
+        the producers, retrying on their own backoff, have sent again; this worker's own
+        producer recovers on a like schedule. A flush left to the background closed every
+        window then, and the feedback sent after the outage came late (the broker-restart
+        chaos test). The first no longer holds the last windows: the records' timestamps
+        say how long the inputs have been quiet, however late the timer looks.
         """
         now = time.monotonic()
         wall = time.time()
@@ -221,7 +224,7 @@ class JoinStage:
             out = self._merged({})
         if out:
             self._emit(out)
-        await self._release_behind()  # never held behind the agent's releases: see below
+        await self._release_finished()  # see below: what it waits for is kept on purpose
         self._gauges()
 
     def _written(self, role: str, default: float) -> float:

@@ -108,42 +108,6 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     assert all(any(s <= t for s in settled) for _, t in acked_at)
 
 
-def test_the_idle_flush_is_not_held_behind_a_release_in_flight(tmp_path):
-    """The idle flush runs on a timer that also notes the inputs' end offsets: while the
-    agent's release waits for the earlier stages (here until ``gate`` opens), a flush returns
-    at once and leaves its acknowledgements to that release, still in offset order."""
-    from streams.worker.join import JoinStage
-
-    s = Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.0)
-    rt = FakeRuntime(s)
-    acked: list[FakeEvent] = []
-    gate = asyncio.Event()
-
-    async def before_ack():
-        await gate.wait()  # the rows are still being written
-
-    rt.send = lambda role, messages, **kw: None
-    stage = JoinStage(rt, before_ack=before_ack)
-    events, valid = two_windows(acked)
-
-    async def caught_up(role=None):
-        return True
-
-    async def run():
-        await stage.handle(valid, events)  # r2 closes r1's window: its release waits
-        for ev in events:
-            ev.ack()  # the agent's own reference
-        for role in stage.last_by_role:
-            stage.last_by_role[role] -= 60.0  # both inputs quiet: r2's window closes too
-        await asyncio.wait_for(stage.flush_idle(caught_up), 2.0)
-        assert acked == []  # nothing before the earlier stages settle
-        gate.set()
-        await stage.released()
-
-    asyncio.run(run())
-    assert [e.message.offset for e in acked] == [0, 1, 2, 3]
-
-
 def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
     """A replay's requests come first (their event time runs hours ahead in a second) while
     feedback is still quiet: the quiet input's clock runs with the wall clock, so the pause
