@@ -260,12 +260,12 @@ def main() -> None:
         import contextlib
         import tempfile
 
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
         for kind in args.backends.split(","):
-            kept = contextlib.nullcontext(args.logs) if args.logs else None
-            if args.logs:
-                args.logs.mkdir(parents=True, exist_ok=True)
-            with backend(kind, args.cache_dir) as s, \
-                    kept or tempfile.TemporaryDirectory() as logs:
+            logs_dir = (contextlib.nullcontext(args.logs) if args.logs
+                        else tempfile.TemporaryDirectory())
+            with backend(kind, args.cache_dir) as s, logs_dir as logs:
                 for n in names:
                     for floor, workers in runs:
                         r = through_kafka(n, s, args.limit or None, len(exs), Path(logs),

@@ -224,7 +224,7 @@ class JoinStage:
             out = self._merged({})
         if out:
             self._emit(out)
-        await self._release_finished()  # see below: what it waits for is kept on purpose
+        await self._release_finished()  # the wait is kept on purpose: see the docstring
         self._gauges()
 
     def _written(self, role: str, default: float) -> float:
