@@ -69,9 +69,11 @@ class IngestStage:
         which the first batch paid for: 0.2 s of the profile of a replay's first seconds."""
         partitions_for([b"warm-up"], self.partitions)
 
-    async def handle(self, events: list) -> dict[str, list]:
+    async def handle(self, events: list, drained: bool = False) -> dict[str, list]:
         """Validate and store a mixed batch; returns role -> [(event, record, partition)] of
-        valid ones, ``partition`` the one the join meets it on."""
+        valid ones, ``partition`` the one the join meets it on. ``drained``: the batch came
+        short of full (the input has nothing more now), so its rows go in without waiting
+        for others to gather (:meth:`~streams.worker.write_behind.WriteBehind.flush`)."""
         started = time.perf_counter()
         now = time.time()
         valid: dict[str, list] = {r: [] for r in ROLES}
@@ -92,6 +94,8 @@ class IngestStage:
             await self.rt.dead_letters(role, bad)
             valid[role] = [(mine[i], rec, right.get(i, raws[i].partition)) for i, rec in good]
             self.rt.metrics.consumed.labels(role).inc(len(mine))
+        if drained:
+            self.writes.flush()
         self.rt.observe("ingest", len(events), started)
         return valid
 

@@ -9,10 +9,13 @@ events: on the MovieLens replay with two workers the server took 39 µs of CPU a
 a quarter as much as the workers themselves, on a machine they all share. So an insert waits
 until ``min_rows`` rows have gathered for its table or the oldest of them has waited
 ``max_seconds`` (the events they came from are acknowledged only once their rows are written,
-so that is also the most a batch's acknowledgement waits for them), whichever comes first.
+so that is also the most a batch's acknowledgement waits for them), whichever comes first, or
+the stage says its input is drained (:meth:`WriteBehind.flush`): at the end of a burst the
+last rows went in only after ``max_seconds``, and the join's last acknowledgements, with the
+idle flush waiting on them, that much later.
 
 Each :meth:`WriteBehind.write` gets the future of its rows; :meth:`WriteBehind.drain` waits for
-all of them (a stage calls it before acknowledging the events they came from),
+those written so far (a stage calls it before acknowledging the events they came from),
 :meth:`WriteBehind.take` hands them over. Past ``max_rows`` rows gathered for one table, a
 write waits (back-pressure reaches the consumer).
 """
@@ -89,9 +92,23 @@ class WriteBehind:
                 raise
             g.done.set_result(None)
 
+    def flush(self) -> None:
+        """Insert what has gathered now, whatever its size: the stage's input is drained (its
+        batch came short of full), so no rows are on their way to fill it, and waiting out
+        ``max_seconds`` would only hold back the acknowledgements that wait on these rows."""
+        for g in self._gathering.values():
+            g.full.set()
+
     async def drain(self) -> None:
-        while self.pending:
-            await self.pending.popleft()
+        """Until every row written before the call is in (raising an insert's error). Rows
+        written meanwhile are not waited for: a stage acknowledging events waits for their
+        rows, not for the batches read since, which through a backlog keep coming."""
+        owed = list(self.pending)
+        for done in owed:
+            await done
+        owed_ids = {id(f) for f in owed}
+        while self.pending and id(self.pending[0]) in owed_ids:
+            self.pending.popleft()
 
     def take(self) -> list[asyncio.Future]:
         """The writes not confirmed yet, handed over (to await before acknowledging their

@@ -59,6 +59,40 @@ def test_a_full_table_is_inserted_at_once():
     assert [(t, n) for t, n, _ in w.inserts] == [("predictions", 300)]
 
 
+def test_a_drained_input_has_its_rows_inserted_at_once():
+    w = Writer()
+    behind = WriteBehind(w, min_rows=1000, max_seconds=30.0)
+
+    async def run():
+        await behind.write(schema.PREDICTIONS, rows(100))
+        await behind.write(schema.FEEDBACK, rows(10))
+        await asyncio.sleep(0.05)
+        assert w.inserts == []  # gathering: neither full nor old enough
+        behind.flush()
+        await asyncio.wait_for(behind.drain(), 2.0)  # not 30 s
+
+    asyncio.run(run())
+    assert sorted((t, n) for t, n, _ in w.inserts) == [("feedback", 10), ("predictions", 100)]
+
+
+def test_drain_waits_for_the_rows_written_before_it_not_after():
+    w = Writer()
+    behind = WriteBehind(w, min_rows=100, max_seconds=30.0)
+
+    async def run():
+        await behind.write(schema.PREDICTIONS, rows(100))  # full: inserted at once
+        draining = asyncio.ensure_future(behind.drain())
+        await asyncio.sleep(0)
+        await behind.write(schema.PREDICTIONS, rows(30))  # gathers for 30 s
+        await asyncio.wait_for(draining, 2.0)
+        assert [n for _, n, _ in w.inserts] == [100]
+        behind.flush()
+        await asyncio.wait_for(behind.drain(), 2.0)
+
+    asyncio.run(run())
+    assert [n for _, n, _ in w.inserts] == [100, 30]
+
+
 def test_rows_written_during_an_insert_gather_into_the_next():
     w = Writer()
     behind = WriteBehind(w, min_rows=100, max_seconds=0.05)
