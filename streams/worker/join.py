@@ -58,6 +58,10 @@ class JoinStage:
         self.queue: dict = defaultdict(deque)  # TP -> deque of (event, joiner key, request id)
         self.last_event = 0.0
         self.started = time.monotonic()
+        # a release that waits longer than this on ``before_ack`` means Kafka or ClickHouse
+        # was away; the inputs' quiet counts from when it went through (``resumed``)
+        self.stalled = max(5.0, 3 * s.sink_max_seconds)
+        self.resumed = 0.0  # monotonic
         self.last_by_role = {"ad-requests": 0.0, "feedback": 0.0}  # monotonic, last valid event
         self.last_ends: dict[str, dict] = {}  # role -> {partition: end offset} last noted
         self.last_produced: dict[str, float] = {}  # role -> monotonic, when its ends last moved
@@ -188,20 +192,22 @@ class JoinStage:
           its request and memory stays bounded. Feedback that comes after all is late,
           counted as such.
 
-        It returns once what it released is acknowledged, so its timer waits while a release
-        does: through a backlog (the agent's releases, back to back: 11-13 s in a run of two
-        workers), and through a broker outage (a release waits for this worker's own sends).
-        The second is wanted: once the broker is back, the consumer is read to the end before
-        the producers, retrying on their own backoff, have sent again; this worker's own
-        producer recovers on a like schedule. A flush left to the background closed every
-        window then, and the feedback sent after the outage came late (the broker-restart
-        chaos test). The first no longer holds the last windows: the records' timestamps
-        say how long the inputs have been quiet, however late the timer looks.
+        It first waits for the releases in flight (through a backlog the agent's releases
+        come back to back, 11-13 s in a run of two workers), then decides on what it sees
+        then: at the end of a backlog the last windows close at once, not a timer's tick
+        later. A release that waited on ``before_ack`` longer than ``stalled`` seconds (a
+        broker or ClickHouse outage: its sends or rows could not go) sets ``resumed``, and no
+        input counts as quiet for longer than since then: once the broker is back, the
+        consumer reads to the end before the producers, retrying on their own backoff, have
+        sent again, and by every other clock the inputs look quiet for as long as the outage
+        lasted; closing every window then made the feedback sent after the outage late (the
+        broker-restart chaos test). It returns once what it released is acknowledged.
         """
+        await self._release_finished()
         now = time.monotonic()
         wall = time.time()
-        quiet = {r: max(now - (t or self.started), now - self.last_produced.get(r, now),
-                        wall - self._written(r, wall))
+        quiet = {r: min(max(now - (t or self.started), now - self.last_produced.get(r, now),
+                            wall - self._written(r, wall)), now - self.resumed)
                  for r, t in self.last_by_role.items()}
         held = len(self.merge) if self.merge is not None else 0
         idle = [r for r, q in quiet.items() if q > self.idle_flush]
@@ -224,7 +230,7 @@ class JoinStage:
             out = self._merged({})
         if out:
             self._emit(out)
-        await self._release_finished()  # the wait is kept on purpose: see the docstring
+        await self._release_finished()
         self._gauges()
 
     def _written(self, role: str, default: float) -> float:
@@ -319,7 +325,12 @@ class JoinStage:
         if not any(n for _, n in done):
             return
         if self.before_ack is not None:
+            began = time.monotonic()
             await self.before_ack()
+            if time.monotonic() - began > self.stalled:
+                self.resumed = time.monotonic()
+                log.info("acknowledgements waited %.1f s for Kafka or ClickHouse: the inputs "
+                         "count as quiet only from now", self.resumed - began)
         ack_events([q.popleft()[0] for q, n in done for _ in range(n)])
 
     def _orphan_letter(self, fb):

@@ -116,3 +116,22 @@ def stage(tmp_path) -> TrainStage:
 def fake_events(exs, acked: list, start: int = 0) -> list[FakeEvent]:
     """Examples as consumed events at offsets start, start + 1, ..."""
     return [FakeEvent(start + i, encode_examples([e])[0][1], acked) for i, e in enumerate(exs)]
+
+
+def two_windows(acked: list):
+    """Two requests of one partition, each with an impression: r2 closes r1's window (10 s).
+    Returns the events (acknowledged into ``acked``) and the stage's ``valid``."""
+    from streams.contracts.events import AdRequest, Candidate, Feedback
+
+    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
+            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
+            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
+    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
+    for ev in events:
+        ev.message.tp = ("requests", 0)
+    valid = {"ad-requests": [(e, r, 0) for e, r in zip(events, recs, strict=True)
+                             if isinstance(r, AdRequest)],
+             "feedback": [(e, r, 0) for e, r in zip(events, recs, strict=True)
+                          if isinstance(r, Feedback)]}
+    return events, valid

@@ -1,6 +1,6 @@
 """The join stage without Kafka: each tenant's clock apart, acknowledgements in offset order
-after the earlier stages settle, idle inputs, the merge of unevenly read partitions, events of
-a former generation."""
+after the earlier stages settle, the merge of unevenly read partitions, events of a former
+generation (idle inputs: test_join_idle_flush.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 from streams.contracts.example_batches import decode_examples
 from streams.settings import Settings
-from tests.streams.worker.fakes import FakeEvent, FakeRuntime
+from tests.streams.worker.fakes import FakeEvent, FakeRuntime, two_windows
 
 
 def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
@@ -52,25 +52,6 @@ def test_the_join_keeps_each_tenants_clock_apart(tmp_path):
     assert [e.message.offset for e in acked] == []  # live-1 (offset 0) is still open
 
 
-def two_windows(acked: list):
-    """Two requests of one partition, each with an impression: r2 closes r1's window (10 s).
-    Returns the events (acknowledged into ``acked``) and the stage's ``valid``."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback
-
-    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r1-i", 101.0, "t", "r1", "a", "impression"),
-            AdRequest("r2", 200.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r2-i", 201.0, "t", "r2", "a", "impression")]
-    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
-    for ev in events:
-        ev.message.tp = ("requests", 0)
-    valid = {"ad-requests": [(e, r, 0) for e, r in zip(events, recs, strict=True)
-                             if isinstance(r, AdRequest)],
-             "feedback": [(e, r, 0) for e, r in zip(events, recs, strict=True)
-                          if isinstance(r, Feedback)]}
-    return events, valid
-
-
 def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     """Ingest writes rows behind and score sends without waiting: the join acknowledges an
     event only once ``before_ack`` (rows written, sends confirmed) is done, and in offset order
@@ -106,146 +87,6 @@ def test_the_join_acknowledges_only_after_the_earlier_stages_settle(tmp_path):
     asyncio.run(run())
     assert [o for o, _ in acked_at] == [0, 1, 2, 3]  # each once, in order
     assert all(any(s <= t for s in settled) for _, t in acked_at)
-
-
-def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
-    """A replay's requests come first (their event time runs hours ahead in a second) while
-    feedback is still quiet: the quiet input's clock runs with the wall clock, so the pause
-    closes no window, and the clicks that come after it all join."""
-    from streams.contracts.events import AdRequest
-    from streams.sources import movielens
-    from streams.worker.join import JoinStage
-    from tests.conftest import REPO
-
-    s = Settings(data_dir=tmp_path, join_idle_flush=5.0)
-    rt = FakeRuntime(s)
-    produced: list[bytes] = []
-    rt.send = lambda role, messages, **kw: produced.extend(v for _, v in messages)
-    stage = JoinStage(rt)
-    stream = list(movielens.ad_stream(movielens.load(movielens.fetch(REPO / ".aimass")), 300))
-    assert stream[-1].request.event_time - stream[0].request.event_time > 10 * s.join_window
-    reqs = [ev.request for ev in stream]
-    fbs = [f for ev in stream for f in (ev.impression, ev.click) if f is not None]
-    acked: list[FakeEvent] = []
-
-    def batch(records, first):
-        events = [FakeEvent(first + i, b"", acked) for i in range(len(records))]
-        for ev in events:
-            ev.message.tp = ("in", 0)
-        role = "ad-requests" if isinstance(records[0], AdRequest) else "feedback"
-        other = "feedback" if role == "ad-requests" else "ad-requests"
-        return {role: [(e, r, 0) for e, r in zip(events, records, strict=True)], other: []}, events
-
-    async def caught_up(role=None):
-        return True
-
-    async def run():
-        stage.started -= 60.0  # feedback has been quiet for a minute
-        valid, events = batch(reqs, 0)
-        await stage.handle(valid, events)
-        await stage.flush_idle(caught_up)  # requests live, feedback idle: nothing closes
-        assert sum(len(j) for j in stage.joiners.values()) == len(reqs)
-        valid, events = batch(fbs, len(reqs))
-        await stage.handle(valid, events)
-        for role in stage.last_by_role:
-            stage.last_by_role[role] -= 60.0  # the replay is over
-        await stage.flush_idle(caught_up)
-
-    asyncio.run(run())
-    exs = [e for v in produced for e in decode_examples(v)[0]]
-    assert sum(e.label for e in exs) == sum(1 for ev in stream if ev.click)
-    assert len(exs) == len(reqs)
-    assert not rt.registry.get_sample_value("aimass_join_dropped_total",
-                                           {"reason": "late_feedback"})
-
-
-def one_request_worker(tmp_path, written_at: float | None = None):
-    """A join stage (a 60 s window, a 5 s idle flush) and a request with its impression, the
-    records written to Kafka at ``written_at``. Returns the stage, its ``valid``, the
-    events, what it sends and what it acknowledges."""
-    from streams.contracts.events import AdRequest, Candidate, Feedback
-    from streams.worker.join import JoinStage
-
-    rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
-    sent: list = []
-    rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
-    stage = JoinStage(rt)
-    recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
-            Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
-    acked: list[FakeEvent] = []
-    events = [FakeEvent(i, b"", acked) for i in range(len(recs))]
-    for ev in events:
-        ev.message.timestamp = written_at
-    valid = {"ad-requests": [(events[0], recs[0], 0)], "feedback": [(events[1], recs[1], 0)]}
-    return stage, valid, events, sent, acked
-
-
-def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_path):
-    """A backlog read after its producers stopped: the last event was read just now, but the
-    end offsets have stood still for longer than ``join_idle_flush``, so once the worker has
-    read to them its windows close (it does not wait ``join_idle_flush`` more). While the ends
-    still move, the same read-up-to-them worker keeps its windows open."""
-    def worker():
-        return one_request_worker(tmp_path)
-
-    async def caught_up(role=None):
-        return True
-
-    async def run(stage, valid, events, ends_moved_at):
-        for role in ("ad-requests", "feedback"):
-            stage.note_ends(role, {0: 7})
-            stage.last_produced[role] = ends_moved_at
-        await stage.handle(valid, events)  # read just now
-        for ev in events:
-            ev.ack()
-        await stage.flush_idle(caught_up)
-        await stage.released()
-
-    stage, valid, events, sent, acked = worker()
-    asyncio.run(run(stage, valid, events, time.monotonic() - 30.0))
-    assert [e.id for v in sent for e in decode_examples(v)[0]] == ["r1/a"]
-    assert len(acked) == 2
-    stage.note_ends("ad-requests", {0: 7})  # unchanged: when they moved stays as it was
-    assert time.monotonic() - stage.last_produced["ad-requests"] > 25.0
-    stage.note_ends("ad-requests", {0: 7, 1: None})  # an end not known yet: no news
-    assert time.monotonic() - stage.last_produced["ad-requests"] > 25.0
-    stage.note_ends("ad-requests", {0: 8})  # moved: quiet from now
-    assert time.monotonic() - stage.last_produced["ad-requests"] < 5.0
-
-    stage, valid, events, sent, acked = worker()
-    asyncio.run(run(stage, valid, events, time.monotonic()))  # producers still writing
-    assert not sent and not acked
-
-
-def test_a_backlog_whose_records_were_written_long_ago_flushes_once_read_to_the_end(tmp_path):
-    """A worker that began reading a minute ago reads the last of a backlog just now, and
-    learns only now where the ends are (its consumer had not fetched those partitions since
-    the producers stopped): the records' Kafka timestamps say nothing was written for longer
-    than ``join_idle_flush``, so its windows close. Records written just now keep them open,
-    and so do records stamped with last year's times read for the first time just now (a
-    producer replaying history with its own timestamps says nothing of when it wrote)."""
-    def run(written_at: float, reading_since: float | None):
-        stage, valid, events, sent, _ = one_request_worker(tmp_path, written_at)
-        if reading_since is not None:  # it read other events of both inputs back then
-            stage.first_read = dict.fromkeys(("ad-requests", "feedback"), reading_since)
-
-        async def caught_up(role=None):
-            return True
-
-        async def go():
-            await stage.handle(valid, events)  # read just now
-            for role in ("ad-requests", "feedback"):
-                stage.note_ends(role, {0: 7})  # first seen just now
-            await stage.flush_idle(caught_up)
-            await stage.released()
-
-        asyncio.run(go())
-        return [e.id for v in sent for e in decode_examples(v)[0]]
-
-    now = time.time()
-    assert run(now - 30.0, reading_since=now - 60.0) == ["r1/a"]
-    assert run(time.time(), reading_since=now - 60.0) == []
-    assert run(now - 365 * 86400.0, reading_since=None) == []
 
 
 def _skewed_join(tmp_path, merge: bool, n: int = 3000, chunk: int = 1500):
