@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     sink_max_seconds: float = Field(1.0, ge=0.0, le=60.0,
                                     description="Longest (s) a row waits for its table's "
                                     "insert to fill; its event's acknowledgement waits too.")
-    gc_young_allocations: int = Field(100_000, ge=1, lt=2**31 - 1,
+    gc_young_allocations: int = Field(1_000_000, ge=1, lt=2**31 - 1,
                                       description="Allocations between young garbage "
                                       "collections in workers (CPython's own: 700); their "
                                       "survivors wait for the full ones (streams.gcpause).")
