@@ -111,9 +111,6 @@ class Settings(BaseSettings):
                                       "survivors wait for the full ones (streams.gcpause).")
     batch_within: float = Field(0.5, ge=0.0, le=60.0,
                                 description="Longest wait (s) to fill a micro-batch.")
-    train_within: float = Field(0.05, ge=0.0, le=60.0,
-                                description="Longest wait (s) to fill a batch of the examples "
-                                "topic's records, each a micro-batch already.")
     state_key: str | None = Field(None, description="Key that signs model state on Kafka "
                                   "(HMAC-SHA256); default: the state key file.")
     state_key_file: Path | None = Field(None, description="File holding the state key; "

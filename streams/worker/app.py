@@ -188,9 +188,7 @@ def create_app(settings: Settings) -> faust.App:
     @crash_worker(app, rt, "train")
     async def train_examples(stream):
         await asyncio.to_thread(train.warm_up)
-        # each record a micro-batch already: waiting to gather more only delays learning
-        async for batch in rt.waited("train", stream.take_events(
-                max_=settings.batch_size, within=settings.train_within)):
+        async for batch in rt.waited("train", stream.take_events(**take)):
             await train.handle(batch)
 
     inputs = (names["ad-requests"], names["feedback"])
