@@ -147,6 +147,7 @@ def through_kafka(name: str, settings, limit: int | None, expected: int, log_dir
     pk = np.array([r[1] for r in rows], dtype=np.float64)
     same = in_process(name, [e.features for e in order], [e.label for e in order])
     return {"same_order_logloss": same["logloss"],
+            **disorder([e.event_time for e in order]),
             "logloss_vs_same_order": log_loss(yk, pk) - same["logloss"],
             "name": name, "mode": "floor" if floor else "kafka", "workers": workers,
             "logloss": log_loss(yk, pk), "auc": roc_auc(yk, pk),
@@ -179,6 +180,23 @@ def steady_rate(samples: list[tuple[float, float]], expected: int,
     if first is None or last is None or last[0] <= first[0]:
         return float("nan")
     return (last[1] - first[1]) / (last[0] - first[0])
+
+
+def disorder(times: list[float]) -> dict:
+    """How far the trainer's order is from event-time order: the share of examples learned
+    after one with a later event time (``order_late_share``), and the most event time such
+    an example lags it by (``order_max_back_s``). Two workers' joins each send their batches
+    in order, but to the one trainer interleaved.
+
+    >>> disorder([1.0, 2.0, 5.0, 3.0, 4.0, 6.0])
+    {'order_late_share': 0.333333, 'order_max_back_s': 2.0}
+    """
+    t = np.asarray(times, dtype=np.float64)
+    if not len(t):
+        return {"order_late_share": 0.0, "order_max_back_s": 0.0}
+    back = np.maximum.accumulate(t) - t
+    return {"order_late_share": round(float((back > 0).mean()), 6),
+            "order_max_back_s": float(back.max())}
 
 
 def examples_in_stream_order(settings, tenant: str = "movielens") -> list:
