@@ -167,7 +167,7 @@ async def run(s: Settings) -> None:
                     (examples if tp.topic == names["examples"] else training
                      if tp.topic == names["training"] else events).append(ev)
             if events:
-                valid = await ingest.handle(events, drained=len(events) < s.batch_size)
+                valid = await ingest.handle(events)
                 await score.handle([rec for _, rec, _ in valid["ad-requests"]])
                 await join.handle(valid, events)
                 join.note_offsets(events)

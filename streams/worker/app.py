@@ -157,7 +157,7 @@ def create_app(settings: Settings) -> faust.App:
         rt.follow_snapshots()
         await asyncio.to_thread(ingest_.warm_up)
         async for batch in rt.waited("events", stream.take_events(**take)):
-            valid = await ingest_.handle(batch, drained=len(batch) < settings.batch_size)
+            valid = await ingest_.handle(batch)
             await score.handle([rec for _, rec, _ in valid["ad-requests"]])
             await join.handle(valid, batch)
             join.note_offsets(batch)

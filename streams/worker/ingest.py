@@ -62,6 +62,7 @@ class IngestStage:
         self.role_of = {runtime.topics[r]: r for r in ROLES}
         self.writes = write_behind(runtime)  # drained by the join before it acknowledges
         self.partitions = runtime.settings.partitions
+        self.batch_size = runtime.settings.batch_size
         self.reads = reads  # does this worker read that topic partition?
 
     def warm_up(self) -> None:
@@ -69,10 +70,10 @@ class IngestStage:
         which the first batch paid for: 0.2 s of the profile of a replay's first seconds."""
         partitions_for([b"warm-up"], self.partitions)
 
-    async def handle(self, events: list, drained: bool = False) -> dict[str, list]:
+    async def handle(self, events: list) -> dict[str, list]:
         """Validate and store a mixed batch; returns role -> [(event, record, partition)] of
-        valid ones, ``partition`` the one the join meets it on. ``drained``: the batch came
-        short of full (the input has nothing more now), so its rows go in without waiting
+        valid ones, ``partition`` the one the join meets it on. A batch short of
+        ``batch_size`` means the input has nothing more now: its rows go in without waiting
         for others to gather (:meth:`~streams.worker.write_behind.WriteBehind.flush`)."""
         started = time.perf_counter()
         now = time.time()
@@ -94,7 +95,7 @@ class IngestStage:
             await self.rt.dead_letters(role, bad)
             valid[role] = [(mine[i], rec, right.get(i, raws[i].partition)) for i, rec in good]
             self.rt.metrics.consumed.labels(role).inc(len(mine))
-        if drained:
+        if len(events) < self.batch_size:
             self.writes.flush()
         self.rt.observe("ingest", len(events), started)
         return valid
