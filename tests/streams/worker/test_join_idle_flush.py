@@ -12,20 +12,31 @@ from streams.settings import Settings
 from tests.streams.worker.fakes import FakeEvent, FakeRuntime, two_windows
 
 
+async def caught_up(role=None):
+    """Every partition read to its end."""
+    return True
+
+
+def recording_stage(tmp_path, before_ack=None, **settings):
+    """A join stage on a fake runtime and the examples records it sends."""
+    from streams.worker.join import JoinStage
+
+    rt = FakeRuntime(Settings(data_dir=tmp_path, **settings))
+    sent: list = []
+    rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
+    return JoinStage(rt, before_ack=before_ack), sent
+
+
 def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
     """A replay's requests come first (their event time runs hours ahead in a second) while
     feedback is still quiet: the quiet input's clock runs with the wall clock, so the pause
     closes no window, and the clicks that come after it all join."""
     from streams.contracts.events import AdRequest
     from streams.sources import movielens
-    from streams.worker.join import JoinStage
     from tests.conftest import REPO
 
-    s = Settings(data_dir=tmp_path, join_idle_flush=5.0)
-    rt = FakeRuntime(s)
-    produced: list[bytes] = []
-    rt.send = lambda role, messages, **kw: produced.extend(v for _, v in messages)
-    stage = JoinStage(rt)
+    stage, produced = recording_stage(tmp_path, join_idle_flush=5.0)
+    rt, s = stage.rt, stage.rt.settings
     stream = list(movielens.ad_stream(movielens.load(movielens.fetch(REPO / ".aimass")), 300))
     assert stream[-1].request.event_time - stream[0].request.event_time > 10 * s.join_window
     reqs = [ev.request for ev in stream]
@@ -39,9 +50,6 @@ def test_a_pause_of_one_input_closes_no_window_a_replay_ran_past(tmp_path):
         role = "ad-requests" if isinstance(records[0], AdRequest) else "feedback"
         other = "feedback" if role == "ad-requests" else "ad-requests"
         return {role: [(e, r, 0) for e, r in zip(events, records, strict=True)], other: []}, events
-
-    async def caught_up(role=None):
-        return True
 
     async def run():
         stage.started -= 60.0  # feedback has been quiet for a minute
@@ -69,22 +77,14 @@ def test_after_an_outage_the_inputs_count_as_quiet_only_from_when_acknowledgemen
     worker's own sends could not go) means the inputs were unreachable, not quiet: though the
     end offsets have stood still for 30 s, r2's window stays open (the producers have not
     sent again yet). Where acknowledgements go through at once, the same flush closes it."""
-    from streams.worker.join import JoinStage
-
     def run(acknowledging_takes: float) -> list[str]:
-        rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=5.0))
-        sent: list = []
-        rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
-
         async def before_ack():
             await asyncio.sleep(acknowledging_takes)
 
-        stage = JoinStage(rt, before_ack=before_ack)
+        stage, sent = recording_stage(tmp_path, before_ack, join_window=10.0,
+                                      join_idle_flush=5.0)
         stage.stalled = 0.05
         events, valid = two_windows([])
-
-        async def caught_up(role=None):
-            return True
 
         async def go():
             await stage.handle(valid, events)  # r2 closes r1's window: its release waits
@@ -107,20 +107,11 @@ def test_the_idle_flush_decides_once_the_releases_in_flight_are_done(tmp_path):
     it waits for them, then judges the inputs' quiet as it is then (0.3 s here, past the
     0.2 s idle flush), not as it was when it began waiting (nothing read for 0 s), so the
     last window closes in the same call, not a tick later."""
-    from streams.worker.join import JoinStage
-
-    rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=10.0, join_idle_flush=0.2))
-    sent: list = []
-    rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
-
     async def before_ack():
         await asyncio.sleep(0.3)  # the last rows going into ClickHouse
 
-    stage = JoinStage(rt, before_ack=before_ack)
+    stage, sent = recording_stage(tmp_path, before_ack, join_window=10.0, join_idle_flush=0.2)
     events, valid = two_windows([])
-
-    async def caught_up(role=None):
-        return True
 
     async def go():
         await stage.handle(valid, events)  # read just now; r1's release in flight
@@ -135,12 +126,8 @@ def one_request_worker(tmp_path, written_at: float | None = None):
     records written to Kafka at ``written_at``. Returns the stage, its ``valid``, the
     events, what it sends and what it acknowledges."""
     from streams.contracts.events import AdRequest, Candidate, Feedback
-    from streams.worker.join import JoinStage
 
-    rt = FakeRuntime(Settings(data_dir=tmp_path, join_window=60.0, join_idle_flush=5.0))
-    sent: list = []
-    rt.send = lambda role, messages, **kw: sent.extend(v for _, v in messages)
-    stage = JoinStage(rt)
+    stage, sent = recording_stage(tmp_path, join_window=60.0, join_idle_flush=5.0)
     recs = [AdRequest("r1", 100.0, "t", {"user_id": "u"}, [Candidate("a")]),
             Feedback("r1-i", 101.0, "t", "r1", "a", "impression")]
     acked: list[FakeEvent] = []
@@ -158,9 +145,6 @@ def test_a_worker_catching_up_flushes_once_read_to_ends_that_stopped_moving(tmp_
     still move, the same read-up-to-them worker keeps its windows open."""
     def worker():
         return one_request_worker(tmp_path)
-
-    async def caught_up(role=None):
-        return True
 
     async def run(stage, valid, events, ends_moved_at):
         for role in ("ad-requests", "feedback"):
@@ -199,9 +183,6 @@ def test_a_backlog_whose_records_were_written_long_ago_flushes_once_read_to_the_
         stage, valid, events, sent, _ = one_request_worker(tmp_path, written_at)
         if reading_since is not None:  # it read other events of both inputs back then
             stage.first_read = dict.fromkeys(("ad-requests", "feedback"), reading_since)
-
-        async def caught_up(role=None):
-            return True
 
         async def go():
             await stage.handle(valid, events)  # read just now
